@@ -1,0 +1,151 @@
+// twinloop/api/coro.h: Coro<T>, the return type of a coroutine function
+// (asyncio's coroutine object).
+//
+//   twinloop::Coro<int> answer() {
+//     co_await twinloop::sleep(absl::Milliseconds(1));
+//     co_return 42;
+//   }
+//   twinloop::Coro<void> caller() {
+//     int v = co_await answer();          // runs inside the caller's task
+//     twinloop::Task<int> t = twinloop::create_task(answer());  // its own task
+//   }
+//
+// A Coro is lazy: calling the function creates the frame but runs nothing.
+// It runs when awaited (inside the awaiting task, with no scheduling in
+// between: a direct transfer) or when wrapped in a task by create_task. It
+// can be awaited once; awaiting it again throws std::runtime_error ("cannot
+// reuse already awaited coroutine", as Python). An exception escaping the
+// coroutine propagates to the awaiter. Destroying a Coro that never ran
+// destroys its frame (Python's coroutine.close()).
+#ifndef TWINLOOP_API_CORO_H_
+#define TWINLOOP_API_CORO_H_
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "api/future.h"
+
+namespace twinloop {
+
+template <class T = void>
+class Coro;
+
+namespace internal {
+
+template <class T>
+class TaskState;
+
+class PromiseBase {
+ public:
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      std::coroutine_handle<> next = h.promise().continuation_;
+      return next ? next : std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  std::coroutine_handle<> continuation_;
+  std::exception_ptr exception_;
+};
+
+template <class T>
+class Promise : public PromiseBase {
+ public:
+  Coro<T> get_return_object() noexcept;
+  template <class U = T>
+  void return_value(U&& v) {
+    value_.emplace(std::forward<U>(v));
+  }
+  T take() {
+    if (exception_) std::rethrow_exception(exception_);
+    return std::move(*value_);
+  }
+  std::optional<T> value_;
+};
+
+template <>
+class Promise<void> : public PromiseBase {
+ public:
+  Coro<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+};
+
+}  // namespace internal
+
+template <class T>
+class [[nodiscard]] Coro {
+ public:
+  using promise_type = internal::Promise<T>;
+  using value_type = T;
+  using handle_type = std::coroutine_handle<promise_type>;
+
+  Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  Coro& operator=(Coro&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
+  ~Coro() {
+    if (h_) h_.destroy();
+  }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(handle_type h) : h_(h) {}
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+      h_.promise().continuation_ = caller;
+      return h_;
+    }
+    T await_resume() { return h_.promise().take(); }
+
+   private:
+    handle_type h_;
+  };
+  Awaiter operator co_await() & { return Awaiter(checked()); }
+  Awaiter operator co_await() && { return Awaiter(checked()); }
+
+  // Gives up ownership of the frame (used by create_task).
+  handle_type release() { return std::exchange(h_, nullptr); }
+  bool valid() const { return bool(h_); }
+
+ private:
+  friend class internal::Promise<T>;
+  explicit Coro(handle_type h) : h_(h) {}
+  handle_type checked() {
+    if (!h_ || h_.done() || h_.promise().continuation_)
+      throw std::runtime_error("cannot reuse already awaited coroutine");
+    return h_;
+  }
+  handle_type h_;
+};
+
+namespace internal {
+template <class T>
+Coro<T> Promise<T>::get_return_object() noexcept {
+  return Coro<T>(std::coroutine_handle<Promise<T>>::from_promise(*this));
+}
+inline Coro<void> Promise<void>::get_return_object() noexcept {
+  return Coro<void>(std::coroutine_handle<Promise<void>>::from_promise(*this));
+}
+}  // namespace internal
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_CORO_H_

@@ -1,0 +1,46 @@
+#include "api/errors.h"
+
+#include <typeinfo>
+
+#include "absl/strings/str_cat.h"
+
+namespace twinloop {
+
+bool is_cancelled_error(const std::exception_ptr& e) {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string describe_exception(const std::exception_ptr& e) {
+  if (!e) return "no exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError& c) {
+    return absl::StrCat("CancelledError(", c.what(), ")");
+  } catch (const TimeoutError& t) {
+    return absl::StrCat("TimeoutError(", t.what(), ")");
+  } catch (const InvalidStateError& t) {
+    return absl::StrCat("InvalidStateError(", t.what(), ")");
+  } catch (const ExceptionGroup& g) {
+    std::string s = absl::StrCat("ExceptionGroup(", g.what(), ", [");
+    for (size_t i = 0; i < g.exceptions().size(); ++i) {
+      if (i) s += ", ";
+      s += describe_exception(g.exceptions()[i]);
+    }
+    return s + "])";
+  } catch (const BaseException& b) {
+    return absl::StrCat("BaseException(", b.what(), ")");
+  } catch (const std::exception& x) {
+    return absl::StrCat(typeid(x).name(), "(", x.what(), ")");
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+}  // namespace twinloop

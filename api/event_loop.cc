@@ -1,0 +1,377 @@
+#include "api/event_loop.h"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <stdexcept>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "api/errors.h"
+#include "api/future.h"
+#include "api/task.h"
+
+namespace twinloop {
+namespace {
+
+thread_local EventLoop* tls_running_loop = nullptr;
+
+// The busy loop polls the backend (I/O, signals) without blocking once every
+// this many iterations. asyncio polls on every iteration; a system call per
+// iteration would cost more than the iteration itself, and I/O is still never
+// starved (it waits at most kPollEvery iterations).
+constexpr uint64_t kPollEvery = 32;
+
+// asyncio rebuilds the timer heap when more than this many timers are
+// scheduled and more than half are cancelled (_MIN_SCHEDULED_TIMER_HANDLES,
+// _MIN_CANCELLED_TIMER_HANDLES_FRACTION).
+constexpr size_t kMinTimersForRebuild = 100;
+
+}  // namespace
+
+EventLoop* running_loop_or_null() { return tls_running_loop; }
+
+EventLoop& get_running_loop() {
+  if (!tls_running_loop) throw std::runtime_error("no running event loop");
+  return *tls_running_loop;
+}
+
+namespace internal {
+
+RunningLoopScope::RunningLoopScope(EventLoop* loop) : prev_(tls_running_loop) {
+  tls_running_loop = loop;
+}
+RunningLoopScope::~RunningLoopScope() { tls_running_loop = prev_; }
+
+void HandleState::run() {
+  Ref<HandleState> self = Ref<HandleState>::adopt(this);  // the queue's reference
+  if (cancelled_) return;
+  EventLoop& loop = *loop_;
+  loop.note(EventKind::kCallback, id_);
+  const bool timing = loop.debug_timing();
+  const int64_t t0 = timing ? loop.now_ns() : 0;
+  try {
+    callback_();
+  } catch (...) {
+    ExceptionContext c = ExceptionContext::of(absl::StrFormat("Exception in callback <Handle #%d>", id_),
+                                              std::current_exception());
+    c.handle = absl::StrFormat("<Handle #%d>", id_);
+    loop.call_exception_handler(c);
+  }
+  if (timing) loop.report_slow(absl::StrFormat("<Handle #%d>", id_), loop.now_ns() - t0);
+}
+
+void HandleState::cancel() {
+  if (cancelled_) return;
+  cancelled_ = true;
+  if (in_heap_) loop_->timer_cancelled();
+  // Release what the callback holds now, as asyncio drops its references.
+  callback_ = nullptr;
+}
+
+}  // namespace internal
+
+absl::Time TimerHandle::when() const {
+  return absl::UnixEpoch() + absl::Nanoseconds(state_->when_ns_);
+}
+
+EventLoop::EventLoop(std::unique_ptr<LoopBackend> backend) : backend_(std::move(backend)) {
+  backend_->attach(*this);
+}
+
+EventLoop::~EventLoop() {
+  if (!closed_) {
+    running_ = false;
+    close();
+  }
+}
+
+void EventLoop::check_open() const {
+  if (closed_) throw std::runtime_error("Event loop is closed");
+}
+
+Handle EventLoop::call_soon(absl::AnyInvocable<void()> callback) {
+  check_open();
+  auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
+  h->add_ref();  // the ready queue's reference
+  ready_.push(h);
+  return Handle(internal::Ref<internal::HandleState>(h));
+}
+
+TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback) {
+  // Saturate: a delay past the end of time is a timer that never fires.
+  const int64_t now = backend_->now_ns();
+  const int64_t d = absl::ToInt64Nanoseconds(delay);
+  const int64_t when = d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d;
+  return call_at_ns(when, std::move(callback));
+}
+
+TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback) {
+  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback));
+}
+
+TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback) {
+  check_open();
+  auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
+  h->when_ns_ = when_ns;
+  h->in_heap_ = true;
+  h->add_ref();  // the heap's reference
+  // The order among equal deadlines is a decision: 0 (scheduling order) on
+  // the real loop, a seeded draw on the simulated loop.
+  const uint64_t tie = backend_->choose("loop.timer_tie", uint64_t{1} << 32);
+  timers_.push_back(TimerEntry{when_ns, tie, ++timer_seq_, h});
+  std::push_heap(timers_.begin(), timers_.end(), later);
+  return TimerHandle(internal::Ref<internal::HandleState>(h));
+}
+
+void EventLoop::call_soon_threadsafe(absl::AnyInvocable<void()> callback) {
+  {
+    std::lock_guard<std::mutex> lock(threadsafe_mu_);
+    if (closed_) throw std::runtime_error("Event loop is closed");
+    threadsafe_.push_back(std::move(callback));
+    threadsafe_pending_.store(true, std::memory_order_release);
+  }
+  backend_->wake();
+}
+
+void EventLoop::drain_threadsafe() {
+  std::vector<absl::AnyInvocable<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(threadsafe_mu_);
+    batch.swap(threadsafe_);
+    threadsafe_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& cb : batch) call_soon(std::move(cb));
+}
+
+void EventLoop::purge_timers() {
+  if (timers_cancelled_ == 0) return;
+  if (timers_.size() > kMinTimersForRebuild && timers_cancelled_ * 2 > timers_.size()) {
+    std::vector<TimerEntry> kept;
+    kept.reserve(timers_.size() - timers_cancelled_);
+    for (TimerEntry& e : timers_) {
+      if (e.handle->cancelled()) {
+        e.handle->in_heap_ = false;
+        e.handle->release();
+      } else {
+        kept.push_back(e);
+      }
+    }
+    timers_.swap(kept);
+    std::make_heap(timers_.begin(), timers_.end(), later);
+    timers_cancelled_ = 0;
+    return;
+  }
+  while (!timers_.empty() && timers_.front().handle->cancelled()) {
+    std::pop_heap(timers_.begin(), timers_.end(), later);
+    internal::HandleState* h = timers_.back().handle;
+    timers_.pop_back();
+    --timers_cancelled_;
+    h->in_heap_ = false;
+    h->release();
+  }
+}
+
+int64_t EventLoop::next_deadline_ns() {
+  purge_timers();
+  return timers_.empty() ? LoopBackend::kNoDeadline : timers_.front().when;
+}
+
+void EventLoop::run_once() {
+  purge_timers();
+  if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
+
+  if (ready_.empty() && !stopping_) {
+    backend_->wait(timers_.empty() ? LoopBackend::kNoDeadline : timers_.front().when);
+    if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
+  } else if (++busy_iterations_ % kPollEvery == 0) {
+    backend_->wait(LoopBackend::kPollOnly);
+    if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
+  }
+
+  // Timers that fell due join the ready queue, in deadline order.
+  if (!timers_.empty()) {
+    const int64_t now = backend_->now_ns();
+    while (!timers_.empty() && timers_.front().when <= now) {
+      std::pop_heap(timers_.begin(), timers_.end(), later);
+      internal::HandleState* h = timers_.back().handle;
+      timers_.pop_back();
+      h->in_heap_ = false;
+      if (h->cancelled()) {
+        --timers_cancelled_;
+        h->release();
+        continue;
+      }
+      note(internal::EventKind::kTimerDue, h->id());
+      ready_.push(h);  // the heap's reference moves to the queue
+    }
+  }
+
+  // Run exactly what is ready now; what these schedule runs next iteration.
+  for (size_t n = ready_.size(); n > 0; --n) ready_.pop()->run();
+}
+
+void EventLoop::run_forever() {
+  check_open();
+  if (running_) throw std::runtime_error("This event loop is already running");
+  if (tls_running_loop && tls_running_loop != this)
+    throw std::runtime_error("Cannot run the event loop while another loop is running");
+  internal::RunningLoopScope scope(this);
+  running_ = true;
+  struct Reset {
+    EventLoop* loop;
+    ~Reset() {
+      loop->running_ = false;
+      loop->stopping_ = false;
+    }
+  } reset{this};
+  while (true) {
+    run_once();
+    if (stopping_) break;
+  }
+}
+
+void EventLoop::run_until_complete(internal::FutureBase& future) {
+  internal::Ref<internal::FutureBase> keep(&future);
+  if (!future.done()) {
+    uint64_t token = future.add_done_callback([this](internal::FutureBase&) { stop(); });
+    try {
+      run_forever();
+    } catch (...) {
+      future.remove_done_callback(token);
+      throw;
+    }
+    future.remove_done_callback(token);
+  }
+  if (!future.done()) throw std::runtime_error("Event loop stopped before Future completed.");
+}
+
+void EventLoop::close() {
+  if (running_) throw std::runtime_error("Cannot close a running event loop");
+  if (closed_) return;
+  {
+    std::lock_guard<std::mutex> lock(threadsafe_mu_);
+    closed_ = true;
+    threadsafe_.clear();
+  }
+  // Keep ourselves alive while tasks (which hold references to us) go away.
+  internal::Ref<EventLoop> keep(this);
+  while (!ready_.empty()) ready_.pop()->drop();
+  for (TimerEntry& e : timers_) {
+    e.handle->in_heap_ = false;
+    e.handle->release();
+  }
+  timers_.clear();
+  timers_cancelled_ = 0;
+  // Unfinished tasks are destroyed, in creation order, with their frames.
+  std::vector<internal::Ref<internal::FutureBase>> tasks;
+  while (tasks_head_) {
+    internal::TaskBase* t = tasks_head_;
+    tasks.push_back(internal::Ref<internal::FutureBase>::adopt(&t->future()));
+    tasks_head_ = t->registry_next_;
+    t->registry_prev_ = t->registry_next_ = nullptr;
+  }
+  tasks_tail_ = nullptr;
+  task_count_ = 0;
+  tasks.clear();
+  for (auto& [sig, cb] : signal_handlers_) backend_->watch_signal(sig, false);
+  signal_handlers_.clear();
+  backend_->close();
+}
+
+void EventLoop::register_task(internal::TaskBase* t) {
+  t->future().add_ref();
+  t->registry_prev_ = tasks_tail_;
+  t->registry_next_ = nullptr;
+  if (tasks_tail_) {
+    tasks_tail_->registry_next_ = t;
+  } else {
+    tasks_head_ = t;
+  }
+  tasks_tail_ = t;
+  ++task_count_;
+}
+
+void EventLoop::unregister_task(internal::TaskBase* t) {
+  if (!t->registry_prev_ && tasks_head_ != t) return;  // not registered (closed)
+  if (t->registry_prev_) t->registry_prev_->registry_next_ = t->registry_next_;
+  else tasks_head_ = t->registry_next_;
+  if (t->registry_next_) t->registry_next_->registry_prev_ = t->registry_prev_;
+  else tasks_tail_ = t->registry_prev_;
+  t->registry_prev_ = t->registry_next_ = nullptr;
+  --task_count_;
+  t->future().release();
+}
+
+std::vector<internal::TaskBase*> EventLoop::registered_tasks() const {
+  std::vector<internal::TaskBase*> out;
+  out.reserve(task_count_);
+  for (internal::TaskBase* t = tasks_head_; t; t = t->registry_next_) out.push_back(t);
+  return out;
+}
+
+void EventLoop::call_exception_handler(const ExceptionContext& context) {
+  if (!exception_handler_) {
+    default_exception_handler(context);
+    return;
+  }
+  try {
+    exception_handler_(*this, context);
+  } catch (...) {
+    default_exception_handler(
+        ExceptionContext::of("Unhandled error in exception handler", std::current_exception()));
+    default_exception_handler(context);
+  }
+}
+
+void EventLoop::default_exception_handler(const ExceptionContext& context) {
+  std::string line = context.message.empty() ? "Unhandled exception in event loop" : context.message;
+  if (!context.task.empty()) line += absl::StrFormat(" [task %s]", context.task);
+  if (!context.future.empty()) line += absl::StrFormat(" [future %s]", context.future);
+  if (context.exception) line += ": " + describe_exception(context.exception);
+  log(line);
+}
+
+void EventLoop::log(std::string_view line) {
+  if (logger_) {
+    logger_(line);
+  } else {
+    std::fprintf(stderr, "twinloop: %.*s\n", static_cast<int>(line.size()), line.data());
+  }
+}
+
+void EventLoop::report_slow(std::string_view what, int64_t took_ns) {
+  if (took_ns < slow_callback_ns_) return;
+  log(absl::StrFormat("Executing %s took %.3f seconds", what, took_ns / 1e9));
+}
+
+void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
+  check_open();
+  if (sig <= 0 || sig >= NSIG) throw std::invalid_argument(absl::StrFormat("sig %d out of range(1, %d)", sig, NSIG));
+  if (sig == SIGKILL || sig == SIGSTOP) throw std::runtime_error(absl::StrFormat("sig %d cannot be caught", sig));
+  const bool fresh = signal_handlers_.count(sig) == 0;
+  signal_handlers_[sig] = std::move(callback);
+  if (fresh) backend_->watch_signal(sig, true);
+}
+
+bool EventLoop::remove_signal_handler(int sig) {
+  auto it = signal_handlers_.find(sig);
+  if (it == signal_handlers_.end()) return false;
+  signal_handlers_.erase(it);
+  if (!closed_) backend_->watch_signal(sig, false);
+  return true;
+}
+
+void EventLoop::deliver_signal(int sig) {
+  auto it = signal_handlers_.find(sig);
+  if (it == signal_handlers_.end()) return;
+  note(internal::EventKind::kSignal, static_cast<uint64_t>(sig));
+  call_soon(it->second);
+}
+
+void EventLoop::submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) {
+  check_open();
+  backend_->submit(std::move(work), std::move(done));
+}
+
+}  // namespace twinloop

@@ -1,0 +1,320 @@
+// twinloop/api/event_loop.h: the event loop's shared scheduling core.
+//
+// One class serves both loops: the FIFO ready queue, the timer heap, the
+// iteration rule, the task registry, the exception handler, signals and the
+// executor hand-off all live here, so ordering-sensitive behaviour is the same
+// code on the real and the simulated loop. Only the clock, the I/O source,
+// the executor and randomness come from the LoopBackend (api/loop_backend.h).
+//
+// Scheduling rules (asyncio's BaseEventLoop._run_once, CPython 3.14
+// Lib/asyncio/base_events.py):
+//  - call_soon appends to a FIFO ready queue.
+//  - One iteration runs exactly the callbacks that were ready when it began
+//    (after timers that fell due were moved in); callbacks they schedule run
+//    in the next iteration. So `sleep(0)` is exactly one iteration.
+//  - Timers are ordered by deadline, then by a tie-break key the backend
+//    chooses (0 on the real loop; a seeded draw on the simulated loop), then
+//    by scheduling order. asyncio leaves the order of equal deadlines
+//    undefined; we make it explicit.
+//  - A negative delay means "as soon as possible", still ordered by deadline
+//    (call_later(-2) runs before call_later(-1)).
+//
+// Example:
+//   EventLoop& loop = twinloop::get_running_loop();
+//   TimerHandle h = loop.call_later(absl::Milliseconds(5), [] { ... });
+//   h.cancel();
+//
+// Threads: an EventLoop and everything it owns are used on its own thread,
+// except call_soon_threadsafe(), which any thread may call.
+#ifndef TWINLOOP_API_EVENT_LOOP_H_
+#define TWINLOOP_API_EVENT_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/time/time.h"
+#include "api/internal/ref.h"
+#include "api/internal/ring.h"
+#include "api/loop_backend.h"
+
+namespace twinloop {
+
+class EventLoop;
+
+namespace internal {
+
+class TaskBase;
+class FutureBase;
+
+// Something the ready queue can run: a callback handle or a task step.
+class Runnable {
+ public:
+  virtual void run() = 0;
+  // The loop closes with this still queued.
+  virtual void drop() = 0;
+
+ protected:
+  ~Runnable() = default;
+};
+
+// The state behind Handle / TimerHandle.
+class HandleState final : public RefCounted, public Runnable {
+ public:
+  HandleState(EventLoop& loop, absl::AnyInvocable<void()> callback, uint64_t id)
+      : loop_(&loop), callback_(std::move(callback)), id_(id) {}
+
+  void run() override;
+  void drop() override { release(); }
+  void cancel();
+  bool cancelled() const { return cancelled_; }
+  uint64_t id() const { return id_; }
+
+  EventLoop* loop_;
+  absl::AnyInvocable<void()> callback_;
+  uint64_t id_;
+  int64_t when_ns_ = 0;
+  bool cancelled_ = false;
+  bool in_heap_ = false;
+};
+
+// What a StepObserver is told about.
+enum class EventKind : uint8_t {
+  kTaskStep = 1,   // a task resumed; id = task id
+  kCallback = 2,   // a call_soon / timer callback ran; id = handle id
+  kTimerDue = 3,   // a timer became ready; id = handle id
+  kSignal = 4,     // a signal was delivered; id = signal number
+};
+
+// Sees every scheduling event; the simulated loop hashes them.
+class StepObserver {
+ public:
+  virtual void on_event(EventKind kind, uint64_t id) = 0;
+
+ protected:
+  ~StepObserver() = default;
+};
+
+}  // namespace internal
+
+// A scheduled callback (asyncio.Handle). Copyable; all copies refer to the
+// same callback.
+class Handle {
+ public:
+  Handle() = default;
+  // Cancels the callback if it has not run yet. Idempotent.
+  void cancel() {
+    if (state_) state_->cancel();
+  }
+  bool cancelled() const { return state_ && state_->cancelled(); }
+
+ protected:
+  friend class EventLoop;
+  explicit Handle(internal::Ref<internal::HandleState> s) : state_(std::move(s)) {}
+  internal::Ref<internal::HandleState> state_;
+};
+
+// A callback scheduled at a time (asyncio.TimerHandle).
+class TimerHandle : public Handle {
+ public:
+  TimerHandle() = default;
+  // The scheduled time, on the loop's clock.
+  absl::Time when() const;
+
+ private:
+  friend class EventLoop;
+  using Handle::Handle;
+};
+
+// What the exception handler receives (asyncio's context dict).
+struct ExceptionContext {
+  std::string message;
+  std::exception_ptr exception;  // may be null
+  std::string task;              // name of the task involved, if any
+  std::string future;            // the future involved, described
+  std::string handle;            // the callback involved, described
+
+  static ExceptionContext of(std::string message, std::exception_ptr exception = nullptr) {
+    ExceptionContext c;
+    c.message = std::move(message);
+    c.exception = std::move(exception);
+    return c;
+  }
+};
+
+using ExceptionHandler =
+    std::function<void(EventLoop& loop, const ExceptionContext& context)>;
+
+class EventLoop : public internal::RefCounted {
+ public:
+  explicit EventLoop(std::unique_ptr<LoopBackend> backend);
+  ~EventLoop() override;
+
+  // ---- clock and callbacks (asyncio loop.time, call_soon, call_later, call_at)
+
+  // The loop's monotonic clock. The simulated loop starts at the Unix epoch
+  // (absl::UnixEpoch() is virtual time 0); the real loop's epoch is
+  // unspecified, as asyncio's.
+  absl::Time time() { return absl::UnixEpoch() + absl::Nanoseconds(backend_->now_ns()); }
+  int64_t now_ns() { return backend_->now_ns(); }
+
+  Handle call_soon(absl::AnyInvocable<void()> callback);
+  TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback);
+  TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback);
+  TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback);
+
+  // Thread-safe. Unlike asyncio it returns no Handle: a Handle is a
+  // loop-thread object. Throws std::runtime_error if the loop is closed.
+  void call_soon_threadsafe(absl::AnyInvocable<void()> callback);
+
+  // ---- running (asyncio run_forever, run_until_complete, stop, close)
+
+  // Runs iterations until stop(). std::runtime_error if already running or
+  // if another loop runs on this thread.
+  void run_forever();
+  // Runs until `future` is done. std::runtime_error("Event loop stopped
+  // before Future completed.") if stop() came first.
+  void run_until_complete(internal::FutureBase& future);
+  // Finishes the current iteration, then returns from run_forever.
+  void stop() { stopping_ = true; }
+  bool is_running() const { return running_; }
+  bool is_closed() const { return closed_; }
+  // Drops every pending callback, timer and unfinished task, and closes the
+  // backend. std::runtime_error while running; idempotent.
+  void close();
+  // One iteration (exposed for tests and custom runners).
+  void run_once();
+
+  // ---- errors and debugging
+
+  void set_exception_handler(ExceptionHandler handler) { exception_handler_ = std::move(handler); }
+  const ExceptionHandler& get_exception_handler() const { return exception_handler_; }
+  void call_exception_handler(const ExceptionContext& context);
+  void default_exception_handler(const ExceptionContext& context);
+
+  // Debug mode reports callbacks and task steps that take at least
+  // slow_callback_duration (100 ms by default) on the loop's clock.
+  void set_debug(bool enabled) { debug_ = enabled; }
+  bool get_debug() const { return debug_; }
+  void set_slow_callback_duration(absl::Duration d) { slow_callback_ns_ = absl::ToInt64Nanoseconds(d); }
+  absl::Duration slow_callback_duration() const { return absl::Nanoseconds(slow_callback_ns_); }
+  // Where the default exception handler and debug mode write (asyncio's
+  // logger). Defaults to standard error.
+  void set_logger(std::function<void(std::string_view)> logger) { logger_ = std::move(logger); }
+  void log(std::string_view line);
+
+  // ---- signals (asyncio add_signal_handler / remove_signal_handler)
+
+  // The callback runs from the ready queue, not in signal context.
+  // std::invalid_argument for an invalid signal number, std::runtime_error
+  // for SIGKILL / SIGSTOP. Replaces an earlier handler for the same signal.
+  void add_signal_handler(int sig, std::function<void()> callback);
+  // Returns false if no handler was set.
+  bool remove_signal_handler(int sig);
+  // Called by the backend on the loop thread when `sig` arrived.
+  void deliver_signal(int sig);
+
+  // ---- executor hand-off (used by run_in_executor / to_thread)
+  void submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done);
+
+  LoopBackend& backend() { return *backend_; }
+
+  // ---- internals shared with tasks and futures
+  void schedule(internal::Runnable* r) { ready_.push(r); }
+  internal::TaskBase* current_task() const { return current_task_; }
+  void set_current_task(internal::TaskBase* t) { current_task_ = t; }
+  uint64_t next_task_id() { return ++task_ids_; }
+  uint64_t next_token() { return ++tokens_; }
+  void register_task(internal::TaskBase* t);
+  void unregister_task(internal::TaskBase* t);
+  // Unfinished tasks in creation order.
+  std::vector<internal::TaskBase*> registered_tasks() const;
+  size_t registered_task_count() const { return task_count_; }
+  void set_step_observer(internal::StepObserver* o) { observer_ = o; }
+  void note(internal::EventKind kind, uint64_t id) {
+    if (observer_) observer_->on_event(kind, id);
+  }
+  bool debug_timing() const { return debug_; }
+  void report_slow(std::string_view what, int64_t took_ns);
+  void timer_cancelled() { ++timers_cancelled_; }
+  size_t ready_count() const { return ready_.size(); }
+  size_t timer_count() const { return timers_.size() - timers_cancelled_; }
+  // The earliest pending timer deadline, or kNoDeadline.
+  int64_t next_deadline_ns();
+
+ private:
+  struct TimerEntry {
+    int64_t when;
+    uint64_t tie;
+    uint64_t seq;
+    internal::HandleState* handle;  // the heap owns one reference
+  };
+  static bool later(const TimerEntry& a, const TimerEntry& b) {
+    if (a.when != b.when) return a.when > b.when;
+    if (a.tie != b.tie) return a.tie > b.tie;
+    return a.seq > b.seq;
+  }
+  void purge_timers();
+  void drain_threadsafe();
+  void check_open() const;
+
+  std::unique_ptr<LoopBackend> backend_;
+  internal::Ring<internal::Runnable*> ready_;
+  std::vector<TimerEntry> timers_;
+  size_t timers_cancelled_ = 0;
+  uint64_t timer_seq_ = 0;
+
+  std::mutex threadsafe_mu_;
+  std::vector<absl::AnyInvocable<void()>> threadsafe_;
+  std::atomic<bool> threadsafe_pending_{false};
+
+  internal::TaskBase* current_task_ = nullptr;
+  internal::TaskBase* tasks_head_ = nullptr;
+  internal::TaskBase* tasks_tail_ = nullptr;
+  size_t task_count_ = 0;
+  uint64_t task_ids_ = 0;
+  uint64_t handle_ids_ = 0;
+  uint64_t tokens_ = 0;
+  uint64_t busy_iterations_ = 0;
+
+  bool running_ = false;
+  bool stopping_ = false;
+  bool closed_ = false;
+  bool debug_ = false;
+  int64_t slow_callback_ns_ = 100'000'000;
+
+  ExceptionHandler exception_handler_;
+  std::function<void(std::string_view)> logger_;
+  std::map<int, std::function<void()>> signal_handlers_;
+  internal::StepObserver* observer_ = nullptr;
+};
+
+// The loop running on this thread. std::runtime_error("no running event
+// loop") if none (asyncio.get_running_loop).
+EventLoop& get_running_loop();
+// The running loop or nullptr.
+EventLoop* running_loop_or_null();
+
+namespace internal {
+// Makes `loop` the running loop of this thread for the scope.
+class RunningLoopScope {
+ public:
+  explicit RunningLoopScope(EventLoop* loop);
+  ~RunningLoopScope();
+
+ private:
+  EventLoop* prev_;
+};
+}  // namespace internal
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_EVENT_LOOP_H_

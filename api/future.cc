@@ -1,0 +1,125 @@
+#include "api/future.h"
+
+#include <stdexcept>
+
+#include "absl/strings/str_format.h"
+#include "api/task.h"
+
+namespace twinloop::internal {
+
+FutureBase::~FutureBase() {
+  // asyncio reports "exception was never retrieved" when the future is
+  // garbage-collected; we report it when the last reference goes away, which
+  // is deterministic.
+  if (state_ == State::kFinished && exception_ && !retrieved_) {
+    const bool is_task = task_ != nullptr;
+    ExceptionContext c = ExceptionContext::of(
+        is_task ? "Task exception was never retrieved" : "Future exception was never retrieved", exception_);
+    if (is_task) c.task = task_->get_name();
+    c.future = describe();
+    loop_->call_exception_handler(c);
+  }
+}
+
+bool FutureBase::cancel(std::string msg) { return cancel_future(std::move(msg)); }
+
+bool FutureBase::cancel_future(std::string msg) {
+  if (state_ != State::kPending) return false;
+  state_ = State::kCancelled;
+  cancel_message_ = std::move(msg);
+  schedule_callbacks();
+  return true;
+}
+
+std::exception_ptr FutureBase::make_cancelled_error() const {
+  return std::make_exception_ptr(CancelledError(cancel_message_));
+}
+
+std::exception_ptr FutureBase::exception() {
+  if (state_ == State::kCancelled) throw CancelledError(cancel_message_);
+  if (state_ == State::kPending) throw InvalidStateError("Exception is not set.");
+  retrieved_ = true;
+  return exception_;
+}
+
+void FutureBase::check_result() {
+  if (state_ == State::kFinished) {
+    if (exception_) {
+      retrieved_ = true;
+      std::rethrow_exception(exception_);
+    }
+    return;
+  }
+  if (state_ == State::kCancelled) throw CancelledError(cancel_message_);
+  throw InvalidStateError("Result is not set.");
+}
+
+void FutureBase::set_exception(std::exception_ptr e) {
+  if (state_ != State::kPending) throw InvalidStateError("invalid state: " + describe());
+  if (!e) throw std::invalid_argument("set_exception needs an exception");
+  exception_ = std::move(e);
+  state_ = State::kFinished;
+  schedule_callbacks();
+}
+
+void FutureBase::mark_finished() {
+  if (state_ != State::kPending) throw InvalidStateError("invalid state: " + describe());
+  state_ = State::kFinished;
+  schedule_callbacks();
+}
+
+uint64_t FutureBase::add_done_callback(Callback cb) {
+  const uint64_t token = loop_->next_token();
+  if (done()) {
+    // asyncio: a callback added to a done future is scheduled at once.
+    Ref<FutureBase> self(this);
+    loop_->call_soon([self, cb = std::move(cb)]() mutable { cb(*self); });
+  } else {
+    callbacks_.push_back(Entry{nullptr, std::move(cb), token});
+  }
+  return token;
+}
+
+size_t FutureBase::remove_done_callback(uint64_t token) {
+  size_t removed = 0;
+  for (auto it = callbacks_.begin(); it != callbacks_.end();) {
+    if (!it->task && it->token == token) {
+      it = callbacks_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  return removed;
+}
+
+void FutureBase::add_task_waiter(TaskBase* task) {
+  if (done()) {
+    loop_->schedule(task);
+  } else {
+    callbacks_.push_back(Entry{task, nullptr, 0});
+  }
+}
+
+void FutureBase::schedule_callbacks() {
+  if (callbacks_.empty()) return;
+  auto entries = std::move(callbacks_);
+  callbacks_.clear();
+  if (loop_->is_closed()) return;  // nothing runs on a closed loop
+  for (Entry& e : entries) {
+    if (e.task) {
+      loop_->schedule(e.task);
+    } else {
+      Ref<FutureBase> self(this);
+      loop_->call_soon([self, cb = std::move(e.fn)]() mutable { cb(*self); });
+    }
+  }
+}
+
+std::string FutureBase::describe() const {
+  const char* state = state_ == State::kPending ? "pending" : state_ == State::kCancelled ? "cancelled" : "finished";
+  if (task_) return absl::StrFormat("<Task %s name='%s'>", state, task_->get_name());
+  return absl::StrFormat("<Future %s>", state);
+}
+
+}  // namespace twinloop::internal

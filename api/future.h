@@ -1,0 +1,233 @@
+// twinloop/api/future.h: Future<T>, the bridge between callback code and
+// coroutines (asyncio.Future, CPython 3.14 Lib/asyncio/futures.py).
+//
+//   twinloop::Future<int> f = twinloop::create_future<int>();
+//   loop.call_later(absl::Milliseconds(10), [f]() mutable { f.set_result(42); });
+//   int v = co_await f;                       // 42, ten milliseconds later
+//
+// Contract (asyncio's):
+//  - result() / exception() raise InvalidStateError while pending and
+//    CancelledError(msg) when cancelled; result() rethrows a stored exception.
+//  - set_result / set_exception on a done future raise InvalidStateError;
+//    cancel() on a done future returns false.
+//  - Done callbacks run through call_soon, in registration order, one loop
+//    iteration after completion at the earliest, including a callback added
+//    to an already-done future.
+//  - An exception nobody retrieved (via result(), exception() or co_await) is
+//    reported to the loop's exception handler when the last reference to the
+//    future goes away ("Future exception was never retrieved").
+//  - Awaiting a pending future suspends the current task; a task cancelled
+//    while it waits cancels the future.
+// Future handles are cheap to copy; all copies share one state. Use them on
+// the loop's thread only.
+#ifndef TWINLOOP_API_FUTURE_H_
+#define TWINLOOP_API_FUTURE_H_
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/any_invocable.h"
+#include "api/errors.h"
+#include "api/event_loop.h"
+#include "api/internal/ref.h"
+
+namespace twinloop {
+
+template <class T>
+class Future;
+template <class T>
+class Task;
+
+namespace internal {
+
+class TaskBase;
+
+// How a result of type T is stored: void results become std::monostate.
+template <class T>
+using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+// The untyped part of every future and task.
+class FutureBase : public RefCounted {
+ public:
+  enum class State : uint8_t { kPending, kCancelled, kFinished };
+  using Callback = absl::AnyInvocable<void(FutureBase&)>;
+
+  explicit FutureBase(EventLoop& loop) : loop_(&loop) {}
+  ~FutureBase() override;
+
+  EventLoop& loop() const { return *loop_; }
+  bool done() const { return state_ != State::kPending; }
+  bool cancelled() const { return state_ == State::kCancelled; }
+
+  // asyncio Future.cancel(msg); Task and gather override it.
+  virtual bool cancel(std::string msg = {});
+  // asyncio Future.exception(): the stored exception (null if the result was
+  // set); InvalidStateError if pending; throws CancelledError if cancelled.
+  std::exception_ptr exception();
+  // Throws what result() would throw; marks a stored exception retrieved.
+  void check_result();
+  // InvalidStateError if done.
+  void set_exception(std::exception_ptr e);
+  // Registers `cb`, called through call_soon once done. Returns a token for
+  // remove_done_callback (C++ callables cannot be compared as Python's are).
+  uint64_t add_done_callback(Callback cb);
+  // Removes callbacks registered with `token` that have not been scheduled
+  // yet; returns how many.
+  size_t remove_done_callback(uint64_t token);
+
+  // Fast path for a task awaiting this future: the task is scheduled
+  // directly (no callback object), preserving registration order.
+  void add_task_waiter(TaskBase* task);
+
+  TaskBase* as_task() const { return task_; }
+  const std::string& cancel_message() const { return cancel_message_; }
+  // A CancelledError carrying this future's cancel message.
+  std::exception_ptr make_cancelled_error() const;
+  // "<Future pending>", "<Task finished name='x'>" ...
+  std::string describe() const;
+
+  // Marks the result as set (the typed part stored it) and schedules the
+  // callbacks. InvalidStateError if already done.
+  void mark_finished();
+  // The plain Future.cancel: no-op returning false if done.
+  bool cancel_future(std::string msg);
+
+ protected:
+  TaskBase* task_ = nullptr;  // set by tasks
+
+ private:
+  struct Entry {
+    TaskBase* task;  // a task to wake, or null
+    Callback fn;     // else a callback
+    uint64_t token;
+  };
+  void schedule_callbacks();
+
+  Ref<EventLoop> loop_;
+  State state_ = State::kPending;
+  bool retrieved_ = false;
+  std::exception_ptr exception_;
+  std::string cancel_message_;
+  absl::InlinedVector<Entry, 1> callbacks_;
+};
+
+// A future holding a value of type T.
+template <class T>
+class ValueHolder : public FutureBase {
+ public:
+  using FutureBase::FutureBase;
+
+  template <class U>
+  void set_value(U&& v) {
+    if (done()) throw InvalidStateError("invalid state: " + describe());
+    value_.emplace(std::forward<U>(v));
+    mark_finished();
+  }
+  Stored<T>& value() { return *value_; }
+
+ private:
+  std::optional<Stored<T>> value_;
+};
+
+// Suspends the current task on `f`; returns the task. Throws
+// std::runtime_error outside a task or when a task awaits itself.
+TaskBase* suspend_on(FutureBase& f, std::coroutine_handle<> h);
+// Called when the task resumes: throws the CancelledError a cancel() asked
+// to throw in at this suspension point, if any.
+void after_resume(TaskBase* task);
+
+template <class T>
+class FutureAwaiter {
+ public:
+  explicit FutureAwaiter(ValueHolder<T>* s) : state_(s) {}
+  bool await_ready() const noexcept { return state_->done(); }
+  void await_suspend(std::coroutine_handle<> h) { task_ = suspend_on(*state_, h); }
+  T await_resume() {
+    if (task_) after_resume(task_);
+    state_->check_result();
+    if constexpr (!std::is_void_v<T>) return state_->value();
+  }
+
+ private:
+  ValueHolder<T>* state_;
+  TaskBase* task_ = nullptr;
+};
+
+}  // namespace internal
+
+template <class T = void>
+class Future {
+ public:
+  using value_type = T;
+  Future() = default;
+
+  bool done() const { return state_->done(); }
+  bool cancelled() const { return state_->cancelled(); }
+  bool cancel(std::string msg = {}) { return state_->cancel(std::move(msg)); }
+  // The result; rethrows a stored exception; CancelledError if cancelled;
+  // InvalidStateError if pending.
+  decltype(auto) result() const {
+    state_->check_result();
+    if constexpr (!std::is_void_v<T>) return static_cast<const T&>(state_->value());
+  }
+  std::exception_ptr exception() const { return state_->exception(); }
+  template <class U = T>
+    requires(!std::is_void_v<T>)
+  void set_result(U&& v) {
+    state_->set_value(std::forward<U>(v));
+  }
+  void set_result()
+    requires std::is_void_v<T>
+  {
+    state_->set_value(std::monostate{});
+  }
+  void set_exception(std::exception_ptr e) { state_->set_exception(std::move(e)); }
+  template <class E>
+  void set_exception(E e) {
+    state_->set_exception(std::make_exception_ptr(std::move(e)));
+  }
+  // `fn(Future<T>)` runs through call_soon once done. Returns a token for
+  // remove_done_callback.
+  uint64_t add_done_callback(std::function<void(Future<T>)> fn) {
+    return state_->add_done_callback(
+        [fn = std::move(fn)](internal::FutureBase& f) {
+          fn(Future<T>(static_cast<internal::ValueHolder<T>*>(&f)));
+        });
+  }
+  size_t remove_done_callback(uint64_t token) { return state_->remove_done_callback(token); }
+  EventLoop& get_loop() const { return state_->loop(); }
+
+  auto operator co_await() const { return internal::FutureAwaiter<T>(state_.get()); }
+
+  explicit operator bool() const { return bool(state_); }
+  friend bool operator==(const Future& a, const Future& b) { return a.state_ == b.state_; }
+  internal::ValueHolder<T>* state() const { return state_.get(); }
+
+  explicit Future(internal::ValueHolder<T>* s) : state_(s) {}
+  explicit Future(internal::Ref<internal::ValueHolder<T>> s) : state_(std::move(s)) {}
+
+ protected:
+  internal::Ref<internal::ValueHolder<T>> state_;
+};
+
+// A new pending future on the running loop (loop.create_future()).
+template <class T = void>
+Future<T> create_future() {
+  return Future<T>(internal::make_ref<internal::ValueHolder<T>>(get_running_loop()));
+}
+template <class T = void>
+Future<T> create_future(EventLoop& loop) {
+  return Future<T>(internal::make_ref<internal::ValueHolder<T>>(loop));
+}
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_FUTURE_H_

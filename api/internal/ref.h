@@ -1,0 +1,85 @@
+// Intrusive, single-threaded reference counting for loop-owned objects.
+//
+// Every object here belongs to one event loop and is touched only on that
+// loop's thread, so the count is a plain integer (no atomics on the hot path).
+// Objects that cross threads (executor work) are moved, never copied, so that
+// their count is only ever changed on the loop thread.
+#ifndef TWINLOOP_API_INTERNAL_REF_H_
+#define TWINLOOP_API_INTERNAL_REF_H_
+
+#include <cstdint>
+#include <utility>
+
+namespace twinloop::internal {
+
+class RefCounted {
+ public:
+  RefCounted(const RefCounted&) = delete;
+  RefCounted& operator=(const RefCounted&) = delete;
+
+  void add_ref() noexcept { ++refs_; }
+  void release() noexcept {
+    if (--refs_ == 0) delete this;
+  }
+  uint32_t ref_count() const noexcept { return refs_; }
+
+ protected:
+  RefCounted() = default;
+  virtual ~RefCounted() = default;
+
+ private:
+  uint32_t refs_ = 0;
+};
+
+// A strong reference to a RefCounted object.
+template <class T>
+class Ref {
+ public:
+  Ref() = default;
+  Ref(std::nullptr_t) {}
+  explicit Ref(T* p) : p_(p) {
+    if (p_) p_->add_ref();
+  }
+  Ref(const Ref& o) : Ref(o.p_) {}
+  Ref(Ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  template <class U>
+  Ref(const Ref<U>& o) : Ref(static_cast<T*>(o.get())) {}
+  template <class U>
+  Ref(Ref<U>&& o) noexcept : p_(static_cast<T*>(o.detach())) {}
+  ~Ref() {
+    if (p_) p_->release();
+  }
+  Ref& operator=(Ref o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+
+  // Takes over a reference that was counted already.
+  static Ref adopt(T* p) {
+    Ref r;
+    r.p_ = p;
+    return r;
+  }
+  // Gives up the reference without releasing it.
+  T* detach() noexcept { return std::exchange(p_, nullptr); }
+  void reset() { Ref().swap(*this); }
+  void swap(Ref& o) noexcept { std::swap(p_, o.p_); }
+
+  T* get() const { return p_; }
+  T* operator->() const { return p_; }
+  T& operator*() const { return *p_; }
+  explicit operator bool() const { return p_ != nullptr; }
+  friend bool operator==(const Ref& a, const Ref& b) { return a.p_ == b.p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+template <class T, class... Args>
+Ref<T> make_ref(Args&&... args) {
+  return Ref<T>(new T(std::forward<Args>(args)...));
+}
+
+}  // namespace twinloop::internal
+
+#endif  // TWINLOOP_API_INTERNAL_REF_H_

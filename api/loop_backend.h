@@ -1,0 +1,83 @@
+// twinloop/api/loop_backend.h: the seam between the shared scheduling core and
+// a loop implementation.
+//
+// `EventLoop` (api/event_loop.h) owns everything about ordering: the FIFO ready
+// queue, the timer heap, what one iteration runs, tasks, futures, the
+// exception handler. A `LoopBackend` supplies only what differs between a real
+// and a simulated loop, in seven methods:
+//
+//   now_ns()        the clock
+//   wait(deadline)  the I/O source: block for I/O or until the next timer
+//   wake()          interrupt wait() from another thread
+//   submit()        the executor behind run_in_executor / to_thread
+//   choose()        the source of every nondeterministic decision
+//   watch_signal()  start or stop delivering a POSIX signal
+//   close()         release resources when the loop closes
+//
+// `real/` implements it with epoll, eventfd, a self-pipe for signals and a
+// thread pool; `sim/` with virtual time and a seeded choice source. Both can
+// live in one binary. Nothing in api/ knows which one it runs on: there is no
+// "if simulated" anywhere above this interface.
+#ifndef TWINLOOP_API_LOOP_BACKEND_H_
+#define TWINLOOP_API_LOOP_BACKEND_H_
+
+#include <cstdint>
+#include <limits>
+#include <string_view>
+
+#include "absl/functional/any_invocable.h"
+
+namespace twinloop {
+
+class EventLoop;
+
+class LoopBackend {
+ public:
+  // wait() deadline meaning "no timer is pending: wait for I/O only".
+  static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
+  // wait() deadline meaning "poll without blocking".
+  static constexpr int64_t kPollOnly = std::numeric_limits<int64_t>::min();
+
+  virtual ~LoopBackend() = default;
+
+  // Called once, by the EventLoop constructor. The loop outlives every other
+  // call on the backend.
+  virtual void attach(EventLoop& loop) = 0;
+
+  // The loop's monotonic clock in nanoseconds. The epoch is unspecified (the
+  // simulated loop starts at 0).
+  virtual int64_t now_ns() = 0;
+
+  // Waits for I/O, a signal or a wake() until the clock reaches
+  // `deadline_ns` (kNoDeadline: no timer is pending; kPollOnly: do not block),
+  // and delivers what happened by scheduling callbacks on the loop
+  // (EventLoop::call_soon, EventLoop::deliver_signal). May return early.
+  // The simulated backend advances virtual time instead of blocking, and
+  // throws if nothing can ever happen (a deadlock).
+  virtual void wait(int64_t deadline_ns) = 0;
+
+  // Thread-safe: makes a blocked or future wait() return soon.
+  virtual void wake() = 0;
+
+  // Runs `work` (possibly on another thread), then `done` on the loop thread.
+  // Both run exactly once unless the loop is closed first.
+  virtual void submit(absl::AnyInvocable<void()> work,
+                      absl::AnyInvocable<void()> done) = 0;
+
+  // A value in [0, n) for the decision named `site` (n >= 1). By convention
+  // 0 is the default behaviour (no fault, shortest delay, natural order); the
+  // real loop always answers 0.
+  virtual uint64_t choose(std::string_view site, uint64_t n) = 0;
+
+  // Starts (on=true) or stops delivering signal `sig` to
+  // EventLoop::deliver_signal on the loop thread.
+  virtual void watch_signal(int sig, bool on) = 0;
+
+  // The loop is closing: stop the executor (without waiting for running
+  // work) and release OS resources.
+  virtual void close() = 0;
+};
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_LOOP_BACKEND_H_

@@ -1,0 +1,225 @@
+#include "api/task.h"
+
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+
+namespace twinloop {
+namespace internal {
+
+TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name)
+    : root_(root),
+      self_(&self),
+      loop_(&loop),
+      resume_point_(root),
+      id_(loop.next_task_id()),
+      name_(std::move(name)) {
+  loop.register_task(this);
+}
+
+std::string TaskBase::get_name() const {
+  return name_.empty() ? absl::StrCat("Task-", id_) : name_;
+}
+
+std::string TaskBase::waiting_on() const {
+  if (self_->done()) return "nothing (done)";
+  if (fut_waiter_) {
+    if (TaskBase* t = fut_waiter_->as_task()) return absl::StrCat("task '", t->get_name(), "'");
+    return fut_waiter_->describe();
+  }
+  if (!started_) return "its first step";
+  return yielded_ ? "the next loop iteration" : "nothing";
+}
+
+bool TaskBase::cancel_task(std::string msg) {
+  if (self_->done()) return false;
+  ++num_cancels_requested_;
+  // Keep fut_waiter_ after a successful cancel: if it is a task that ignores
+  // the cancellation we may have to cancel it again (asyncio does the same).
+  if (fut_waiter_ && fut_waiter_->cancel(msg)) return true;
+  must_cancel_ = true;
+  cancel_message_ = std::move(msg);
+  return true;
+}
+
+int TaskBase::uncancel() {
+  if (num_cancels_requested_ > 0) {
+    --num_cancels_requested_;
+    // asyncio (3.13+): dropping the last request also withdraws a pending
+    // throw-in (test_uncancel_resets_must_cancel).
+    if (num_cancels_requested_ == 0) must_cancel_ = false;
+  }
+  return num_cancels_requested_;
+}
+
+void TaskBase::run() {
+  if (self_->done()) return;
+  bool throw_cancel = false;
+  if (must_cancel_) {
+    throw_cancel = true;
+    must_cancel_ = false;
+  }
+  fut_waiter_.reset();
+  yielded_ = false;
+  Ref<FutureBase> keep(self_);  // finishing drops the loop's reference
+  EventLoop& loop = *loop_;
+  loop.note(EventKind::kTaskStep, id_);
+  TaskBase* prev = loop.current_task();
+  loop.set_current_task(this);
+  if (loop.debug_timing()) {
+    const int64_t t0 = loop.now_ns();
+    step(throw_cancel);
+    loop.report_slow(absl::StrCat("<Task name='", get_name(), "'>"), loop.now_ns() - t0);
+  } else {
+    step(throw_cancel);
+  }
+  loop.set_current_task(prev);
+}
+
+void TaskBase::eager_start() {
+  Ref<FutureBase> keep(self_);
+  EventLoop& loop = *loop_;
+  loop.note(EventKind::kTaskStep, id_);
+  TaskBase* prev = loop.current_task();
+  loop.set_current_task(this);
+  step(false);
+  loop.set_current_task(prev);
+}
+
+void TaskBase::step(bool throw_cancel) {
+  if (!started_) {
+    started_ = true;
+    if (throw_cancel) {
+      // Cancelled before its first step. Python throws CancelledError in at
+      // the coroutine's first line, so its body never runs; we do the same
+      // by not starting it.
+      root_.destroy();
+      root_ = nullptr;
+      self_->cancel_future(cancel_message_);
+      loop_->unregister_task(this);
+      return;
+    }
+  } else {
+    pending_throw_ = throw_cancel;
+  }
+  parked_ = false;
+  resume_point_.resume();
+  if (root_.done()) {
+    on_root_done();
+    loop_->unregister_task(this);
+    return;
+  }
+  if (!parked_) {
+    // The coroutine suspended on something that is not a twinloop awaitable:
+    // nothing would ever resume it (asyncio: "Task got bad yield").
+    root_.destroy();
+    root_ = nullptr;
+    self_->set_exception(std::make_exception_ptr(std::runtime_error(
+        "Task got bad yield: a coroutine awaited something that is not a twinloop awaitable")));
+    loop_->unregister_task(this);
+  }
+}
+
+void TaskBase::finish_with_exception(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const CancelledError& c) {
+    self_->cancel_future(c.what());
+  } catch (...) {
+    self_->set_exception(std::move(e));
+  }
+}
+
+bool TaskBase::consume_must_cancel_at_end() {
+  if (!must_cancel_) return false;
+  // Cancelled right before the coroutine returned (test_cancel_at_end).
+  must_cancel_ = false;
+  self_->cancel_future(cancel_message_);
+  return true;
+}
+
+void TaskBase::block_on(FutureBase& f, std::coroutine_handle<> h) {
+  resume_point_ = h;
+  parked_ = true;
+  fut_waiter_ = Ref<FutureBase>(&f);
+  f.add_task_waiter(this);
+  // A cancel requested while the task ran cancels what it awaits next
+  // (test_cancel_awaited_task).
+  if (must_cancel_ && f.cancel(cancel_message_)) must_cancel_ = false;
+}
+
+void TaskBase::yield_now(std::coroutine_handle<> h) {
+  resume_point_ = h;
+  parked_ = true;
+  yielded_ = true;
+  loop_->schedule(this);
+}
+
+TaskBase* current_task_or_throw(const char* what) {
+  EventLoop* loop = running_loop_or_null();
+  TaskBase* t = loop ? loop->current_task() : nullptr;
+  if (!t) throw std::runtime_error(absl::StrCat(what, " must be awaited inside a task"));
+  return t;
+}
+
+TaskBase* suspend_on(FutureBase& f, std::coroutine_handle<> h) {
+  TaskBase* t = current_task_or_throw("a future");
+  if (&t->future() == &f) throw std::runtime_error("Task cannot await on itself");
+  t->block_on(f, h);
+  return t;
+}
+
+void after_resume(TaskBase* task) {
+  if (task->take_pending_throw()) throw CancelledError(task->cancel_message());
+}
+
+namespace {
+// A bare yield: the task is rescheduled with call_soon (one iteration).
+struct YieldOnce {
+  TaskBase* task = nullptr;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    task = current_task_or_throw("sleep()");
+    task->yield_now(h);
+  }
+  void await_resume() { after_resume(task); }
+};
+}  // namespace
+
+}  // namespace internal
+
+std::optional<TaskRef> current_task() {
+  internal::TaskBase* t = get_running_loop().current_task();
+  if (!t) return std::nullopt;
+  return TaskRef{t};
+}
+
+std::vector<TaskRef> all_tasks() {
+  std::vector<TaskRef> out;
+  for (internal::TaskBase* t : get_running_loop().registered_tasks()) out.push_back(TaskRef{t});
+  return out;
+}
+
+Coro<void> sleep(absl::Duration delay) {
+  if (delay <= absl::ZeroDuration()) {
+    co_await internal::YieldOnce{};
+    co_return;
+  }
+  EventLoop& loop = get_running_loop();
+  Future<void> f = create_future<void>(loop);
+  if (delay == absl::InfiniteDuration()) {
+    co_await f;  // until cancelled
+    co_return;
+  }
+  TimerHandle h = loop.call_later(delay, [f]() mutable {
+    if (!f.done()) f.set_result();
+  });
+  try {
+    co_await f;
+  } catch (...) {
+    h.cancel();
+    throw;
+  }
+}
+
+}  // namespace twinloop

@@ -1,0 +1,225 @@
+// twinloop/api/task.h: Task<T>, create_task, current_task, all_tasks
+// (asyncio.Task and friends, CPython 3.14 Lib/asyncio/tasks.py).
+//
+//   twinloop::Task<int> t = twinloop::create_task(compute(), {.name = "compute"});
+//   ...
+//   int v = co_await t;            // or t.result() once t.done()
+//
+// A task runs a Coro<T> in steps on the loop: each step resumes the
+// coroutine until it suspends on a future (the task then waits for that
+// future's done callback) or on sleep(0) (the task is rescheduled with
+// call_soon: exactly one loop iteration).
+//
+// Cancellation (asyncio's rules, all of them):
+//  - cancel(msg) returns false once done, true otherwise, on every call; it
+//    counts requests (cancelling()); uncancel() takes one back, and at 0 also
+//    withdraws a pending throw-in.
+//  - If the task waits on a future, that future is cancelled (and the task
+//    wakes with CancelledError from it); else CancelledError is thrown in at
+//    the next suspension point. A task cancelled before its first step never
+//    starts its coroutine.
+//  - The task is cancelled() only if its coroutine ends with CancelledError
+//    (or returns while a cancel is pending); catching the error and
+//    returning leaves it finished normally.
+//
+// Ownership: unlike asyncio (which keeps only weak references, a known
+// pitfall), the loop keeps every unfinished task alive, so fire-and-forget
+// tasks run to completion. A Task handle keeps the task's result alive.
+// Tasks still unfinished when the loop closes are destroyed with their
+// coroutine frames.
+#ifndef TWINLOOP_API_TASK_H_
+#define TWINLOOP_API_TASK_H_
+
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "api/coro.h"
+#include "api/event_loop.h"
+#include "api/future.h"
+
+namespace twinloop {
+
+namespace internal {
+
+// The task machinery, independent of the result type.
+class TaskBase : public Runnable {
+ public:
+  TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root,
+           std::string name);
+
+  // One step (the ready queue calls this).
+  void run() override;
+  void drop() override {}
+
+  // asyncio Task.cancel / cancelling / uncancel.
+  bool cancel_task(std::string msg);
+  int cancelling() const { return num_cancels_requested_; }
+  int uncancel();
+
+  uint64_t id() const { return id_; }
+  std::string get_name() const;
+  void set_name(std::string name) { name_ = std::move(name); }
+  FutureBase& future() const { return *self_; }
+  // What the task waits on now, described (for deadlock reports).
+  std::string waiting_on() const;
+
+  // Runs the first step synchronously (eager start).
+  void eager_start();
+
+  // Called by awaitables.
+  void block_on(FutureBase& f, std::coroutine_handle<> h);
+  void yield_now(std::coroutine_handle<> h);
+  bool take_pending_throw() { return std::exchange(pending_throw_, false); }
+  const std::string& cancel_message() const { return cancel_message_; }
+
+  // Registry links (EventLoop keeps unfinished tasks in creation order).
+  TaskBase* registry_prev_ = nullptr;
+  TaskBase* registry_next_ = nullptr;
+
+ protected:
+  ~TaskBase() = default;
+  // The coroutine finished: store its result or exception in the future.
+  virtual void on_root_done() = 0;
+  // Helpers for on_root_done.
+  void finish_with_exception(std::exception_ptr e);
+  bool consume_must_cancel_at_end();
+
+  std::coroutine_handle<> root_;
+
+ private:
+  void step(bool throw_cancel);
+  void after_step();
+
+  FutureBase* self_;
+  EventLoop* loop_;
+  std::coroutine_handle<> resume_point_;
+  Ref<FutureBase> fut_waiter_;
+  uint64_t id_;
+  std::string name_;
+  std::string cancel_message_;
+  int num_cancels_requested_ = 0;
+  bool must_cancel_ = false;
+  bool pending_throw_ = false;
+  bool started_ = false;
+  bool parked_ = false;
+  bool yielded_ = false;
+};
+
+// The running task; std::runtime_error naming `what` outside a task.
+TaskBase* current_task_or_throw(const char* what);
+
+template <class T>
+class TaskState final : public ValueHolder<T>, public TaskBase {
+ public:
+  TaskState(EventLoop& loop, typename Coro<T>::handle_type root, std::string name)
+      : ValueHolder<T>(loop), TaskBase(*this, loop, root, std::move(name)) {
+    this->task_ = this;
+  }
+  ~TaskState() override {
+    if (root_) root_.destroy();
+  }
+  bool cancel(std::string msg) override { return cancel_task(std::move(msg)); }
+
+ private:
+  void on_root_done() override {
+    auto h = std::coroutine_handle<Promise<T>>::from_address(root_.address());
+    std::exception_ptr e = h.promise().exception_;
+    if (e) {
+      root_ = nullptr;
+      h.destroy();
+      finish_with_exception(std::move(e));
+      return;
+    }
+    if (consume_must_cancel_at_end()) {
+      root_ = nullptr;
+      h.destroy();
+      return;
+    }
+    if constexpr (std::is_void_v<T>) {
+      root_ = nullptr;
+      h.destroy();
+      this->set_value(std::monostate{});
+    } else {
+      std::optional<T> v = std::move(h.promise().value_);
+      root_ = nullptr;
+      h.destroy();
+      this->set_value(std::move(*v));
+    }
+  }
+};
+
+}  // namespace internal
+
+// Options for create_task (asyncio's keyword arguments).
+struct TaskOptions {
+  // Defaults to "Task-<n>", n counting tasks on this loop from 1.
+  std::string name;
+  // Run the first step inside create_task (asyncio 3.12 eager tasks). Only
+  // when the loop is running; a task that finishes in that step is returned
+  // done and never scheduled.
+  bool eager_start = false;
+};
+
+template <class T = void>
+class Task : public Future<T> {
+ public:
+  Task() = default;
+
+  int cancelling() const { return base().cancelling(); }
+  int uncancel() { return base().uncancel(); }
+  std::string get_name() const { return base().get_name(); }
+  void set_name(std::string name) { base().set_name(std::move(name)); }
+  uint64_t id() const { return base().id(); }
+  internal::TaskBase& base() const { return *this->state_->as_task(); }
+
+  explicit Task(internal::TaskState<T>* s) : Future<T>(s) {}
+};
+
+// Wraps `coro` in a task scheduled on the running loop.
+template <class T>
+Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+  EventLoop& loop = get_running_loop();
+  auto* state = new internal::TaskState<T>(loop, coro.release(), std::move(options.name));
+  Task<T> task(state);
+  if (options.eager_start && loop.is_running()) {
+    state->eager_start();
+  } else {
+    loop.schedule(state);
+  }
+  return task;
+}
+
+// The task running now, or nullopt outside a task (asyncio.current_task).
+// std::runtime_error if no loop is running.
+struct TaskRef {
+  internal::TaskBase* task;
+  std::string get_name() const { return task->get_name(); }
+  int cancelling() const { return task->cancelling(); }
+  int uncancel() { return task->uncancel(); }
+  bool cancel(std::string msg = {}) { return task->future().cancel(std::move(msg)); }
+  bool done() const { return task->future().done(); }
+  uint64_t id() const { return task->id(); }
+  friend bool operator==(const TaskRef& a, const TaskRef& b) { return a.task == b.task; }
+};
+std::optional<TaskRef> current_task();
+// The unfinished tasks of the running loop, in creation order.
+std::vector<TaskRef> all_tasks();
+
+// Suspends the current task for `delay` (asyncio.sleep). A delay <= 0
+// yields for exactly one loop iteration (callbacks scheduled before it run
+// first). Cancelling the task cancels the timer.
+Coro<void> sleep(absl::Duration delay);
+// sleep(delay) then return `result`.
+template <class T>
+Coro<T> sleep(absl::Duration delay, T result) {
+  co_await sleep(delay);
+  co_return result;
+}
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_TASK_H_
