@@ -1,0 +1,55 @@
+// twinloop/api/awaitable.h: ensure_future, the common conversion used by
+// gather, wait, wait_for, shield and as_completed.
+//
+// asyncio's ensure_future passes a Future (or Task) through and wraps a
+// coroutine in a new task. Here: a Future<T> or Task<T> is passed through,
+// a Coro<T> becomes create_task(coro). The result is always a Future<T>.
+#ifndef TWINLOOP_API_AWAITABLE_H_
+#define TWINLOOP_API_AWAITABLE_H_
+
+#include <type_traits>
+#include <utility>
+
+#include "api/coro.h"
+#include "api/future.h"
+#include "api/task.h"
+
+namespace twinloop {
+
+namespace internal {
+template <class A>
+struct AwaitableTraits;
+template <class T>
+struct AwaitableTraits<Coro<T>> {
+  using value_type = T;
+};
+template <class T>
+struct AwaitableTraits<Future<T>> {
+  using value_type = T;
+};
+template <class T>
+struct AwaitableTraits<Task<T>> {
+  using value_type = T;
+};
+}  // namespace internal
+
+// The result type of awaiting an A (Coro<T>, Future<T> or Task<T>).
+template <class A>
+using awaitable_value_t = typename internal::AwaitableTraits<std::remove_cvref_t<A>>::value_type;
+
+template <class T>
+Future<T> ensure_future(Future<T> f) {
+  return f;
+}
+template <class T>
+Future<T> ensure_future(Task<T> t) {
+  return t;
+}
+template <class T>
+Future<T> ensure_future(Coro<T> c) {
+  return create_task(std::move(c));
+}
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_AWAITABLE_H_

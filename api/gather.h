@@ -1,0 +1,239 @@
+// twinloop/api/gather.h: gather (asyncio.gather, CPython 3.14
+// Lib/asyncio/tasks.py).
+//
+//   auto [a, b] = co_await twinloop::gather(fetch(1), fetch(2));   // tuple
+//   std::vector<int> all = co_await twinloop::gather(std::move(tasks));
+//   auto outcomes = co_await twinloop::gather(twinloop::return_exceptions,
+//                                             fetch(1), fetch(2));
+//   if (std::get<0>(outcomes).ok()) ...
+//
+// Arguments are Coro<T> (wrapped in tasks at once), Task<T> or Future<T>.
+// gather returns a Future right away; results come in argument order (a
+// void child gives std::monostate). Semantics, all asyncio's:
+//  - Without return_exceptions, the first child error (or cancellation, as
+//    CancelledError) finishes the outer future with that error; the other
+//    children keep running (they are not cancelled).
+//  - With return_exceptions, errors and cancellations are results
+//    (Outcome<T> holding the exception).
+//  - Cancelling the outer future (for instance by cancelling the task that
+//    awaits it) cancels every unfinished child; it returns true only if some
+//    child's cancel did. The outer then ends with CancelledError even with
+//    return_exceptions (bpo-32684). Once all children are done, cancel
+//    returns false.
+//  - The same future given twice is awaited once and its result repeated.
+//  - gather() with no argument (or an empty vector) is already done.
+#ifndef TWINLOOP_API_GATHER_H_
+#define TWINLOOP_API_GATHER_H_
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "api/awaitable.h"
+#include "api/future.h"
+
+namespace twinloop {
+
+// The tag that selects gather's return_exceptions=True form.
+struct ReturnExceptions {};
+inline constexpr ReturnExceptions return_exceptions{};
+
+// A child's result in the return_exceptions form: a value or an exception
+// (CancelledError for a cancelled child).
+template <class T>
+class Outcome {
+ public:
+  Outcome() = default;
+  static Outcome value_of(internal::Stored<T> v) {
+    Outcome o;
+    o.value_.emplace(std::move(v));
+    return o;
+  }
+  static Outcome error_of(std::exception_ptr e) {
+    Outcome o;
+    o.error_ = std::move(e);
+    return o;
+  }
+  bool ok() const { return !error_; }
+  // The value; rethrows the exception if there is one.
+  const internal::Stored<T>& value() const {
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
+  const std::exception_ptr& exception() const { return error_; }
+
+ private:
+  std::optional<internal::Stored<T>> value_;
+  std::exception_ptr error_;
+};
+
+namespace internal {
+
+// The outer future of a gather, holding the children.
+template <class R>
+class GatherState final : public ValueHolder<R> {
+ public:
+  GatherState(EventLoop& loop, std::vector<Ref<FutureBase>> children, bool return_exceptions,
+              std::function<R(const std::vector<Ref<FutureBase>>&)> collect)
+      : ValueHolder<R>(loop),
+        children_(std::move(children)),
+        return_exceptions_(return_exceptions),
+        collect_(std::move(collect)) {}
+
+  // Registers the done callbacks; called once the state is owned by a Ref.
+  void start() {
+    // Duplicates are awaited once (asyncio maps each future once).
+    std::vector<FutureBase*> unique;
+    for (auto& c : children_) {
+      bool seen = false;
+      for (FutureBase* u : unique) seen = seen || u == c.get();
+      if (!seen) unique.push_back(c.get());
+    }
+    total_ = unique.size();
+    if (total_ == 0) {
+      this->set_value(collect_(children_));
+      return;
+    }
+    for (FutureBase* c : unique) {
+      Ref<GatherState> self(this);
+      c->add_done_callback([self](FutureBase& f) { self->child_done(f); });
+    }
+  }
+
+  bool cancel(std::string msg) override {
+    if (this->done()) return false;
+    bool any = false;
+    for (auto& c : children_) {
+      if (c->cancel(msg)) any = true;
+    }
+    if (any) cancel_requested_ = true;
+    return any;
+  }
+
+ private:
+  void child_done(FutureBase& f) {
+    ++finished_;
+    if (this->done()) {
+      if (!f.cancelled()) f.exception();  // mark it retrieved
+      return;
+    }
+    if (!return_exceptions_) {
+      if (f.cancelled()) {
+        this->set_exception(f.make_cancelled_error());
+        return;
+      }
+      if (std::exception_ptr e = f.exception()) {
+        this->set_exception(e);
+        return;
+      }
+    }
+    if (finished_ == total_) {
+      if (cancel_requested_) {
+        // Propagate the cancellation whatever return_exceptions says.
+        this->set_exception(f.make_cancelled_error());
+        return;
+      }
+      this->set_value(collect_(children_));
+    }
+  }
+
+  std::vector<Ref<FutureBase>> children_;
+  bool return_exceptions_;
+  std::function<R(const std::vector<Ref<FutureBase>>&)> collect_;
+  size_t total_ = 0;
+  size_t finished_ = 0;
+  bool cancel_requested_ = false;
+};
+
+template <class T>
+Stored<T> value_of(FutureBase& f) {
+  return static_cast<ValueHolder<T>&>(f).value();
+}
+
+template <class T>
+Outcome<T> outcome_of(FutureBase& f) {
+  if (f.cancelled()) return Outcome<T>::error_of(f.make_cancelled_error());
+  if (std::exception_ptr e = f.exception()) return Outcome<T>::error_of(e);
+  return Outcome<T>::value_of(value_of<T>(f));
+}
+
+template <class R>
+Future<R> start_gather(std::vector<Ref<FutureBase>> children, bool return_exceptions,
+                       std::function<R(const std::vector<Ref<FutureBase>>&)> collect) {
+  auto state = make_ref<GatherState<R>>(get_running_loop(), std::move(children), return_exceptions,
+                                        std::move(collect));
+  state->start();
+  return Future<R>(Ref<ValueHolder<R>>(state));
+}
+
+}  // namespace internal
+
+// gather(a, b, ...) -> Future<std::tuple<T_a, T_b, ...>>
+template <class... A>
+Future<std::tuple<internal::Stored<awaitable_value_t<A>>...>> gather(A&&... aws) {
+  using R = std::tuple<internal::Stored<awaitable_value_t<A>>...>;
+  std::vector<internal::Ref<internal::FutureBase>> children{
+      internal::Ref<internal::FutureBase>(ensure_future(std::forward<A>(aws)).state())...};
+  return internal::start_gather<R>(std::move(children), false,
+                                   [](const std::vector<internal::Ref<internal::FutureBase>>& c) {
+                                     return [&]<size_t... I>(std::index_sequence<I...>) {
+                                       return R{internal::value_of<awaitable_value_t<A>>(*c[I])...};
+                                     }(std::index_sequence_for<A...>{});
+                                   });
+}
+
+// gather(return_exceptions, a, b, ...) -> Future<std::tuple<Outcome<T_a>, ...>>
+template <class... A>
+Future<std::tuple<Outcome<awaitable_value_t<A>>...>> gather(ReturnExceptions, A&&... aws) {
+  using R = std::tuple<Outcome<awaitable_value_t<A>>...>;
+  std::vector<internal::Ref<internal::FutureBase>> children{
+      internal::Ref<internal::FutureBase>(ensure_future(std::forward<A>(aws)).state())...};
+  return internal::start_gather<R>(std::move(children), true,
+                                   [](const std::vector<internal::Ref<internal::FutureBase>>& c) {
+                                     return [&]<size_t... I>(std::index_sequence<I...>) {
+                                       return R{internal::outcome_of<awaitable_value_t<A>>(*c[I])...};
+                                     }(std::index_sequence_for<A...>{});
+                                   });
+}
+
+// gather(vector of Coro<T> / Task<T> / Future<T>) -> Future<std::vector<T>>
+template <class A>
+Future<std::vector<internal::Stored<awaitable_value_t<A>>>> gather(std::vector<A> aws) {
+  using T = awaitable_value_t<A>;
+  using R = std::vector<internal::Stored<T>>;
+  std::vector<internal::Ref<internal::FutureBase>> children;
+  children.reserve(aws.size());
+  for (auto& a : aws) children.emplace_back(ensure_future(std::move(a)).state());
+  return internal::start_gather<R>(std::move(children), false,
+                                   [](const std::vector<internal::Ref<internal::FutureBase>>& c) {
+                                     R out;
+                                     out.reserve(c.size());
+                                     for (auto& f : c) out.push_back(internal::value_of<T>(*f));
+                                     return out;
+                                   });
+}
+
+// gather(return_exceptions, vector) -> Future<std::vector<Outcome<T>>>
+template <class A>
+Future<std::vector<Outcome<awaitable_value_t<A>>>> gather(ReturnExceptions, std::vector<A> aws) {
+  using T = awaitable_value_t<A>;
+  using R = std::vector<Outcome<T>>;
+  std::vector<internal::Ref<internal::FutureBase>> children;
+  children.reserve(aws.size());
+  for (auto& a : aws) children.emplace_back(ensure_future(std::move(a)).state());
+  return internal::start_gather<R>(std::move(children), true,
+                                   [](const std::vector<internal::Ref<internal::FutureBase>>& c) {
+                                     R out;
+                                     out.reserve(c.size());
+                                     for (auto& f : c) out.push_back(internal::outcome_of<T>(*f));
+                                     return out;
+                                   });
+}
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_GATHER_H_

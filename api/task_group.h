@@ -1,0 +1,121 @@
+// twinloop/api/task_group.h: TaskGroup (asyncio.TaskGroup, CPython 3.14
+// Lib/asyncio/taskgroups.py).
+//
+// asyncio's `async with TaskGroup() as tg:` becomes
+//
+//   co_await twinloop::TaskGroup().run([&](twinloop::TaskGroup& tg) -> twinloop::Coro<void> {
+//     tg.create_task(fetch(1));
+//     tg.create_task(fetch(2));
+//     co_return;
+//   });   // returns when every child has finished
+//
+// Semantics, all asyncio's:
+//  - The first child that fails (with anything but CancelledError) aborts the
+//    group: every other child is cancelled, and so is the body's task, once.
+//  - Leaving the block waits for every child, even under repeated cancels of
+//    the parent task. Children may still be added while the block waits.
+//  - Errors (children's, and the body's own unless it is a cancellation) are
+//    raised together as ExceptionGroup("unhandled errors in a TaskGroup").
+//  - If the group itself cancelled the parent and no other cancel request is
+//    pending (uncancel() reaches 0), that CancelledError is swallowed. An
+//    external cancel with no errors propagates CancelledError; with errors
+//    the ExceptionGroup wins, and the parent's cancel count stays the same.
+//  - create_task raises std::runtime_error (destroying the coroutine unrun)
+//    before the group is entered, after it finished, or while it aborts.
+// Children are cancelled in creation order (asyncio iterates a set).
+#ifndef TWINLOOP_API_TASK_GROUP_H_
+#define TWINLOOP_API_TASK_GROUP_H_
+
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "api/awaitable.h"
+#include "api/coro.h"
+#include "api/future.h"
+#include "api/task.h"
+
+namespace twinloop {
+
+namespace internal {
+
+class TaskGroupState final : public RefCounted {
+ public:
+  void enter();
+  // Runs asyncio's __aexit__ logic; throws what leaving the block raises.
+  Coro<void> exit(std::exception_ptr error);
+  // Checks create_task is allowed now.
+  void check_can_create() const;
+  void adopt(FutureBase& task);
+
+ private:
+  void abort();
+  void on_task_done(FutureBase& task);
+
+  bool entered_ = false;
+  bool exiting_ = false;
+  bool aborting_ = false;
+  bool parent_cancel_requested_ = false;
+  TaskBase* parent_ = nullptr;
+  std::vector<Ref<FutureBase>> tasks_;
+  std::vector<std::exception_ptr> errors_;
+  std::optional<Future<void>> on_completed_;
+};
+
+}  // namespace internal
+
+class TaskGroup {
+ public:
+  TaskGroup() : state_(internal::make_ref<internal::TaskGroupState>()) {}
+
+  // Starts `coro` as a child task of the group.
+  template <class T>
+  Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+    state_->check_can_create();
+    Task<T> t = twinloop::create_task(std::move(coro), std::move(options));
+    state_->adopt(*t.state());
+    return t;
+  }
+
+  // Runs `body(*this)` (returning Coro<R>) as the block of `async with`.
+  // The TaskGroup must outlive the returned Coro (it does in
+  // `co_await TaskGroup().run(...)`).
+  template <class Body>
+  auto run(Body body) -> Coro<awaitable_value_t<std::invoke_result_t<Body&, TaskGroup&>>> {
+    using R = awaitable_value_t<std::invoke_result_t<Body&, TaskGroup&>>;
+    state_->enter();
+    std::exception_ptr error;
+    std::optional<internal::Stored<R>> value;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        co_await body(*this);
+        value.emplace();
+      } else {
+        value.emplace(co_await body(*this));
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    co_await state_->exit(error);
+    if (error) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<R>) co_return std::move(*value);
+  }
+
+ private:
+  internal::Ref<internal::TaskGroupState> state_;
+};
+
+// Shorthand: co_await task_group([&](TaskGroup& tg) -> Coro<void> { ... });
+// The group lives in this coroutine's frame.
+template <class Body>
+auto task_group(Body body) -> Coro<awaitable_value_t<std::invoke_result_t<Body&, TaskGroup&>>> {
+  TaskGroup tg;
+  co_return co_await tg.run(std::move(body));
+}
+
+}  // namespace twinloop
+
+#endif  // TWINLOOP_API_TASK_GROUP_H_

@@ -1,0 +1,116 @@
+// twinloop/sim/sim_backend.h: the simulated loop's side of the seam.
+//
+// Virtual time: the clock stands still while callbacks run and jumps to the
+// next timer deadline when nothing is ready, so sleeping an hour costs
+// nothing. Every nondeterministic decision (executor completion latency, the
+// order of timers with equal deadlines, optional per-step jitter) is drawn
+// from one seeded ChoiceSource. No wall clock, no threads, no OS randomness,
+// no addresses and no unordered iteration influence a run, so a run is a pure
+// function of the program and the seed.
+//
+// The backend also observes every scheduling event (task step, callback,
+// timer, signal) and folds (virtual time, kind, id) into a running 64-bit
+// hash: two runs are the same schedule iff their hashes match (with
+// overwhelming probability).
+//
+// Users reach this through twinloop::sim::run / sim::Simulation
+// (sim/simulation.h).
+#ifndef TWINLOOP_SIM_SIM_BACKEND_H_
+#define TWINLOOP_SIM_SIM_BACKEND_H_
+
+#include <array>
+#include <cstdint>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "api/event_loop.h"
+#include "api/loop_backend.h"
+#include "sim/choice.h"
+
+namespace twinloop::sim {
+
+// The knobs of a simulated run.
+struct Options {
+  // Selects the run; the same seed gives the same run.
+  uint64_t seed = 0;
+  // run_in_executor / to_thread complete after a drawn virtual latency in
+  // [0, executor_latency_max], in whole microseconds.
+  absl::Duration executor_latency_max = absl::Milliseconds(10);
+  // Timers with equal deadlines run in a drawn order (a real loop gives no
+  // guarantee either). Off: scheduling order.
+  bool shuffle_equal_timers = true;
+  // Chaos knob, off by default: every task step and callback advances the
+  // virtual clock by a drawn amount in [0, step_jitter_max] (whole
+  // microseconds), modelling CPU time.
+  absl::Duration step_jitter_max = absl::ZeroDuration();
+  // The run fails with TimeLimitError if virtual time would pass this.
+  absl::Duration time_limit = absl::Hours(24 * 365);
+  // asyncio debug mode (slow callbacks are measured on the virtual clock,
+  // so they show up only with step jitter).
+  bool debug = false;
+};
+
+// Nothing is ready, no timer is pending, and tasks still wait: nothing can
+// ever happen again. The message names every waiting task and what it waits on.
+class DeadlockError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Virtual time would pass Options::time_limit.
+class TimeLimitError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One scheduling event as the simulator saw it.
+struct Event {
+  int64_t time_ns;
+  internal::EventKind kind;
+  uint64_t id;
+};
+
+class SimBackend final : public LoopBackend, public internal::StepObserver {
+ public:
+  explicit SimBackend(const Options& options);
+
+  void attach(EventLoop& loop) override;
+  int64_t now_ns() override { return now_ns_; }
+  void wait(int64_t deadline_ns) override;
+  void wake() override {}
+  void submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) override;
+  uint64_t choose(std::string_view site, uint64_t n) override;
+  void watch_signal(int sig, bool on) override;
+  void close() override {}
+
+  void on_event(internal::EventKind kind, uint64_t id) override;
+
+  // Delivers `sig` to the loop as a real signal would (if a handler is set).
+  void raise_signal(int sig);
+
+  uint64_t event_hash() const { return hash_; }
+  uint64_t event_count() const { return events_; }
+  uint64_t choices_made() const { return choices_.draws(); }
+  // The most recent events, oldest first (at most kTraceSize).
+  std::vector<Event> last_events() const;
+  static constexpr size_t kTraceSize = 256;
+
+ private:
+  std::string deadlock_report() const;
+
+  Options options_;
+  ChoiceSource choices_;
+  EventLoop* loop_ = nullptr;
+  int64_t now_ns_ = 0;
+  uint64_t hash_ = 0;
+  uint64_t events_ = 0;
+  std::array<Event, kTraceSize> trace_{};
+  std::set<int> watched_signals_;
+};
+
+}  // namespace twinloop::sim
+
+#endif  // TWINLOOP_SIM_SIM_BACKEND_H_

@@ -1,0 +1,86 @@
+// twinloop/sim/simulation.h: run coroutines under the simulated loop.
+//
+//   twinloop::Coro<int> main_coro();
+//   int v = twinloop::sim::run(main_coro(), {.seed = 7});
+//
+//   // Or keep the simulation to inspect it afterwards:
+//   twinloop::sim::Simulation sim({.seed = 7});
+//   int v = sim.run(main_coro());
+//   uint64_t h = sim.event_hash();       // same seed => same hash
+//   absl::Time t = sim.now();            // virtual time at the end
+//
+// sim::run is asyncio.run for the simulated loop: it runs `main` in a task
+// until it finishes, cancels and finishes leftover tasks, closes the loop and
+// returns main's result (or rethrows its exception). A run that can make no
+// progress throws DeadlockError naming every waiting task; one whose virtual
+// time would pass Options::time_limit throws TimeLimitError.
+#ifndef TWINLOOP_SIM_SIMULATION_H_
+#define TWINLOOP_SIM_SIMULATION_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "api/coro.h"
+#include "api/event_loop.h"
+#include "api/internal/ref.h"
+#include "api/runner.h"
+#include "sim/sim_backend.h"
+
+namespace twinloop::sim {
+
+class Simulation {
+ public:
+  explicit Simulation(Options options = {});
+
+  // Runs `main` to completion on a fresh simulated loop (once per Simulation).
+  template <class T>
+  T run(Coro<T> main) {
+    return internal::run_main(*loop_, std::move(main));
+  }
+
+  EventLoop& loop() { return *loop_; }
+  SimBackend& backend() { return *backend_; }
+  const Options& options() const { return options_; }
+
+  // The running hash of every scheduling event so far.
+  uint64_t event_hash() const { return backend_->event_hash(); }
+  uint64_t event_count() const { return backend_->event_count(); }
+  uint64_t choices_made() const { return backend_->choices_made(); }
+  // Virtual time (absl::UnixEpoch() is the start of the run).
+  absl::Time now() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->now_ns()); }
+  absl::Duration elapsed() const { return absl::Nanoseconds(backend_->now_ns()); }
+  std::vector<Event> last_events() const { return backend_->last_events(); }
+
+ private:
+  Options options_;
+  SimBackend* backend_;  // owned by loop_
+  internal::Ref<EventLoop> loop_;
+};
+
+// What sim::run can report about the run it did.
+struct RunStats {
+  uint64_t event_hash = 0;
+  uint64_t events = 0;
+  uint64_t choices = 0;
+  absl::Duration virtual_time;
+};
+
+// asyncio.run for the simulated loop. If `stats` is given it is filled in
+// (also when the run throws).
+template <class T>
+T run(Coro<T> main, Options options = {}, RunStats* stats = nullptr) {
+  Simulation sim(options);
+  struct Fill {
+    Simulation& sim;
+    RunStats* stats;
+    ~Fill() {
+      if (stats) *stats = RunStats{sim.event_hash(), sim.event_count(), sim.choices_made(), sim.elapsed()};
+    }
+  } fill{sim, stats};
+  return sim.run(std::move(main));
+}
+
+}  // namespace twinloop::sim
+
+#endif  // TWINLOOP_SIM_SIMULATION_H_
