@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "api/awaitable.h"
 #include "api/coro.h"
@@ -34,19 +35,17 @@ template <class T>
 class AsCompletedState final : public RefCounted {
  public:
   void start(std::vector<Future<T>> fs, absl::Duration timeout) {
+    absl::flat_hash_set<const void*> seen;  // membership only: order is input order
     for (auto& f : fs) {
-      bool seen = false;
-      for (auto& t : todo_) seen = seen || t == f;
-      if (!seen) todo_.push_back(f);
+      if (seen.insert(f.state()).second) slots_.push_back(Slot{f, 0, true});
     }
-    left_ = todo_.size();
-    for (auto& f : todo_) {
+    left_ = pending_ = slots_.size();
+    for (size_t i = 0; i < slots_.size(); ++i) {
       Ref<AsCompletedState> self(this);
-      tokens_.push_back(f.state()->add_done_callback([self](FutureBase& done) {
-        self->on_completion(static_cast<ValueHolder<T>*>(&done));
-      }));
+      slots_[i].token = slots_[i].future.state()->add_done_callback(
+          [self, i](FutureBase&) { self->on_completion(i); });
     }
-    if (!todo_.empty() && timeout != absl::InfiniteDuration()) {
+    if (pending_ > 0 && timeout != absl::InfiniteDuration()) {
       Ref<AsCompletedState> self(this);
       timer_ = get_running_loop().call_later(timeout, [self] { self->on_timeout(); });
     }
@@ -92,31 +91,33 @@ class AsCompletedState final : public RefCounted {
     }
   }
 
-  void on_completion(ValueHolder<T>* f) {
-    for (size_t i = 0; i < todo_.size(); ++i) {
-      if (todo_[i].state() == f) {
-        done_.push_back(todo_[i]);
-        todo_.erase(todo_.begin() + i);
-        tokens_.erase(tokens_.begin() + i);
-        wake_one();
-        if (todo_.empty()) timer_.cancel();
-        return;
-      }
-    }
+  void on_completion(size_t i) {
+    if (!slots_[i].pending) return;  // the timeout came first
+    slots_[i].pending = false;
+    --pending_;
+    done_.push_back(slots_[i].future);
+    wake_one();
+    if (pending_ == 0) timer_.cancel();
   }
 
   void on_timeout() {
-    for (size_t i = 0; i < todo_.size(); ++i) {
-      todo_[i].state()->remove_done_callback(tokens_[i]);
+    for (Slot& s : slots_) {
+      if (!s.pending) continue;
+      s.pending = false;
+      s.future.state()->remove_done_callback(s.token);
       done_.push_back(Future<T>());  // sentinel: "timed out"
       wake_one();
     }
-    todo_.clear();
-    tokens_.clear();
+    pending_ = 0;
   }
 
-  std::vector<Future<T>> todo_;
-  std::vector<uint64_t> tokens_;
+  struct Slot {
+    Future<T> future;
+    uint64_t token;
+    bool pending;
+  };
+  std::vector<Slot> slots_;
+  size_t pending_ = 0;
   std::deque<Future<T>> done_;
   std::deque<Future<void>> getters_;
   TimerHandle timer_;

@@ -31,6 +31,10 @@ template <class T>
 struct AwaitableTraits<Task<T>> {
   using value_type = T;
 };
+template <>
+struct AwaitableTraits<SleepAwaitable> {
+  using value_type = void;
+};
 }  // namespace internal
 
 // The result type of awaiting an A (Coro<T>, Future<T> or Task<T>).
@@ -49,6 +53,7 @@ template <class T>
 Future<T> ensure_future(Coro<T> c) {
   return create_task(std::move(c));
 }
+inline Future<void> ensure_future(SleepAwaitable s) { return create_task(std::move(s)); }
 
 }  // namespace twinloop
 

@@ -113,15 +113,19 @@ TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callb
 TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback) {
   check_open();
   auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
-  h->when_ns_ = when_ns;
-  h->in_heap_ = true;
   h->add_ref();  // the heap's reference
+  add_timer(h, when_ns);
+  return TimerHandle(internal::Ref<internal::HandleState>(h));
+}
+
+void EventLoop::add_timer(internal::TimerTarget* t, int64_t when_ns) {
+  t->when_ns_ = when_ns;
+  t->in_heap_ = true;
   // The order among equal deadlines is a decision: 0 (scheduling order) on
   // the real loop, a seeded draw on the simulated loop.
   const uint64_t tie = backend_->choose("loop.timer_tie", uint64_t{1} << 32);
-  timers_.push_back(TimerEntry{when_ns, tie, ++timer_seq_, h});
+  timers_.push_back(TimerEntry{when_ns, tie, ++timer_seq_, t});
   std::push_heap(timers_.begin(), timers_.end(), later);
-  return TimerHandle(internal::Ref<internal::HandleState>(h));
 }
 
 void EventLoop::call_soon_threadsafe(absl::AnyInvocable<void()> callback) {
@@ -152,7 +156,7 @@ void EventLoop::purge_timers() {
     for (TimerEntry& e : timers_) {
       if (e.handle->cancelled()) {
         e.handle->in_heap_ = false;
-        e.handle->release();
+        e.handle->release_timer();
       } else {
         kept.push_back(e);
       }
@@ -164,11 +168,11 @@ void EventLoop::purge_timers() {
   }
   while (!timers_.empty() && timers_.front().handle->cancelled()) {
     std::pop_heap(timers_.begin(), timers_.end(), later);
-    internal::HandleState* h = timers_.back().handle;
+    internal::TimerTarget* h = timers_.back().handle;
     timers_.pop_back();
     --timers_cancelled_;
     h->in_heap_ = false;
-    h->release();
+    h->release_timer();
   }
 }
 
@@ -194,12 +198,12 @@ void EventLoop::run_once() {
     const int64_t now = backend_->now_ns();
     while (!timers_.empty() && timers_.front().when <= now) {
       std::pop_heap(timers_.begin(), timers_.end(), later);
-      internal::HandleState* h = timers_.back().handle;
+      internal::TimerTarget* h = timers_.back().handle;
       timers_.pop_back();
       h->in_heap_ = false;
       if (h->cancelled()) {
         --timers_cancelled_;
-        h->release();
+        h->release_timer();
         continue;
       }
       note(internal::EventKind::kTimerDue, h->id());
@@ -259,7 +263,7 @@ void EventLoop::close() {
   while (!ready_.empty()) ready_.pop()->drop();
   for (TimerEntry& e : timers_) {
     e.handle->in_heap_ = false;
-    e.handle->release();
+    e.handle->release_timer();
   }
   timers_.clear();
   timers_cancelled_ = 0;

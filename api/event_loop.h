@@ -66,24 +66,39 @@ class Runnable {
   ~Runnable() = default;
 };
 
+// Something the timer heap holds. When due it joins the ready queue (the
+// heap's reference moves with it); a cancelled one is dropped instead.
+class TimerTarget : public Runnable {
+ public:
+  bool cancelled() const { return cancelled_; }
+  uint64_t id() const { return id_; }
+  // Drops the reference the heap (or the ready queue) holds.
+  virtual void release_timer() = 0;
+
+  int64_t when_ns_ = 0;
+  uint64_t id_ = 0;
+  bool cancelled_ = false;
+  bool in_heap_ = false;
+
+ protected:
+  ~TimerTarget() = default;
+};
+
 // The state behind Handle / TimerHandle.
-class HandleState final : public RefCounted, public Runnable {
+class HandleState final : public RefCounted, public TimerTarget {
  public:
   HandleState(EventLoop& loop, absl::AnyInvocable<void()> callback, uint64_t id)
-      : loop_(&loop), callback_(std::move(callback)), id_(id) {}
+      : loop_(&loop), callback_(std::move(callback)) {
+    id_ = id;
+  }
 
   void run() override;
   void drop() override { release(); }
+  void release_timer() override { release(); }
   void cancel();
-  bool cancelled() const { return cancelled_; }
-  uint64_t id() const { return id_; }
 
   EventLoop* loop_;
   absl::AnyInvocable<void()> callback_;
-  uint64_t id_;
-  int64_t when_ns_ = 0;
-  bool cancelled_ = false;
-  bool in_heap_ = false;
 };
 
 // What a StepObserver is told about.
@@ -170,6 +185,9 @@ class EventLoop : public internal::RefCounted {
   TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback);
   TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback);
   TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback);
+  // Puts `t` in the timer heap at `when_ns`; the heap takes over one
+  // reference that the caller counted.
+  void add_timer(internal::TimerTarget* t, int64_t when_ns);
 
   // Thread-safe. Unlike asyncio it returns no Handle: a Handle is a
   // loop-thread object. Throws std::runtime_error if the loop is closed.
@@ -233,6 +251,7 @@ class EventLoop : public internal::RefCounted {
   void set_current_task(internal::TaskBase* t) { current_task_ = t; }
   uint64_t next_task_id() { return ++task_ids_; }
   uint64_t next_token() { return ++tokens_; }
+  uint64_t next_handle_id() { return ++handle_ids_; }
   void register_task(internal::TaskBase* t);
   void unregister_task(internal::TaskBase* t);
   // Unfinished tasks in creation order.
@@ -255,7 +274,7 @@ class EventLoop : public internal::RefCounted {
     int64_t when;
     uint64_t tie;
     uint64_t seq;
-    internal::HandleState* handle;  // the heap owns one reference
+    internal::TimerTarget* handle;  // the heap owns one reference
   };
   static bool later(const TimerEntry& a, const TimerEntry& b) {
     if (a.when != b.when) return a.when > b.when;

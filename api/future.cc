@@ -8,17 +8,22 @@
 namespace twinloop::internal {
 
 FutureBase::~FutureBase() {
+  // A task reports from its own destructor, while its name still exists.
+  if (!task_) report_if_unretrieved(std::string());
+}
+
+void FutureBase::report_if_unretrieved(const std::string& task_name) {
   // asyncio reports "exception was never retrieved" when the future is
   // garbage-collected; we report it when the last reference goes away, which
   // is deterministic.
-  if (state_ == State::kFinished && exception_ && !retrieved_) {
-    const bool is_task = task_ != nullptr;
-    ExceptionContext c = ExceptionContext::of(
-        is_task ? "Task exception was never retrieved" : "Future exception was never retrieved", exception_);
-    if (is_task) c.task = task_->get_name();
-    c.future = describe();
-    loop_->call_exception_handler(c);
-  }
+  if (state_ != State::kFinished || !exception_ || retrieved_) return;
+  retrieved_ = true;
+  const bool is_task = task_ != nullptr;
+  ExceptionContext c = ExceptionContext::of(
+      is_task ? "Task exception was never retrieved" : "Future exception was never retrieved", exception_);
+  c.task = task_name;
+  c.future = describe();
+  loop_->call_exception_handler(c);
 }
 
 bool FutureBase::cancel(std::string msg) { return cancel_future(std::move(msg)); }
@@ -26,17 +31,25 @@ bool FutureBase::cancel(std::string msg) { return cancel_future(std::move(msg));
 bool FutureBase::cancel_future(std::string msg) {
   if (state_ != State::kPending) return false;
   state_ = State::kCancelled;
-  cancel_message_ = std::move(msg);
+  set_cancel_message(std::move(msg));
   schedule_callbacks();
   return true;
 }
 
+void FutureBase::set_cancel_message(std::string msg) {
+  if (msg.empty()) {
+    cancel_message_.reset();
+  } else {
+    cancel_message_ = std::make_unique<std::string>(std::move(msg));
+  }
+}
+
 std::exception_ptr FutureBase::make_cancelled_error() const {
-  return std::make_exception_ptr(CancelledError(cancel_message_));
+  return std::make_exception_ptr(CancelledError(cancel_message()));
 }
 
 std::exception_ptr FutureBase::exception() {
-  if (state_ == State::kCancelled) throw CancelledError(cancel_message_);
+  if (state_ == State::kCancelled) throw CancelledError(cancel_message());
   if (state_ == State::kPending) throw InvalidStateError("Exception is not set.");
   retrieved_ = true;
   return exception_;
@@ -50,7 +63,7 @@ void FutureBase::check_result() {
     }
     return;
   }
-  if (state_ == State::kCancelled) throw CancelledError(cancel_message_);
+  if (state_ == State::kCancelled) throw CancelledError(cancel_message());
   throw InvalidStateError("Result is not set.");
 }
 
@@ -74,17 +87,22 @@ uint64_t FutureBase::add_done_callback(Callback cb) {
     // asyncio: a callback added to a done future is scheduled at once.
     Ref<FutureBase> self(this);
     loop_->call_soon([self, cb = std::move(cb)]() mutable { cb(*self); });
-  } else {
-    callbacks_.push_back(Entry{nullptr, std::move(cb), token});
+    return token;
   }
+  if (!more_) {
+    more_ = std::make_unique<std::vector<Entry>>();
+    if (waiter_) more_->push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
+  }
+  more_->push_back(Entry{nullptr, std::move(cb), token});
   return token;
 }
 
 size_t FutureBase::remove_done_callback(uint64_t token) {
+  if (!more_) return 0;
   size_t removed = 0;
-  for (auto it = callbacks_.begin(); it != callbacks_.end();) {
+  for (auto it = more_->begin(); it != more_->end();) {
     if (!it->task && it->token == token) {
-      it = callbacks_.erase(it);
+      it = more_->erase(it);
       ++removed;
     } else {
       ++it;
@@ -96,17 +114,26 @@ size_t FutureBase::remove_done_callback(uint64_t token) {
 void FutureBase::add_task_waiter(TaskBase* task) {
   if (done()) {
     loop_->schedule(task);
+  } else if (more_) {
+    more_->push_back(Entry{task, nullptr, 0});
+  } else if (waiter_) {
+    more_ = std::make_unique<std::vector<Entry>>();
+    more_->push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
+    more_->push_back(Entry{task, nullptr, 0});
   } else {
-    callbacks_.push_back(Entry{task, nullptr, 0});
+    waiter_ = task;
   }
 }
 
 void FutureBase::schedule_callbacks() {
-  if (callbacks_.empty()) return;
-  auto entries = std::move(callbacks_);
-  callbacks_.clear();
+  if (TaskBase* t = std::exchange(waiter_, nullptr)) {
+    if (!loop_->is_closed()) loop_->schedule(t);
+    return;
+  }
+  if (!more_) return;
+  std::unique_ptr<std::vector<Entry>> entries = std::move(more_);
   if (loop_->is_closed()) return;  // nothing runs on a closed loop
-  for (Entry& e : entries) {
+  for (Entry& e : *entries) {
     if (e.task) {
       loop_->schedule(e.task);
     } else {

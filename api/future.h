@@ -27,13 +27,14 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "api/errors.h"
 #include "api/event_loop.h"
@@ -54,7 +55,8 @@ class TaskBase;
 template <class T>
 using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-// The untyped part of every future and task.
+// The untyped part of every future and task. Kept small: a task's memory
+// footprint is what spawning many tasks costs.
 class FutureBase : public RefCounted {
  public:
   enum class State : uint8_t { kPending, kCancelled, kFinished };
@@ -88,8 +90,12 @@ class FutureBase : public RefCounted {
   void add_task_waiter(TaskBase* task);
 
   TaskBase* as_task() const { return task_; }
-  const std::string& cancel_message() const { return cancel_message_; }
-  // A CancelledError carrying this future's cancel message.
+  // The message of the cancellation (asyncio's _cancel_message): for a task,
+  // the one of its pending cancel request; for a cancelled future, the one it
+  // was cancelled with.
+  std::string cancel_message() const { return cancel_message_ ? *cancel_message_ : std::string(); }
+  void set_cancel_message(std::string msg);
+  // A CancelledError carrying the cancel message.
   std::exception_ptr make_cancelled_error() const;
   // "<Future pending>", "<Task finished name='x'>" ...
   std::string describe() const;
@@ -99,6 +105,8 @@ class FutureBase : public RefCounted {
   void mark_finished();
   // The plain Future.cancel: no-op returning false if done.
   bool cancel_future(std::string msg);
+  // Reports a stored exception nobody retrieved to the exception handler.
+  void report_if_unretrieved(const std::string& task_name);
 
  protected:
   TaskBase* task_ = nullptr;  // set by tasks
@@ -111,12 +119,15 @@ class FutureBase : public RefCounted {
   };
   void schedule_callbacks();
 
-  Ref<EventLoop> loop_;
   State state_ = State::kPending;
   bool retrieved_ = false;
+  Ref<EventLoop> loop_;
   std::exception_ptr exception_;
-  std::string cancel_message_;
-  absl::InlinedVector<Entry, 1> callbacks_;
+  std::unique_ptr<std::string> cancel_message_;
+  // Callbacks in registration order: the common case (one awaiting task) is
+  // `waiter_` alone; anything more moves everything to `more_`.
+  TaskBase* waiter_ = nullptr;
+  std::unique_ptr<std::vector<Entry>> more_;
 };
 
 // A future holding a value of type T.

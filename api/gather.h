@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "api/awaitable.h"
 #include "api/future.h"
 
@@ -86,12 +87,14 @@ class GatherState final : public ValueHolder<R> {
 
   // Registers the done callbacks; called once the state is owned by a Ref.
   void start() {
-    // Duplicates are awaited once (asyncio maps each future once).
+    // Duplicates are awaited once (asyncio maps each future once). The set
+    // is only asked for membership, never iterated: the order stays the
+    // input order.
     std::vector<FutureBase*> unique;
+    unique.reserve(children_.size());
+    absl::flat_hash_set<const FutureBase*> seen;
     for (auto& c : children_) {
-      bool seen = false;
-      for (FutureBase* u : unique) seen = seen || u == c.get();
-      if (!seen) unique.push_back(c.get());
+      if (seen.insert(c.get()).second) unique.push_back(c.get());
     }
     total_ = unique.size();
     if (total_ == 0) {

@@ -8,18 +8,14 @@ namespace twinloop {
 namespace internal {
 
 TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name)
-    : root_(root),
-      self_(&self),
-      loop_(&loop),
-      resume_point_(root),
-      id_(loop.next_task_id()),
-      name_(std::move(name)) {
+    : root_(root), self_(&self), resume_point_(root), id_(loop.next_task_id()) {
+  if (!name.empty()) name_ = std::make_unique<std::string>(std::move(name));
   loop.register_task(this);
 }
 
-std::string TaskBase::get_name() const {
-  return name_.empty() ? absl::StrCat("Task-", id_) : name_;
-}
+std::string TaskBase::get_name() const { return name_ ? *name_ : absl::StrCat("Task-", id_); }
+
+void TaskBase::set_name(std::string name) { name_ = std::make_unique<std::string>(std::move(name)); }
 
 std::string TaskBase::waiting_on() const {
   if (self_->done()) return "nothing (done)";
@@ -38,7 +34,7 @@ bool TaskBase::cancel_task(std::string msg) {
   // the cancellation we may have to cancel it again (asyncio does the same).
   if (fut_waiter_ && fut_waiter_->cancel(msg)) return true;
   must_cancel_ = true;
-  cancel_message_ = std::move(msg);
+  self_->set_cancel_message(std::move(msg));
   return true;
 }
 
@@ -62,7 +58,7 @@ void TaskBase::run() {
   fut_waiter_.reset();
   yielded_ = false;
   Ref<FutureBase> keep(self_);  // finishing drops the loop's reference
-  EventLoop& loop = *loop_;
+  EventLoop& loop = this->loop();
   loop.note(EventKind::kTaskStep, id_);
   TaskBase* prev = loop.current_task();
   loop.set_current_task(this);
@@ -78,7 +74,7 @@ void TaskBase::run() {
 
 void TaskBase::eager_start() {
   Ref<FutureBase> keep(self_);
-  EventLoop& loop = *loop_;
+  EventLoop& loop = this->loop();
   loop.note(EventKind::kTaskStep, id_);
   TaskBase* prev = loop.current_task();
   loop.set_current_task(this);
@@ -95,8 +91,8 @@ void TaskBase::step(bool throw_cancel) {
       // by not starting it.
       root_.destroy();
       root_ = nullptr;
-      self_->cancel_future(cancel_message_);
-      loop_->unregister_task(this);
+      self_->cancel_future(self_->cancel_message());
+      loop().unregister_task(this);
       return;
     }
   } else {
@@ -106,7 +102,7 @@ void TaskBase::step(bool throw_cancel) {
   resume_point_.resume();
   if (root_.done()) {
     on_root_done();
-    loop_->unregister_task(this);
+    loop().unregister_task(this);
     return;
   }
   if (!parked_) {
@@ -116,7 +112,7 @@ void TaskBase::step(bool throw_cancel) {
     root_ = nullptr;
     self_->set_exception(std::make_exception_ptr(std::runtime_error(
         "Task got bad yield: a coroutine awaited something that is not a twinloop awaitable")));
-    loop_->unregister_task(this);
+    loop().unregister_task(this);
   }
 }
 
@@ -134,7 +130,7 @@ bool TaskBase::consume_must_cancel_at_end() {
   if (!must_cancel_) return false;
   // Cancelled right before the coroutine returned (test_cancel_at_end).
   must_cancel_ = false;
-  self_->cancel_future(cancel_message_);
+  self_->cancel_future(self_->cancel_message());
   return true;
 }
 
@@ -145,14 +141,14 @@ void TaskBase::block_on(FutureBase& f, std::coroutine_handle<> h) {
   f.add_task_waiter(this);
   // A cancel requested while the task ran cancels what it awaits next
   // (test_cancel_awaited_task).
-  if (must_cancel_ && f.cancel(cancel_message_)) must_cancel_ = false;
+  if (must_cancel_ && f.cancel(self_->cancel_message())) must_cancel_ = false;
 }
 
 void TaskBase::yield_now(std::coroutine_handle<> h) {
   resume_point_ = h;
   parked_ = true;
   yielded_ = true;
-  loop_->schedule(this);
+  loop().schedule(this);
 }
 
 TaskBase* current_task_or_throw(const char* what) {
@@ -173,19 +169,6 @@ void after_resume(TaskBase* task) {
   if (task->take_pending_throw()) throw CancelledError(task->cancel_message());
 }
 
-namespace {
-// A bare yield: the task is rescheduled with call_soon (one iteration).
-struct YieldOnce {
-  TaskBase* task = nullptr;
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    task = current_task_or_throw("sleep()");
-    task->yield_now(h);
-  }
-  void await_resume() { after_resume(task); }
-};
-}  // namespace
-
 }  // namespace internal
 
 std::optional<TaskRef> current_task() {
@@ -200,26 +183,59 @@ std::vector<TaskRef> all_tasks() {
   return out;
 }
 
-Coro<void> sleep(absl::Duration delay) {
-  if (delay <= absl::ZeroDuration()) {
-    co_await internal::YieldOnce{};
-    co_return;
-  }
-  EventLoop& loop = get_running_loop();
-  Future<void> f = create_future<void>(loop);
-  if (delay == absl::InfiniteDuration()) {
-    co_await f;  // until cancelled
-    co_return;
-  }
-  TimerHandle h = loop.call_later(delay, [f]() mutable {
-    if (!f.done()) f.set_result();
-  });
-  try {
-    co_await f;
-  } catch (...) {
-    h.cancel();
-    throw;
-  }
+namespace internal {
+
+void SleepState::run() {
+  Ref<SleepState> self = Ref<SleepState>::adopt(this);  // the queue's reference
+  if (cancelled_ || done()) return;
+  loop().note(EventKind::kCallback, id_);
+  set_value(std::monostate{});  // wakes the sleeping task next iteration, as asyncio
 }
+
+bool SleepState::cancel(std::string msg) {
+  if (!cancel_future(std::move(msg))) return false;
+  // asyncio's sleep cancels its timer handle when cancelled.
+  if (in_heap_ && !cancelled_) {
+    cancelled_ = true;
+    loop().timer_cancelled();
+  }
+  return true;
+}
+
+}  // namespace internal
+
+void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {
+  task_ = internal::current_task_or_throw("sleep()");
+  if (delay_ <= absl::ZeroDuration()) {
+    task_->yield_now(h);
+    return;
+  }
+  EventLoop& loop = task_->future().loop();
+  if (delay_ == absl::InfiniteDuration()) {
+    state_ = internal::make_ref<internal::ValueHolder<void>>(loop);  // until cancelled
+  } else {
+    auto* s = new internal::SleepState(loop);
+    state_ = internal::Ref<internal::FutureBase>(s);
+    s->id_ = loop.next_handle_id();
+    s->add_ref();  // the heap's reference
+    const int64_t now = loop.now_ns();
+    const int64_t d = absl::ToInt64Nanoseconds(delay_);
+    loop.add_timer(s, d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d);
+  }
+  task_->block_on(*state_, h);
+}
+
+void SleepAwaitable::await_resume() {
+  internal::after_resume(task_);
+  if (state_) state_->check_result();
+}
+
+namespace {
+// A free function, not a member coroutine: the coroutine must own its
+// argument, not refer to a temporary SleepAwaitable.
+Coro<void> sleep_coro(absl::Duration delay) { co_await SleepAwaitable(delay); }
+}  // namespace
+
+Coro<void> SleepAwaitable::as_coro() && { return sleep_coro(delay_); }
 
 }  // namespace twinloop

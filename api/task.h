@@ -32,6 +32,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,7 +63,7 @@ class TaskBase : public Runnable {
 
   uint64_t id() const { return id_; }
   std::string get_name() const;
-  void set_name(std::string name) { name_ = std::move(name); }
+  void set_name(std::string name);
   FutureBase& future() const { return *self_; }
   // What the task waits on now, described (for deadlock reports).
   std::string waiting_on() const;
@@ -74,7 +75,7 @@ class TaskBase : public Runnable {
   void block_on(FutureBase& f, std::coroutine_handle<> h);
   void yield_now(std::coroutine_handle<> h);
   bool take_pending_throw() { return std::exchange(pending_throw_, false); }
-  const std::string& cancel_message() const { return cancel_message_; }
+  std::string cancel_message() const { return self_->cancel_message(); }
 
   // Registry links (EventLoop keeps unfinished tasks in creation order).
   TaskBase* registry_prev_ = nullptr;
@@ -94,13 +95,13 @@ class TaskBase : public Runnable {
   void step(bool throw_cancel);
   void after_step();
 
+  EventLoop& loop() const { return self_->loop(); }
+
   FutureBase* self_;
-  EventLoop* loop_;
   std::coroutine_handle<> resume_point_;
   Ref<FutureBase> fut_waiter_;
+  std::unique_ptr<std::string> name_;  // null: "Task-<id>"
   uint64_t id_;
-  std::string name_;
-  std::string cancel_message_;
   int num_cancels_requested_ = 0;
   bool must_cancel_ = false;
   bool pending_throw_ = false;
@@ -120,6 +121,7 @@ class TaskState final : public ValueHolder<T>, public TaskBase {
     this->task_ = this;
   }
   ~TaskState() override {
+    this->report_if_unretrieved(get_name());
     if (root_) root_.destroy();
   }
   bool cancel(std::string msg) override { return cancel_task(std::move(msg)); }
@@ -209,15 +211,51 @@ std::optional<TaskRef> current_task();
 // The unfinished tasks of the running loop, in creation order.
 std::vector<TaskRef> all_tasks();
 
+namespace internal {
+// A sleep's state: the future the task waits on and, at once, the entry in
+// the loop's timer heap, so a sleep costs one allocation.
+class SleepState final : public ValueHolder<void>, public TimerTarget {
+ public:
+  using ValueHolder<void>::ValueHolder;
+  void run() override;
+  void drop() override { release(); }
+  void release_timer() override { release(); }
+  bool cancel(std::string msg) override;
+};
+}  // namespace internal
+
+// What sleep() returns: awaitable directly, and convertible to Coro<void>
+// (so create_task, gather, wait_for and shield accept it).
+class [[nodiscard]] SleepAwaitable {
+ public:
+  explicit SleepAwaitable(absl::Duration delay) : delay_(delay) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  void await_resume();
+  // The same sleep as a coroutine object.
+  Coro<void> as_coro() &&;
+  operator Coro<void>() && { return std::move(*this).as_coro(); }
+
+ private:
+  absl::Duration delay_;
+  internal::TaskBase* task_ = nullptr;
+  internal::Ref<internal::FutureBase> state_;
+};
+
 // Suspends the current task for `delay` (asyncio.sleep). A delay <= 0
 // yields for exactly one loop iteration (callbacks scheduled before it run
-// first). Cancelling the task cancels the timer.
-Coro<void> sleep(absl::Duration delay);
+// first). absl::InfiniteDuration() sleeps until cancelled. Cancelling the
+// task cancels the timer; the task then raises CancelledError.
+inline SleepAwaitable sleep(absl::Duration delay) { return SleepAwaitable(delay); }
 // sleep(delay) then return `result`.
 template <class T>
 Coro<T> sleep(absl::Duration delay, T result) {
   co_await sleep(delay);
   co_return result;
+}
+
+inline Task<void> create_task(SleepAwaitable s, TaskOptions options = {}) {
+  return create_task(std::move(s).as_coro(), std::move(options));
 }
 
 }  // namespace twinloop

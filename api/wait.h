@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "api/coro.h"
 #include "api/future.h"
@@ -48,11 +49,10 @@ Coro<void> wait_until(std::vector<Ref<FutureBase>> fs, absl::Duration timeout, R
 
 template <class F>
 Coro<WaitResult<F>> wait(std::vector<F> fs, WaitOptions options = {}) {
-  std::vector<F> unique;
+  std::vector<F> unique;  // input order; the set only answers membership
+  absl::flat_hash_set<const void*> seen;
   for (F& f : fs) {
-    bool seen = false;
-    for (F& u : unique) seen = seen || u == f;
-    if (!seen) unique.push_back(f);
+    if (seen.insert(f.state()).second) unique.push_back(f);
   }
   if (unique.empty()) throw std::invalid_argument("Set of Tasks/Futures is empty.");
   std::vector<internal::Ref<internal::FutureBase>> refs;

@@ -38,6 +38,7 @@ class Simulation {
   T run(Coro<T> main) {
     return internal::run_main(*loop_, std::move(main));
   }
+  void run(SleepAwaitable main) { run(std::move(main).as_coro()); }
 
   EventLoop& loop() { return *loop_; }
   SimBackend& backend() { return *backend_; }
@@ -79,6 +80,10 @@ T run(Coro<T> main, Options options = {}, RunStats* stats = nullptr) {
     }
   } fill{sim, stats};
   return sim.run(std::move(main));
+}
+
+inline void run(SleepAwaitable main, Options options = {}, RunStats* stats = nullptr) {
+  run(std::move(main).as_coro(), options, stats);
 }
 
 }  // namespace twinloop::sim
