@@ -40,15 +40,24 @@ class AsCompletedState final : public RefCounted {
       if (seen.insert(f.state()).second) slots_.push_back(Slot{f, 0, true});
     }
     left_ = pending_ = slots_.size();
+    // Callbacks and the timer hold this state weakly (it lives while the
+    // AsCompleted or an iteration in progress holds it), so a future that
+    // never finishes cannot keep it alive through a cycle.
     for (size_t i = 0; i < slots_.size(); ++i) {
-      Ref<AsCompletedState> self(this);
-      slots_[i].token = slots_[i].future.state()->add_done_callback(
-          [self, i](FutureBase&) { self->on_completion(i); });
+      slots_[i].token = slots_[i].future.state()->add_done_callback([weak = weak_, i](FutureBase&) {
+        if (AsCompletedState* self = weak->ptr) self->on_completion(i);
+      });
     }
     if (pending_ > 0 && timeout != absl::InfiniteDuration()) {
-      Ref<AsCompletedState> self(this);
-      timer_ = get_running_loop().call_later(timeout, [self] { self->on_timeout(); });
+      timer_ = get_running_loop().call_later(timeout, [weak = weak_] {
+        if (AsCompletedState* self = weak->ptr) self->on_timeout();
+      });
     }
+  }
+
+  ~AsCompletedState() override {
+    weak_->ptr = nullptr;
+    timer_.cancel();
   }
 
   size_t left() const { return left_; }
@@ -101,6 +110,7 @@ class AsCompletedState final : public RefCounted {
   }
 
   void on_timeout() {
+    timer_ = TimerHandle();  // fired: drop it, or it would keep us alive
     for (Slot& s : slots_) {
       if (!s.pending) continue;
       s.pending = false;
@@ -117,6 +127,7 @@ class AsCompletedState final : public RefCounted {
     bool pending;
   };
   std::vector<Slot> slots_;
+  Ref<WeakBox<AsCompletedState>> weak_ = make_ref<WeakBox<AsCompletedState>>(this);
   size_t pending_ = 0;
   std::deque<Future<T>> done_;
   std::deque<Future<void>> getters_;

@@ -277,6 +277,9 @@ void EventLoop::close() {
   }
   tasks_tail_ = nullptr;
   task_count_ = 0;
+  // Callbacks on unfinished tasks (gather, TaskGroup, as_completed, shield)
+  // may hold the very objects that hold these tasks: drop them first.
+  for (auto& t : tasks) t->clear_callbacks();
   tasks.clear();
   for (auto& [sig, cb] : signal_handlers_) backend_->watch_signal(sig, false);
   signal_handlers_.clear();

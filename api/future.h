@@ -105,6 +105,13 @@ class FutureBase : public RefCounted {
   void mark_finished();
   // The plain Future.cancel: no-op returning false if done.
   bool cancel_future(std::string msg);
+  // Forgets every done callback without running it (the loop is closing:
+  // this breaks reference cycles such as gather <-> a child that never
+  // finishes, which asyncio leaves to its garbage collector).
+  void clear_callbacks() {
+    waiter_ = nullptr;
+    more_.reset();
+  }
   // Reports a stored exception nobody retrieved to the exception handler.
   void report_if_unretrieved(const std::string& task_name);
 

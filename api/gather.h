@@ -101,11 +101,22 @@ class GatherState final : public ValueHolder<R> {
       this->set_value(collect_(children_));
       return;
     }
+    // The callbacks hold the gather weakly: it lives as long as somebody
+    // holds (or awaits) its outer future, and a child that never finishes
+    // does not keep it, and so itself, alive.
     for (FutureBase* c : unique) {
-      Ref<GatherState> self(this);
-      c->add_done_callback([self](FutureBase& f) { self->child_done(f); });
+      c->add_done_callback([weak = weak_](FutureBase& f) {
+        if (GatherState* self = weak->ptr) {
+          Ref<GatherState> keep(self);
+          self->child_done(f);
+        } else if (!f.cancelled()) {
+          f.exception();  // the gather is gone: mark it retrieved, as asyncio
+        }
+      });
     }
   }
+
+  ~GatherState() override { weak_->ptr = nullptr; }
 
   bool cancel(std::string msg) override {
     if (this->done()) return false;
@@ -145,6 +156,7 @@ class GatherState final : public ValueHolder<R> {
   }
 
   std::vector<Ref<FutureBase>> children_;
+  Ref<WeakBox<GatherState>> weak_ = make_ref<WeakBox<GatherState>>(this);
   bool return_exceptions_;
   std::function<R(const std::vector<Ref<FutureBase>>&)> collect_;
   size_t total_ = 0;

@@ -80,6 +80,10 @@ class TaskGroup {
     return t;
   }
 
+  Task<void> create_task(SleepAwaitable s, TaskOptions options = {}) {
+    return create_task(std::move(s).as_coro(), std::move(options));
+  }
+
   // Runs `body(*this)` (returning Coro<R>) as the block of `async with`.
   // The TaskGroup must outlive the returned Coro (it does in
   // `co_await TaskGroup().run(...)`).

@@ -75,6 +75,16 @@ class Ref {
   T* p_ = nullptr;
 };
 
+// A weak reference for callbacks: the owner clears `ptr` when it dies, so a
+// callback registered on a future does not keep its owner alive (which would
+// make a cycle when the owner also holds the future).
+template <class T>
+class WeakBox final : public RefCounted {
+ public:
+  explicit WeakBox(T* p) : ptr(p) {}
+  T* ptr;
+};
+
 template <class T, class... Args>
 Ref<T> make_ref(Args&&... args) {
   return Ref<T>(new T(std::forward<Args>(args)...));

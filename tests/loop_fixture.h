@@ -1,0 +1,166 @@
+// twinloop/tests/loop_fixture.h: run one test body on both loops.
+//
+// The cross-loop conformance suite writes every case once, as a coroutine,
+// and runs it on the real epoll loop and on the simulated loop (Seastar runs
+// one suite per reactor backend; turmoil keeps a parity test):
+//
+//   class FutureConformance : public twinloop::conformance::LoopTest {};
+//   TEST_P(FutureConformance, SetResultTwiceRaises) {
+//     run([]() -> twinloop::Coro<void> { ... }());
+//   }
+//   TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(FutureConformance);
+//
+// Each case then exists as Loops/<Suite>.<Case>/Real, Loops/...Sim (seed 1)
+// and, to show that nothing observable depends on the seed, SimSeeds/...
+// SimSeed2 and SimSeed3.
+//
+// Rules for cases (they must hold on a loop whose clock is the wall clock):
+//  - delays are short (1-50 ms); "never" is kNever (an hour), and whatever
+//    waits that long is cancelled by the test or by run()'s shutdown;
+//  - assert ordering and relative timing only, never exact timestamps;
+//  - inside a coroutine use EXPECT_* (ASSERT_* would `return`), and never
+//    co_await inside a catch handler (C++20 forbids it): set a flag there.
+#ifndef TWINLOOP_TESTS_LOOP_FIXTURE_H_
+#define TWINLOOP_TESTS_LOOP_FIXTURE_H_
+
+#include <cstdint>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "api/coro.h"
+#include "api/errors.h"
+#include "api/event_loop.h"
+#include "api/task.h"
+#include "gtest/gtest.h"
+#include "real/run.h"
+#include "sim/simulation.h"
+
+namespace twinloop::conformance {
+
+enum class LoopKind { kReal, kSim };
+
+struct LoopParam {
+  LoopKind kind = LoopKind::kSim;
+  uint64_t seed = 1;  // the simulated loop's seed; unused on the real loop
+};
+
+inline void PrintTo(const LoopParam& p, std::ostream* os) {
+  if (p.kind == LoopKind::kReal) {
+    *os << "real loop";
+  } else {
+    *os << "sim loop, seed " << p.seed;
+  }
+}
+
+// "Real", "Sim" (seed 1), "SimSeed<n>".
+inline std::string loop_param_name(const ::testing::TestParamInfo<LoopParam>& info) {
+  if (info.param.kind == LoopKind::kReal) return "Real";
+  if (info.param.seed == 1) return "Sim";
+  return absl::StrCat("SimSeed", info.param.seed);
+}
+
+// asyncio.run(main) on the chosen loop.
+template <class T>
+T run_on(const LoopParam& p, Coro<T> main) {
+  if (p.kind == LoopKind::kReal) return real::run(std::move(main));
+  return sim::run(std::move(main), sim::Options{.seed = p.seed});
+}
+template <class T>
+T run_on(LoopKind kind, Coro<T> main) {
+  return run_on(LoopParam{kind, 1}, std::move(main));
+}
+
+class LoopTest : public ::testing::TestWithParam<LoopParam> {
+ protected:
+  template <class T>
+  T run(Coro<T> main) {
+    return run_on(GetParam(), std::move(main));
+  }
+  bool on_real_loop() const { return GetParam().kind == LoopKind::kReal; }
+};
+
+// Long enough never to elapse during a test; things waiting this long are
+// cancelled.
+inline constexpr absl::Duration kNever = absl::Hours(1);
+
+// ---- small coroutines shared by the cases (parameters, never captures, so
+// ---- the frames do not outlive what they refer to)
+
+inline Coro<int> value_after(absl::Duration delay, int value) {
+  co_await sleep(delay);
+  co_return value;
+}
+
+inline Coro<int> fail_after(absl::Duration delay, std::string message) {
+  co_await sleep(delay);
+  throw std::runtime_error(message);
+  co_return 0;
+}
+
+// Fails in its first step, without suspending.
+inline Coro<int> fail_now(std::string message) {
+  throw std::runtime_error(message);
+  co_return 0;
+}
+
+// Sleeps `delay`; records in *cancelled whether a CancelledError went through.
+inline Coro<void> sleep_noting_cancel(absl::Duration delay, bool* cancelled) {
+  try {
+    co_await sleep(delay);
+  } catch (const CancelledError&) {
+    *cancelled = true;
+    throw;
+  }
+}
+
+// Records what the loop's exception handler receives. install() must run
+// inside the test coroutine (it sets the handler of the running loop).
+struct Reports {
+  std::vector<ExceptionContext> contexts;
+
+  void install() {
+    get_running_loop().set_exception_handler(
+        [this](EventLoop&, const ExceptionContext& c) { contexts.push_back(c); });
+  }
+  size_t count_starting_with(const std::string& prefix) const {
+    size_t n = 0;
+    for (const ExceptionContext& c : contexts) n += c.message.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  }
+};
+
+// The message of a runtime_error held by `e` ("" if it holds something else).
+inline std::string runtime_error_message(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::runtime_error& r) {
+    return r.what();
+  } catch (...) {
+  }
+  return "";
+}
+
+}  // namespace twinloop::conformance
+
+// Instantiates a LoopTest suite on the real loop and the simulated loop
+// (seed 1), and again on the simulated loop with seeds 2 and 3.
+#define TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(Suite)                                               \
+  INSTANTIATE_TEST_SUITE_P(                                                                     \
+      Loops, Suite,                                                                             \
+      ::testing::Values(                                                                        \
+          ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kReal, 1},      \
+          ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kSim, 1}),      \
+      ::twinloop::conformance::loop_param_name);                                                \
+  INSTANTIATE_TEST_SUITE_P(                                                                     \
+      SimSeeds, Suite,                                                                          \
+      ::testing::Values(                                                                        \
+          ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kSim, 2},       \
+          ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kSim, 3}),      \
+      ::twinloop::conformance::loop_param_name)
+
+#endif  // TWINLOOP_TESTS_LOOP_FIXTURE_H_
