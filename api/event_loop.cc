@@ -82,7 +82,7 @@ EventLoop::EventLoop(std::unique_ptr<LoopBackend> backend) : backend_(std::move(
 EventLoop::~EventLoop() {
   if (!closed_) {
     running_ = false;
-    close();
+    close_now();
   }
 }
 
@@ -253,13 +253,17 @@ void EventLoop::run_until_complete(internal::FutureBase& future) {
 void EventLoop::close() {
   if (running_) throw std::runtime_error("Cannot close a running event loop");
   if (closed_) return;
+  // Keep ourselves alive while tasks (which hold references to us) go away.
+  internal::Ref<EventLoop> keep(this);
+  close_now();
+}
+
+void EventLoop::close_now() {
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     closed_ = true;
     threadsafe_.clear();
   }
-  // Keep ourselves alive while tasks (which hold references to us) go away.
-  internal::Ref<EventLoop> keep(this);
   while (!ready_.empty()) ready_.pop()->drop();
   for (TimerEntry& e : timers_) {
     e.handle->in_heap_ = false;
@@ -356,9 +360,9 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
   check_open();
   if (sig <= 0 || sig >= NSIG) throw std::invalid_argument(absl::StrFormat("sig %d out of range(1, %d)", sig, NSIG));
   if (sig == SIGKILL || sig == SIGSTOP) throw std::runtime_error(absl::StrFormat("sig %d cannot be caught", sig));
-  const bool fresh = signal_handlers_.count(sig) == 0;
+  // Watch first: if the backend refuses, no handler is left behind.
+  if (signal_handlers_.count(sig) == 0) backend_->watch_signal(sig, true);
   signal_handlers_[sig] = std::move(callback);
-  if (fresh) backend_->watch_signal(sig, true);
 }
 
 bool EventLoop::remove_signal_handler(int sig) {

@@ -283,6 +283,7 @@ class EventLoop : public internal::RefCounted {
   }
   void purge_timers();
   void drain_threadsafe();
+  void close_now();
   void check_open() const;
 
   std::unique_ptr<LoopBackend> backend_;

@@ -73,8 +73,9 @@ class LoopBackend {
   // EventLoop::deliver_signal on the loop thread.
   virtual void watch_signal(int sig, bool on) = 0;
 
-  // The loop is closing: stop the executor (without waiting for running
-  // work) and release OS resources.
+  // The loop is closing: stop the executor (work not started is dropped;
+  // work already running is waited for, since threads cannot be interrupted)
+  // and release OS resources. wake() may still be called concurrently.
   virtual void close() = 0;
 };
 

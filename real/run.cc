@@ -1,0 +1,13 @@
+#include "real/run.h"
+
+#include <memory>
+
+#include "real/epoll_backend.h"
+
+namespace twinloop::real {
+
+::twinloop::internal::Ref<EventLoop> new_event_loop() {
+  return ::twinloop::internal::Ref<EventLoop>(new EventLoop(std::make_unique<EpollBackend>()));
+}
+
+}  // namespace twinloop::real

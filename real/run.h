@@ -1,0 +1,71 @@
+// twinloop/real/run.h: run a coroutine on the real (epoll) event loop
+// (asyncio.run, asyncio.new_event_loop).
+//
+//   twinloop::Coro<int> main_coro() {
+//     co_await twinloop::sleep(absl::Milliseconds(10));
+//     co_return 42;
+//   }
+//   int main() { return twinloop::real::run(main_coro()) == 42 ? 0 : 1; }
+//
+// run() creates a fresh loop (real::new_event_loop), runs `main` as a task
+// until it finishes, then shuts down as asyncio.run does (api/runner.h):
+// leftover tasks are cancelled and finished, the executor is stopped, the
+// loop is closed. It returns main's result or rethrows its exception
+// (CancelledError if it was cancelled). Calling run() while a loop is
+// running on this thread throws std::runtime_error.
+//
+// The same coroutine runs unchanged on the simulated loop (sim/run.h); the
+// real loop takes the default branch of every decision the simulated loop
+// explores (LoopBackend::choose answers 0).
+//
+// Threads: run() uses the calling thread as the loop thread; executor work
+// (run_in_executor, to_thread) runs on the loop's thread pool.
+#ifndef TWINLOOP_REAL_RUN_H_
+#define TWINLOOP_REAL_RUN_H_
+
+#include <utility>
+
+#include "absl/time/time.h"
+#include "api/coro.h"
+#include "api/event_loop.h"
+#include "api/internal/ref.h"
+#include "api/runner.h"
+#include "api/task.h"
+
+namespace twinloop::real {
+
+// asyncio.run's keyword arguments.
+struct RunOptions {
+  // EventLoop::set_debug: report slow callbacks and task steps.
+  bool debug = false;
+  // What debug mode considers slow (asyncio's loop.slow_callback_duration).
+  absl::Duration slow_callback_duration = absl::Milliseconds(100);
+};
+
+// A new, not running, real event loop (asyncio.new_event_loop). The caller
+// closes it (EventLoop::close) when done; closing stops its executor.
+::twinloop::internal::Ref<EventLoop> new_event_loop();
+
+// Runs `main` to completion on a new real loop and returns its result.
+template <class T>
+T run(Coro<T> main, RunOptions options = {}) {
+  ::twinloop::internal::Ref<EventLoop> loop = new_event_loop();
+  // run_main closes the loop, except when it refuses to start (a loop is
+  // running on this thread already); a loop must be closed before it goes.
+  struct CloseOnExit {
+    EventLoop& loop;
+    ~CloseOnExit() {
+      if (!loop.is_closed() && !loop.is_running()) loop.close();
+    }
+  } closer{*loop};
+  loop->set_debug(options.debug);
+  loop->set_slow_callback_duration(options.slow_callback_duration);
+  return ::twinloop::internal::run_main(*loop, std::move(main));
+}
+
+// run(sleep(d)): sleep() returns an awaitable, not a Coro.
+inline void run(SleepAwaitable main, RunOptions options = {}) { run(std::move(main).as_coro(), options); }
+
+}  // namespace twinloop::real
+
+#endif  // TWINLOOP_REAL_RUN_H_
