@@ -37,11 +37,16 @@ bool FutureBase::cancel_future(std::string msg) {
 }
 
 void FutureBase::set_cancel_message(std::string msg) {
-  if (msg.empty()) {
-    cancel_message_.reset();
-  } else {
-    cancel_message_ = std::make_unique<std::string>(std::move(msg));
+  if (!extras_) {
+    if (msg.empty()) return;
+    extras_ = std::make_unique<Extras>();
   }
+  extras_->cancel_message = std::move(msg);
+}
+
+void FutureBase::set_label(std::string label) {
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  extras_->label = std::move(label);
 }
 
 std::exception_ptr FutureBase::make_cancelled_error() const {
@@ -146,6 +151,7 @@ void FutureBase::schedule_callbacks() {
 std::string FutureBase::describe() const {
   const char* state = state_ == State::kPending ? "pending" : state_ == State::kCancelled ? "cancelled" : "finished";
   if (task_) return absl::StrFormat("<Task %s name='%s'>", state, task_->get_name());
+  if (extras_ && !extras_->label.empty()) return absl::StrFormat("<Future %s %s>", state, extras_->label);
   return absl::StrFormat("<Future %s>", state);
 }
 

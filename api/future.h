@@ -93,12 +93,17 @@ class FutureBase : public RefCounted {
   // The message of the cancellation (asyncio's _cancel_message): for a task,
   // the one of its pending cancel request; for a cancelled future, the one it
   // was cancelled with.
-  std::string cancel_message() const { return cancel_message_ ? *cancel_message_ : std::string(); }
+  std::string cancel_message() const { return extras_ ? extras_->cancel_message : std::string(); }
   void set_cancel_message(std::string msg);
+  // What this future stands for, for people: a synchronization primitive
+  // labels its waiter futures ("Lock.acquire()", "Queue.get() on 'jobs'"),
+  // and deadlock reports and the call graph show the label.
+  void set_label(std::string label);
+  std::string label() const { return extras_ ? extras_->label : std::string(); }
   // A CancelledError carrying the cancel message.
   std::exception_ptr make_cancelled_error() const;
-  // "<Future pending>", "<Task finished name='x'>" ...
-  std::string describe() const;
+  // "<Future pending>", "<Task finished name='x'>", "<Future pending Lock.acquire()>" ...
+  virtual std::string describe() const;
 
   // Marks the result as set (the typed part stored it) and schedules the
   // callbacks. InvalidStateError if already done.
@@ -130,7 +135,12 @@ class FutureBase : public RefCounted {
   bool retrieved_ = false;
   Ref<EventLoop> loop_;
   std::exception_ptr exception_;
-  std::unique_ptr<std::string> cancel_message_;
+  // Rarely needed strings, out of line to keep futures small.
+  struct Extras {
+    std::string cancel_message;
+    std::string label;
+  };
+  std::unique_ptr<Extras> extras_;
   // Callbacks in registration order: the common case (one awaiting task) is
   // `waiter_` alone; anything more moves everything to `more_`.
   TaskBase* waiter_ = nullptr;
@@ -222,6 +232,8 @@ class Future {
   }
   size_t remove_done_callback(uint64_t token) { return state_->remove_done_callback(token); }
   EventLoop& get_loop() const { return state_->loop(); }
+  // See FutureBase::set_label.
+  void set_label(std::string label) { state_->set_label(std::move(label)); }
 
   auto operator co_await() const { return internal::FutureAwaiter<T>(state_.get()); }
 

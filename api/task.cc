@@ -202,6 +202,10 @@ bool SleepState::cancel(std::string msg) {
   return true;
 }
 
+std::string SleepState::describe() const {
+  return absl::StrCat("sleep() until ", absl::FormatDuration(absl::Nanoseconds(when_ns_)), " on the loop clock");
+}
+
 }  // namespace internal
 
 void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {

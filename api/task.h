@@ -221,6 +221,7 @@ class SleepState final : public ValueHolder<void>, public TimerTarget {
   void drop() override { release(); }
   void release_timer() override { release(); }
   bool cancel(std::string msg) override;
+  std::string describe() const override;  // "sleep() until <virtual or loop time>"
 };
 }  // namespace internal
 

@@ -247,6 +247,7 @@ TEST(EventHash, ChoiceFreeProgramsHashTheSameForEverySeed) {
 TEST(Failures, DeadlockNamesEveryWaitingTask) {
   auto body = []() -> Coro<void> {
     Future<int> never = create_future<int>();
+    never.set_label("Queue.get() on 'answers'");
     Task<int> a = create_task([](Future<int> f) -> Coro<int> { co_return co_await f; }(never), {.name = "reader"});
     Task<void> b = create_task([](Task<int> a) -> Coro<void> { co_await a; }(a), {.name = "joiner"});
     co_await b;
@@ -256,7 +257,7 @@ TEST(Failures, DeadlockNamesEveryWaitingTask) {
     FAIL() << "expected a deadlock";
   } catch (const DeadlockError& e) {
     EXPECT_THAT(e.what(), HasSubstr("3 task(s)"));
-    EXPECT_THAT(e.what(), HasSubstr("Task 'reader' waits on <Future pending>"));
+    EXPECT_THAT(e.what(), HasSubstr("Task 'reader' waits on <Future pending Queue.get() on 'answers'>"));
     EXPECT_THAT(e.what(), HasSubstr("Task 'joiner' waits on task 'reader'"));
     EXPECT_THAT(e.what(), HasSubstr("Task 'Task-1' waits on task 'joiner'"));
   }
