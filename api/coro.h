@@ -39,9 +39,33 @@ namespace internal {
 template <class T>
 class TaskState;
 
+// Where a coroutine awaits: recorded at every co_await for the call graph
+// (api/graph.h). __builtin_FILE/LINE/FUNCTION, not std::source_location,
+// which clang 14 with libstdc++ lacks.
+struct AwaitSite {
+  const char* file = nullptr;
+  int line = 0;
+  const char* function = nullptr;
+};
+
 class PromiseBase {
  public:
   std::suspend_always initial_suspend() noexcept { return {}; }
+
+  // Every co_await in a twinloop coroutine passes through here: record the
+  // site, and for an awaited Coro, the child (so a task's chain of awaiting
+  // coroutines can be walked from its root).
+  template <class A>
+  decltype(auto) await_transform(A&& awaitable, const char* file = __builtin_FILE(),
+                                 int line = __builtin_LINE(), const char* function = __builtin_FUNCTION()) {
+    site_ = AwaitSite{file, line, function};
+    if constexpr (requires { awaitable.promise_base(); }) {
+      return TrackedAwaiter<decltype(static_cast<A&&>(awaitable).operator co_await())>{
+          static_cast<A&&>(awaitable).operator co_await(), this, awaitable.promise_base()};
+    } else {
+      return static_cast<A&&>(awaitable);
+    }
+  }
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
@@ -57,6 +81,26 @@ class PromiseBase {
 
   std::coroutine_handle<> continuation_;
   std::exception_ptr exception_;
+  AwaitSite site_;                  // the last (or current) co_await
+  PromiseBase* child_ = nullptr;    // the coroutine awaited now, if any
+
+ private:
+  // Wraps a Coro's awaiter to keep child_ up to date.
+  template <class Inner>
+  struct TrackedAwaiter {
+    Inner inner;
+    PromiseBase* parent;
+    PromiseBase* child;
+    bool await_ready() { return inner.await_ready(); }
+    auto await_suspend(std::coroutine_handle<> h) {
+      parent->child_ = child;
+      return inner.await_suspend(h);
+    }
+    decltype(auto) await_resume() {
+      parent->child_ = nullptr;
+      return inner.await_resume();
+    }
+  };
 };
 
 template <class T>
@@ -123,6 +167,8 @@ class [[nodiscard]] Coro {
 
   // Gives up ownership of the frame (used by create_task).
   handle_type release() { return std::exchange(h_, nullptr); }
+  // The promise, for the call graph (null once released).
+  internal::PromiseBase* promise_base() const { return h_ ? &h_.promise() : nullptr; }
   bool valid() const { return bool(h_); }
 
  private:

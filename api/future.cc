@@ -44,6 +44,22 @@ void FutureBase::set_cancel_message(std::string msg) {
   extras_->cancel_message = std::move(msg);
 }
 
+void FutureBase::add_awaited_by(uint64_t task_id) {
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  extras_->awaited_by.push_back(task_id);
+}
+
+void FutureBase::discard_awaited_by(uint64_t task_id) {
+  if (!extras_) return;
+  auto& v = extras_->awaited_by;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (*it == task_id) {
+      v.erase(it);
+      return;
+    }
+  }
+}
+
 void FutureBase::set_label(std::string label) {
   if (!extras_) extras_ = std::make_unique<Extras>();
   extras_->label = std::move(label);

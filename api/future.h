@@ -100,6 +100,14 @@ class FutureBase : public RefCounted {
   // and deadlock reports and the call graph show the label.
   void set_label(std::string label);
   std::string label() const { return extras_ ? extras_->label : std::string(); }
+  // Call-graph edges that are not "a task blocked on this future"
+  // (asyncio's future_add_to_awaited_by): gather, shield, wait and TaskGroup
+  // record that the task using them awaits this future. By task id.
+  void add_awaited_by(uint64_t task_id);
+  void discard_awaited_by(uint64_t task_id);
+  std::vector<uint64_t> awaited_by_ids() const {
+    return extras_ ? extras_->awaited_by : std::vector<uint64_t>();
+  }
   // A CancelledError carrying the cancel message.
   std::exception_ptr make_cancelled_error() const;
   // "<Future pending>", "<Task finished name='x'>", "<Future pending Lock.acquire()>" ...
@@ -139,6 +147,7 @@ class FutureBase : public RefCounted {
   struct Extras {
     std::string cancel_message;
     std::string label;
+    std::vector<uint64_t> awaited_by;
   };
   std::unique_ptr<Extras> extras_;
   // Callbacks in registration order: the common case (one awaiting task) is

@@ -97,6 +97,11 @@ class GatherState final : public ValueHolder<R> {
       if (seen.insert(c.get()).second) unique.push_back(c.get());
     }
     total_ = unique.size();
+    // Call graph: the children are awaited by the task that called gather.
+    if (TaskBase* caller = this->loop().current_task()) {
+      caller_id_ = caller->id();
+      for (FutureBase* c : unique) c->add_awaited_by(caller_id_);
+    }
     if (total_ == 0) {
       this->set_value(collect_(children_));
       return;
@@ -131,6 +136,7 @@ class GatherState final : public ValueHolder<R> {
  private:
   void child_done(FutureBase& f) {
     ++finished_;
+    if (caller_id_) f.discard_awaited_by(caller_id_);
     if (this->done()) {
       if (!f.cancelled()) f.exception();  // mark it retrieved
       return;
@@ -161,6 +167,7 @@ class GatherState final : public ValueHolder<R> {
   std::function<R(const std::vector<Ref<FutureBase>>&)> collect_;
   size_t total_ = 0;
   size_t finished_ = 0;
+  uint64_t caller_id_ = 0;
   bool cancel_requested_ = false;
 };
 

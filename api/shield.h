@@ -18,6 +18,7 @@
 
 #include "api/awaitable.h"
 #include "api/future.h"
+#include "api/task.h"
 
 namespace twinloop {
 
@@ -27,8 +28,13 @@ Future<awaitable_value_t<A>> shield(A&& aw) {
   Future<T> inner = ensure_future(std::forward<A>(aw));
   if (inner.done()) return inner;
   Future<T> outer = create_future<T>(inner.get_loop());
-  uint64_t token = inner.state()->add_done_callback([outer](internal::FutureBase& f) mutable {
+  // Call graph: the inner is awaited by the task that shields it.
+  internal::TaskBase* caller = inner.get_loop().current_task();
+  const uint64_t caller_id = caller ? caller->id() : 0;
+  if (caller_id) inner.state()->add_awaited_by(caller_id);
+  uint64_t token = inner.state()->add_done_callback([outer, caller_id](internal::FutureBase& f) mutable {
     auto& in = static_cast<internal::ValueHolder<T>&>(f);
+    if (caller_id) in.discard_awaited_by(caller_id);
     if (outer.cancelled()) {
       if (!in.cancelled()) {
         if (std::exception_ptr e = in.exception()) {

@@ -67,6 +67,10 @@ class TaskBase : public Runnable {
   FutureBase& future() const { return *self_; }
   // What the task waits on now, described (for deadlock reports).
   std::string waiting_on() const;
+  // The future the task is blocked on, if any.
+  FutureBase* fut_waiter() const { return fut_waiter_.get(); }
+  // The promise of the task's coroutine (null once it finished).
+  virtual PromiseBase* root_promise() const = 0;
 
   // Runs the first step synchronously (eager start).
   void eager_start();
@@ -125,6 +129,10 @@ class TaskState final : public ValueHolder<T>, public TaskBase {
     if (root_) root_.destroy();
   }
   bool cancel(std::string msg) override { return cancel_task(std::move(msg)); }
+  PromiseBase* root_promise() const override {
+    if (!root_) return nullptr;
+    return &std::coroutine_handle<Promise<T>>::from_address(root_.address()).promise();
+  }
 
  private:
   void on_root_done() override {

@@ -16,6 +16,7 @@ void TaskGroupState::check_can_create() const {
 
 void TaskGroupState::adopt(FutureBase& task) {
   tasks_.emplace_back(&task);
+  task.add_awaited_by(parent_->id());  // call graph: children awaited by the parent
   // Always via the callback, even for a task that finished eagerly
   // (gh-128550): its error must still abort the group.
   Ref<TaskGroupState> self(this);
@@ -30,6 +31,7 @@ void TaskGroupState::abort() {
 }
 
 void TaskGroupState::on_task_done(FutureBase& task) {
+  task.discard_awaited_by(parent_->id());
   for (auto it = tasks_.begin(); it != tasks_.end(); ++it) {
     if (it->get() == &task) {
       tasks_.erase(it);

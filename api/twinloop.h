@@ -29,6 +29,7 @@
 #include "api/executor.h"
 #include "api/future.h"
 #include "api/gather.h"
+#include "api/graph.h"
 #include "api/shield.h"
 #include "api/task.h"
 #include "api/task_group.h"

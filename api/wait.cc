@@ -13,6 +13,9 @@ Coro<void> wait_until(std::vector<Ref<FutureBase>> fs, absl::Duration timeout, R
       if (!waiter.done()) waiter.set_result();
     });
   }
+  // Call graph: each future is awaited by the waiting task.
+  const uint64_t caller_id = current_task_or_throw("wait()")->id();
+  for (auto& f : fs) f->add_awaited_by(caller_id);
   auto counter = std::make_shared<size_t>(fs.size());
   std::vector<uint64_t> tokens;
   for (auto& f : fs) {
@@ -32,7 +35,10 @@ Coro<void> wait_until(std::vector<Ref<FutureBase>> fs, absl::Duration timeout, R
     error = std::current_exception();
   }
   timer.cancel();
-  for (size_t i = 0; i < fs.size(); ++i) fs[i]->remove_done_callback(tokens[i]);
+  for (size_t i = 0; i < fs.size(); ++i) {
+    fs[i]->remove_done_callback(tokens[i]);
+    fs[i]->discard_awaited_by(caller_id);
+  }
   if (error) std::rethrow_exception(error);
 }
 

@@ -2,6 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "api/graph.h"
 #include "api/task.h"
 
 namespace twinloop::sim {
@@ -80,6 +82,13 @@ std::string SimBackend::deadlock_report() const {
       absl::FormatDuration(absl::Nanoseconds(now_ns_)), options_.seed, tasks.size());
   for (internal::TaskBase* t : tasks) {
     absl::StrAppend(&s, "\n  Task '", t->get_name(), "' waits on ", t->waiting_on());
+  }
+  absl::StrAppend(&s, "\nThe await graph of every waiting task:");
+  for (internal::TaskBase* t : tasks) {
+    auto graph = internal::capture_call_graph_of(&t->future(), std::nullopt, {});
+    if (!graph) continue;
+    for (absl::string_view line : absl::StrSplit(internal::render_call_graph(*graph), '\n'))
+      absl::StrAppend(&s, "\n  ", line);
   }
   return s;
 }

@@ -260,6 +260,10 @@ TEST(Failures, DeadlockNamesEveryWaitingTask) {
     EXPECT_THAT(e.what(), HasSubstr("Task 'reader' waits on <Future pending Queue.get() on 'answers'>"));
     EXPECT_THAT(e.what(), HasSubstr("Task 'joiner' waits on task 'reader'"));
     EXPECT_THAT(e.what(), HasSubstr("Task 'Task-1' waits on task 'joiner'"));
+    // ...and prints every waiting task's await graph (asyncio 3.14 format).
+    EXPECT_THAT(e.what(), HasSubstr("The await graph of every waiting task:"));
+    EXPECT_THAT(e.what(), HasSubstr("* Task(name='reader', id=2)\n    + Call stack:"));
+    EXPECT_THAT(e.what(), HasSubstr("+ Awaited by:\n      * Task(name='joiner', id=3)"));
   }
 }
 

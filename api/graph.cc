@@ -1,0 +1,106 @@
+#include "api/graph.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace twinloop::internal {
+namespace {
+
+FrameCallGraphEntry entry_of(const AwaitSite& site) {
+  return FrameCallGraphEntry{site.function ? site.function : "?", site.file ? site.file : "?", site.line};
+}
+
+void apply_limit(std::vector<FrameCallGraphEntry>& stack, std::optional<int> limit) {
+  if (!limit) return;
+  const size_t n = static_cast<size_t>(std::abs(*limit));
+  if (*limit > 0 && stack.size() > n) stack.resize(n);
+  if (*limit < 0 && stack.size() > n) stack.erase(stack.begin(), stack.end() - n);
+}
+
+// The tasks that await `f`, in creation order: tasks blocked on it, and the
+// explicit edges (gather, shield, wait, TaskGroup) whose task still runs.
+std::vector<TaskBase*> awaiters_of(FutureBase& f) {
+  std::vector<TaskBase*> tasks = f.loop().registered_tasks();
+  std::vector<uint64_t> ids = f.awaited_by_ids();
+  std::vector<TaskBase*> out;
+  for (TaskBase* t : tasks) {
+    const bool blocked = t->fut_waiter() == &f;
+    const bool edge = std::find(ids.begin(), ids.end(), t->id()) != ids.end();
+    if ((blocked || edge) && &t->future() != &f) out.push_back(t);
+  }
+  return out;
+}
+
+FutureCallGraph build(FutureBase& f, std::optional<int> limit, const AwaitSite* here, std::vector<uint64_t>& path,
+                      int depth) {
+  FutureCallGraph g;
+  if (TaskBase* t = f.as_task()) {
+    g.is_task = true;
+    g.name = t->get_name();
+    g.id = t->id();
+    if (!limit || *limit != 0) {
+      // Outermost to innermost along child_, then reversed (asyncio lists
+      // the innermost frame first).
+      for (PromiseBase* p = t->root_promise(); p; p = p->child_) g.call_stack.push_back(entry_of(p->site_));
+      if (here && !g.call_stack.empty()) g.call_stack.back() = entry_of(*here);
+      std::reverse(g.call_stack.begin(), g.call_stack.end());
+      apply_limit(g.call_stack, limit);
+    }
+  } else {
+    g.name = f.label();
+  }
+  if (depth > 64) return g;  // a bound on what a report prints
+  for (TaskBase* parent : awaiters_of(f)) {
+    if (std::find(path.begin(), path.end(), parent->id()) != path.end()) continue;  // no cycles
+    path.push_back(parent->id());
+    g.awaited_by.push_back(build(parent->future(), limit, nullptr, path, depth + 1));
+    path.pop_back();
+  }
+  return g;
+}
+
+void render(const FutureCallGraph& g, std::vector<std::string>& buf, int level) {
+  const std::string indent(static_cast<size_t>(level) * 4, ' ');
+  if (g.is_task) {
+    buf.push_back(absl::StrFormat("%s* Task(name='%s', id=%d)", indent, g.name, g.id));
+  } else if (g.name.empty()) {
+    buf.push_back(absl::StrCat(indent, "* Future()"));
+  } else {
+    buf.push_back(absl::StrFormat("%s* Future(%s)", indent, g.name));
+  }
+  if (!g.call_stack.empty()) {
+    buf.push_back(indent + "  + Call stack:");
+    for (const FrameCallGraphEntry& e : g.call_stack)
+      buf.push_back(absl::StrFormat("%s  |   File '%s', line %d, in async %s()", indent, e.file, e.line, e.function));
+  }
+  if (!g.awaited_by.empty()) {
+    buf.push_back(indent + "  + Awaited by:");
+    for (const FutureCallGraph& p : g.awaited_by) render(p, buf, level + 1);
+  }
+}
+
+}  // namespace
+
+std::optional<FutureCallGraph> capture_call_graph_of(FutureBase* future, std::optional<int> limit, AwaitSite here) {
+  if (!future) return std::nullopt;
+  EventLoop* running = running_loop_or_null();
+  const bool is_current = running && running->current_task() && &running->current_task()->future() == future;
+  std::vector<uint64_t> path;
+  if (TaskBase* t = future->as_task()) path.push_back(t->id());
+  return build(*future, limit, is_current ? &here : nullptr, path, 0);
+}
+
+std::string render_call_graph(const FutureCallGraph& graph) {
+  std::vector<std::string> buf;
+  render(graph, buf, 0);
+  std::string out;
+  for (size_t i = 0; i < buf.size(); ++i) {
+    if (i) out += '\n';
+    out += buf[i];
+  }
+  return out;
+}
+
+}  // namespace twinloop::internal
