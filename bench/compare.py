@@ -1,0 +1,348 @@
+#!/usr/bin/python3
+"""twinloop's rows side by side with the performance anchors (../shared/bench).
+
+Called by bench/compare.sh, which builds everything first. Runs every row
+RUNS times ROUND-ROBIN (round 1: every row once, then round 2, ...), so the
+slow drifts of a shared machine hit all systems alike, then prints:
+
+  * a table: workload, system, median / min / max, unit, "x REF" = the median
+    over rounds of the ratio to the raw C++20 reference measured in the same
+    round (1 = as fast as the reference, 10 = ten times slower, whatever the
+    unit);
+  * the targets (PASS / FAIL), each computed from per-round ratios.
+
+and writes bench/results/compare-<UTC>.md and .json (every raw value).
+
+Stdlib only. Environment knobs:
+  RUNS=3          rounds
+  TRIO_RUNS=1     rounds that include the trio virtual-sleep row (~30 s each);
+                  0 drops it (the ">= 100x trio" target is then SKIPPED)
+  PYTHON_ROWS=1   adds the asyncio / trio rows of ping-pong and spawn and the
+                  asyncio virtual-clock row (slow; off by default)
+  GATHER_ROWS=0   drops the spawn rows joined with gather(vector)
+  ONLY=substr     rows whose workload key or system label contains substr
+  QUICK=1         all counts / 10 (smoke test; figures not comparable)
+  PYTHON=/usr/bin/python3   interpreter for the Python anchors
+Paths (set by compare.sh): TWINLOOP_ANCHORS (our binary), ANCHORS_DIR (the
+copy of ../shared/bench with build/ inside; empty: our rows only).
+"""
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+OURS = os.environ.get("TWINLOOP_ANCHORS", os.path.join(RESULTS, "bin", "twinloop_anchors"))
+ANCHORS = os.environ.get("ANCHORS_DIR", "")
+PY = os.environ.get("PYTHON", "/usr/bin/python3")
+RUNS = int(os.environ.get("RUNS", "3"))
+TRIO_RUNS = int(os.environ.get("TRIO_RUNS", "1"))
+PYTHON_ROWS = os.environ.get("PYTHON_ROWS") == "1"
+GATHER_ROWS = os.environ.get("GATHER_ROWS", "1") != "0"
+ONLY = os.environ.get("ONLY", "")
+QUICK = os.environ.get("QUICK") == "1"
+
+div = 10 if QUICK else 1
+PINGPONG_N = 1_000_000 // div
+SPAWN_N = 1_000_000 // div
+VS_TASKS, VS_ITERS = 10_000 // div, 100
+REAL_SCALE = 1000
+
+# workload key -> (label, unit, metric key in the RESULT line, higher is better)
+W = {
+    "pingpong": ("1 ping-pong switch (1 M hand-offs)", "ns/hand-off", "ns_per_op", False),
+    "spawn": ("2 spawn many (1 M tasks)", "ns/task", "ns_per_op", False),
+    "vsleep": ("3 virtual sleep (10k tasks x 100)", "sim-s per wall-s", "sim_per_wall", True),
+}
+if QUICK:
+    W = {k: (v[0] + " [QUICK /10]",) + v[1:] for k, v in W.items()}
+
+
+def anchor(*parts):
+    return os.path.join(ANCHORS, *parts)
+
+
+def rows():
+    r = []
+
+    def add(w, key, system, cmd, ref=False, runs=None, ours=False):
+        if ONLY and ONLY not in w and ONLY not in system and ONLY not in key:
+            return
+        r.append(dict(w=w, key=key, system=system, cmd=[str(c) for c in cmd], ref=ref,
+                      runs=RUNS if runs is None else min(runs, RUNS), ours=ours))
+
+    have_anchors = bool(ANCHORS) and os.path.exists(anchor("build", "raw_sched"))
+    apy = lambda *a: [PY, anchor("py", "asyncio_anchors.py"), *a]  # noqa: E731
+    tpy = lambda *a: [PY, anchor("py", "trio_anchors.py"), *a]  # noqa: E731
+
+    if have_anchors:
+        add("pingpong", "raw", "raw C++20 coro + minimal scheduler (REF)",
+            [anchor("build", "raw_sched"), "pingpong", PINGPONG_N], ref=True)
+        add("pingpong", "asio", "asio awaitable + experimental::channel",
+            [anchor("build", "asio_anchors"), "pingpong", PINGPONG_N])
+        if PYTHON_ROWS:
+            add("pingpong", "asyncio", "Python asyncio (Queue)", apy("pingpong", PINGPONG_N))
+            add("pingpong", "trio", "Python trio (memory channel)", tpy("pingpong", PINGPONG_N))
+    add("pingpong", "ours-real", "twinloop real loop (Future per hand-off)",
+        [OURS, "pingpong-real", PINGPONG_N], ours=True)
+    add("pingpong", "ours-sim", "twinloop sim loop (Future per hand-off)",
+        [OURS, "pingpong-sim", PINGPONG_N], ours=True)
+
+    if have_anchors:
+        add("spawn", "raw", "raw C++20 coro + minimal scheduler (REF)",
+            [anchor("build", "raw_sched"), "spawn", SPAWN_N], ref=True)
+        add("spawn", "asio", "asio co_spawn + completion counter",
+            [anchor("build", "asio_anchors"), "spawn", SPAWN_N])
+        if PYTHON_ROWS:
+            add("spawn", "asyncio", "Python asyncio (create_task + gather)", apy("spawn", SPAWN_N))
+            add("spawn", "trio", "Python trio (nursery.start_soon)", tpy("spawn", SPAWN_N))
+    add("spawn", "ours-real", "twinloop real: create_task, await each",
+        [OURS, "spawn-real", SPAWN_N, "each"], ours=True)
+    add("spawn", "ours-sim", "twinloop sim: create_task, await each",
+        [OURS, "spawn-sim", SPAWN_N, "each"], ours=True)
+    if GATHER_ROWS:
+        add("spawn", "ours-real-gather", "twinloop real: create_task, gather(vector)",
+            [OURS, "spawn-real", SPAWN_N, "gather"], ours=True)
+        add("spawn", "ours-sim-gather", "twinloop sim: create_task, gather(vector)",
+            [OURS, "spawn-sim", SPAWN_N, "gather"], ours=True)
+
+    if have_anchors:
+        add("vsleep", "raw", "raw C++20 coro + virtual-time heap (REF)",
+            [anchor("build", "raw_sched"), "vsleep", VS_TASKS, VS_ITERS], ref=True)
+        if TRIO_RUNS > 0:
+            add("vsleep", "trio", "Python trio + MockClock(autojump_threshold=0)",
+                tpy("vsleep", VS_TASKS, VS_ITERS), runs=TRIO_RUNS)
+        if PYTHON_ROWS:
+            add("vsleep", "asyncio", "Python asyncio + 15-line virtual-clock loop",
+                apy("vsleep", VS_TASKS, VS_ITERS))
+        add("vsleep", "asio-scaled", f"asio steady_timer REAL clock, sleeps /{REAL_SCALE} [scaled]",
+            [anchor("build", "asio_anchors"), "sleep", VS_TASKS, VS_ITERS, REAL_SCALE])
+    add("vsleep", "ours-sim", "twinloop sim loop (virtual time)",
+        [OURS, "vsleep-sim", VS_TASKS, VS_ITERS], ours=True)
+    add("vsleep", "ours-real-scaled", f"twinloop real loop REAL clock, sleeps /{REAL_SCALE} [scaled]",
+        [OURS, "vsleep-real", VS_TASKS, VS_ITERS, REAL_SCALE], ours=True)
+    return r, have_anchors
+
+
+def parse(out):
+    for line in reversed(out.splitlines()):
+        if line.startswith("RESULT "):
+            res = {}
+            for kv in line.split()[1:]:
+                k, v = kv.split("=", 1)
+                try:
+                    res[k] = float(v)
+                except ValueError:
+                    res[k] = v
+            return res
+    raise RuntimeError("no RESULT line in output: " + out[-500:])
+
+
+def run_one(row):
+    p = subprocess.run(row["cmd"], capture_output=True, text=True, timeout=900)
+    if p.returncode != 0:
+        raise RuntimeError(f"exit {p.returncode}: {(p.stderr or p.stdout)[-500:]}")
+    res = parse(p.stdout)
+    if "sim_s" in res and "wall_s" in res:  # full precision, not the printed one
+        res["sim_per_wall"] = res["sim_s"] / res["wall_s"]
+    return res
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if x < 1:
+        return f"{x:.3g}"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def paired(a, b, f):
+    """f(a_value, b_value) for every round where both rows ran; median."""
+    vals = [f(x, y) for x, y in zip(a, b) if x is not None and y is not None and x and y]
+    return (statistics.median(vals), len(vals)) if vals else (None, 0)
+
+
+def versions():
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except Exception as e:  # noqa: BLE001
+            return f"? ({e})"
+
+    return {
+        "date_utc": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S"),
+        "kernel": platform.release(),
+        "cpu": sh("lscpu | sed -n 's/^Model name: *//p' | head -1") + f", {os.cpu_count()} cores",
+        "load average at end": sh("cut -d' ' -f1-3 /proc/loadavg"),
+        "g++": sh("g++ --version | head -1"),
+        "twinloop build": "bazel build --config=opt (-O2 -DNDEBUG, -std=c++20)",
+        "anchors build": os.environ.get("ANCHOR_BUILD", "-"),
+        "python": sh(f"{PY} -c 'import sys; print(sys.version.split()[0])'") + f" ({PY})",
+        "trio": sh(f"{PY} -c 'import trio; print(trio.__version__)' 2>/dev/null") or "-",
+        "asio (ASIO_VERSION)": sh("sed -n 's/^#define ASIO_VERSION \\([0-9]*\\).*/\\1/p' "
+                                  "/usr/include/asio/version.hpp") or "-",
+    }
+
+
+def main():
+    todo, have_anchors = rows()
+    if not have_anchors:
+        print("note: no anchors (../shared/bench not found or not built): running twinloop's rows "
+              "only; no ratios, no targets", file=sys.stderr)
+    # values[i][round] = RESULT dict or None
+    values = {i: [None] * RUNS for i in range(len(todo))}
+    errors = {}
+    t_start = time.time()
+    for rnd in range(RUNS):
+        for i, row in enumerate(todo):
+            if i in errors or rnd >= row["runs"]:
+                continue
+            t0 = time.time()
+            try:
+                res = run_one(row)
+            except Exception as e:  # noqa: BLE001
+                errors[i] = str(e)
+                print(f"[round {rnd + 1}/{RUNS}] FAILED {row['w']} / {row['system']}: {e}",
+                      file=sys.stderr, flush=True)
+                continue
+            values[i][rnd] = res
+            label, unit, key, _ = W[row["w"]]
+            print(f"[round {rnd + 1}/{RUNS}] {row['w']:9} {row['system']:62} {fmt(res[key]):>9} "
+                  f"{unit}  ({time.time() - t0:.1f}s)", file=sys.stderr, flush=True)
+    elapsed = time.time() - t_start
+
+    def metric(i):
+        key = W[todo[i]["w"]][2]
+        return [r[key] if r else None for r in values[i]]
+
+    def best(i):
+        vals = [v for v in metric(i) if v is not None]
+        if not vals:
+            return None
+        return max(vals) if W[todo[i]["w"]][3] else min(vals)
+
+    def find(w, key):
+        return next((i for i, r in enumerate(todo) if r["w"] == w and r["key"] == key), None)
+
+    table = []
+    for i, row in enumerate(todo):
+        label, unit, key, higher = W[row["w"]]
+        vals = [v for v in metric(i) if v is not None]
+        e = dict(workload=label, w=row["w"], key=row["key"], system=row["system"], unit=unit,
+                 ref=row["ref"], cmd=" ".join(row["cmd"]), error=errors.get(i),
+                 raw_runs=values[i])
+        if vals:
+            e.update(median=statistics.median(vals), min=min(vals), max=max(vals), n=len(vals))
+            e["best"] = max(vals) if higher else min(vals)
+            ref_i = find(row["w"], "raw")
+            if ref_i is not None and not row["ref"]:
+                ratio = (lambda v, r: r / v) if higher else (lambda v, r: v / r)
+                e["x_ref"], _ = paired(metric(i), metric(ref_i), ratio)
+                ref_best = best(ref_i)
+                if ref_best:
+                    e["x_ref_best"] = ratio(e["best"], ref_best)
+            if row["w"] == "vsleep":
+                runs = [r for r in values[i] if r]
+                e["note"] = (f"wall {fmt(statistics.median(r['wall_s'] for r in runs))} s, "
+                             f"sim {fmt(statistics.median(r['sim_s'] for r in runs))} s")
+        table.append(e)
+
+    # ---- targets (from the issue): per-round ratios, median over rounds.
+    targets = []
+
+    def target(name, w, ours_key, other_key, f, ok, want):
+        i, j = find(w, ours_key), find(w, other_key)
+        if i is None:
+            return
+        if j is None:
+            targets.append(dict(name=name, value=None, want=want, status="SKIPPED",
+                                note=f"no '{other_key}' row in this run"))
+            return
+        v, n = paired(metric(i), metric(j), f)
+        bi, bj = best(i), best(j)
+        vb = f(bi, bj) if bi and bj else None
+        status = "SKIPPED" if v is None else ("PASS" if ok(v) else "FAIL")
+        targets.append(dict(name=name, value=v, best_value=vb, want=want, status=status,
+                            note=f"{n} paired round(s)"))
+
+    for loop in ("real", "sim"):
+        k = f"ours-{loop}"
+        target(f"ping-pong {loop}: twinloop / raw <= 10", "pingpong", k, "raw",
+               lambda o, r: o / r, lambda v: v <= 10, "<= 10")
+        target(f"ping-pong {loop}: asio / twinloop >= 5", "pingpong", k, "asio",
+               lambda o, a: a / o, lambda v: v >= 5, ">= 5")
+    for loop in ("real", "sim"):
+        for join in ("", "-gather"):
+            k = f"ours-{loop}{join}"
+            jn = "gather" if join else "await each"
+            target(f"spawn {loop} ({jn}): twinloop / raw <= 1.5", "spawn", k, "raw",
+                   lambda o, r: o / r, lambda v: v <= 1.5, "<= 1.5")
+            target(f"spawn {loop} ({jn}): asio / twinloop > 1 (faster than asio)", "spawn", k,
+                   "asio", lambda o, a: a / o, lambda v: v > 1, "> 1")
+    target("virtual sleep sim: twinloop / raw >= 1/3 (sim-s per wall-s)", "vsleep", "ours-sim",
+           "raw", lambda o, r: o / r, lambda v: v >= 1 / 3, ">= 0.333")
+    target("virtual sleep sim: twinloop / trio MockClock >= 100", "vsleep", "ours-sim", "trio",
+           lambda o, t: o / t, lambda v: v >= 100, ">= 100")
+
+    v = versions()
+    lines = [
+        f"twinloop vs anchors: {RUNS} round(s), round-robin{' (QUICK: counts /10)' if QUICK else ''}; "
+        f"run took {elapsed:.0f} s; {v['date_utc']} UTC",
+        "",
+        "| workload | system | median | min | max | unit | x REF | x REF best | runs | notes |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for e in table:
+        ours = any(t["w"] == e["w"] and t["key"] == e["key"] and t["ours"] for t in todo)
+        name = f"**{e['system']}**" if ours else e["system"]
+        if e.get("error") and "median" not in e:
+            lines.append(f"| {e['workload']} | {name} | FAILED | | | {e['unit']} | | | | "
+                         f"{e['error'][:120]} |")
+            continue
+        xr = "1 (ref)" if e["ref"] else fmt(e.get("x_ref"))
+        xb = "1 (ref)" if e["ref"] else fmt(e.get("x_ref_best"))
+        lines.append(f"| {e['workload']} | {name} | {fmt(e['median'])} | {fmt(e['min'])} | "
+                     f"{fmt(e['max'])} | {e['unit']} | {xr} | {xb} | {e['n']} | "
+                     f"{e.get('note', '')} |")
+    lines += ["", "x REF: per round, value / reference (lower-is-better units) or reference / value "
+              "(throughputs); median over rounds. 1 = as fast as the reference. x REF best: the "
+              "same ratio between the best runs of the two rows (less sensitive to a loaded "
+              "machine: noise only ever slows a run down).", ""]
+    if targets:
+        lines += ["| target | measured (median of per-round ratios) | best vs best | wanted | result "
+                  "| notes |",
+                  "|---|---:|---:|---|---|---|"]
+        for t in targets:
+            lines.append(f"| {t['name']} | {fmt(t['value'])} | {fmt(t.get('best_value'))} | "
+                         f"{t['want']} | **{t['status']}** | {t['note']} |")
+        lines += ["", "result: decided on the median of per-round ratios (the anchors' method)."]
+    lines += ["", "Versions:", ""] + [f"- {k}: {val}" for k, val in v.items()]
+    text = "\n".join(lines)
+    print(text)
+
+    os.makedirs(RESULTS, exist_ok=True)
+    stamp = datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(RESULTS, f"compare-{stamp}")
+    with open(base + ".md", "w") as f:
+        f.write(text + "\n")
+    with open(base + ".json", "w") as f:
+        json.dump(dict(versions=v, runs=RUNS, quick=QUICK, elapsed_s=elapsed, table=table,
+                       targets=targets), f, indent=1)
+    print(f"\nsaved {base}.md and .json", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
