@@ -1,0 +1,195 @@
+#include "api/queues.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace twinloop::internal {
+
+namespace {
+
+// On in release builds: a breach means items or wake-ups were lost.
+void check_invariant(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "twinloop: queue invariant broken: %s\n", what);
+  std::abort();
+}
+
+}  // namespace
+
+QueueCore::~QueueCore() = default;
+
+void QueueCore::check_put() const {
+  if (is_shutdown_) throw QueueShutDown();
+  if (full()) throw QueueFull();
+}
+
+void QueueCore::throw_empty() const {
+  if (is_shutdown_) throw QueueShutDown();
+  throw QueueEmpty();
+}
+
+void QueueCore::on_put() {
+  check_invariant(maxsize_ <= 0 || size() <= static_cast<uint64_t>(maxsize_),
+                  "a bounded queue holds more than maxsize items");
+  ++unfinished_tasks_;
+  wakeup_next(getters_);
+}
+
+void QueueCore::task_done() {
+  if (unfinished_tasks_ <= 0) throw std::invalid_argument("task_done() called too many times");
+  if (--unfinished_tasks_ == 0) set_finished();
+}
+
+void QueueCore::shutdown(bool immediate) {
+  is_shutdown_ = true;
+  if (immediate) {
+    while (size() != 0) {
+      drop_one();
+      if (unfinished_tasks_ > 0) --unfinished_tasks_;
+    }
+    if (unfinished_tasks_ == 0) set_finished();
+  }
+  // Every getter re-checks for emptiness (and raises QueueShutDown); every
+  // putter re-checks and raises.
+  while (!getters_.empty()) {
+    Future<void> getter = std::move(getters_.front());
+    getters_.pop_front();
+    if (!getter.done()) getter.set_result();
+  }
+  while (!putters_.empty()) {
+    Future<void> putter = std::move(putters_.front());
+    putters_.pop_front();
+    if (!putter.done()) putter.set_result();
+  }
+}
+
+std::string QueueCore::describe() const {
+  std::string out = absl::StrCat("<", kind_);
+  if (!name_.empty()) absl::StrAppend(&out, " '", name_, "'");
+  absl::StrAppend(&out, " maxsize=", maxsize_);
+  if (size() != 0) absl::StrAppend(&out, " qsize=", size());
+  if (!getters_.empty()) absl::StrAppend(&out, " _getters[", getters_.size(), "]");
+  if (!putters_.empty()) absl::StrAppend(&out, " _putters[", putters_.size(), "]");
+  if (unfinished_tasks_ != 0) absl::StrAppend(&out, " tasks=", unfinished_tasks_);
+  if (is_shutdown_) absl::StrAppend(&out, " shutdown");
+  absl::StrAppend(&out, ">");
+  return out;
+}
+
+std::string QueueCore::label(Op op) const {
+  const char* what = op == Op::kGet ? ".get()" : op == Op::kPut ? ".put()" : ".join()";
+  if (name_.empty()) return absl::StrCat(kind_, what);
+  return absl::StrCat(kind_, what, " on '", name_, "'");
+}
+
+Future<void> QueueCore::add_waiter(Op op) {
+  EventLoop& loop = get_running_loop();
+  if (!loop_) {
+    loop_ = Ref<EventLoop>(&loop);
+  } else if (loop_.get() != &loop) {
+    throw std::runtime_error(absl::StrCat(describe(), " is bound to a different event loop"));
+  }
+  Future<void> waiter = create_future<void>(loop);
+  waiter.set_label(label(op));
+  (op == Op::kGet ? getters_ : op == Op::kPut ? putters_ : joiners_).push_back(waiter);
+  return waiter;
+}
+
+void QueueCore::abandon_waiter(Op op, Future<void>& waiter) {
+  if (op == Op::kJoin) {
+    remove(joiners_, waiter);  // Event.wait's `finally`
+    return;
+  }
+  waiter.cancel();  // in case it is still pending
+  // It may be gone already: popped by _wakeup_next or by shutdown.
+  Waiters& waiters = op == Op::kGet ? getters_ : putters_;
+  remove(waiters, waiter);
+  // Woken (not cancelled) but leaving: the wake-up must go to the next in
+  // line, or an item (or a free slot) would wait with nobody told.
+  const bool can_proceed = op == Op::kGet ? size() != 0 : !full();
+  if (can_proceed && !waiter.cancelled()) wakeup_next(waiters);
+}
+
+void QueueCore::wakeup_next(Waiters& waiters) {
+  while (!waiters.empty()) {
+    Future<void> waiter = std::move(waiters.front());
+    waiters.pop_front();
+    if (!waiter.done()) {
+      waiter.set_result();
+      break;
+    }
+  }
+}
+
+void QueueCore::remove(Waiters& waiters, const Future<void>& waiter) {
+  for (auto it = waiters.begin(); it != waiters.end(); ++it) {
+    if (*it == waiter) {
+      waiters.erase(it);
+      return;
+    }
+  }
+}
+
+void QueueCore::set_finished() {
+  // Event.set(): wake every waiter; each removes itself when it resumes.
+  for (Future<void>& joiner : joiners_) {
+    if (!joiner.done()) joiner.set_result();
+  }
+}
+
+Coro<void> wait_not_empty(QueueCore* s) {
+  while (s->size() == 0) {
+    if (s->is_shutdown()) throw QueueShutDown();
+    Future<void> getter = s->add_waiter(QueueCore::Op::kGet);
+    std::exception_ptr error;
+    try {
+      co_await getter;
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      s->abandon_waiter(QueueCore::Op::kGet, getter);
+      std::rethrow_exception(error);
+    }
+  }
+}
+
+Coro<void> wait_not_full(QueueCore* s) {
+  while (s->full()) {
+    if (s->is_shutdown()) throw QueueShutDown();
+    Future<void> putter = s->add_waiter(QueueCore::Op::kPut);
+    std::exception_ptr error;
+    try {
+      co_await putter;
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      s->abandon_waiter(QueueCore::Op::kPut, putter);
+      std::rethrow_exception(error);
+    }
+  }
+}
+
+Coro<void> join_queue(Ref<QueueCore> s) {
+  if (s->unfinished_tasks() == 0) co_return;
+  Future<void> waiter = s->add_waiter(QueueCore::Op::kJoin);
+  std::exception_ptr error;
+  try {
+    co_await waiter;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    s->abandon_waiter(QueueCore::Op::kJoin, waiter);
+    std::rethrow_exception(error);
+  }
+  s->forget_joiner(waiter);
+}
+
+}  // namespace twinloop::internal
