@@ -30,6 +30,8 @@
 #include "api/future.h"
 #include "api/gather.h"
 #include "api/graph.h"
+#include "api/locks.h"
+#include "api/queues.h"
 #include "api/shield.h"
 #include "api/task.h"
 #include "api/task_group.h"
