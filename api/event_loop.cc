@@ -16,11 +16,15 @@ namespace {
 
 thread_local EventLoop* tls_running_loop = nullptr;
 
-// The busy loop polls the backend (I/O, signals) without blocking once every
-// this many iterations. asyncio polls on every iteration; a system call per
-// iteration would cost more than the iteration itself, and I/O is still never
-// starved (it waits at most kPollEvery iterations).
-constexpr uint64_t kPollEvery = 32;
+// While callbacks keep the loop busy, it polls the backend (I/O, signals)
+// without blocking at most once per kPollInterval of the backend's clock; it
+// reads the clock once every kClockCheckEvery iterations to find out.
+// asyncio polls on every iteration; a system call per iteration (~1 us on a
+// VM) would cost far more than an iteration (~40 ns), and polling every 32
+// iterations still spent a third of a busy loop in epoll. I/O waits at most
+// kPollInterval plus kClockCheckEvery iterations while the loop is busy.
+constexpr uint64_t kClockCheckEvery = 32;
+constexpr int64_t kPollInterval = 50'000;  // ns
 
 // asyncio rebuilds the timer heap when more than this many timers are
 // scheduled and more than half are cancelled (_MIN_SCHEDULED_TIMER_HANDLES,
@@ -125,7 +129,7 @@ void EventLoop::add_timer(internal::TimerTarget* t, int64_t when_ns) {
   // the real loop, a seeded draw on the simulated loop.
   const uint64_t tie = backend_->choose("loop.timer_tie", uint64_t{1} << 32);
   timers_.push_back(TimerEntry{when_ns, tie, ++timer_seq_, t});
-  std::push_heap(timers_.begin(), timers_.end(), later);
+  std::push_heap(timers_.begin(), timers_.end(), Later{});
 }
 
 void EventLoop::call_soon_threadsafe(absl::AnyInvocable<void()> callback) {
@@ -148,8 +152,7 @@ void EventLoop::drain_threadsafe() {
   for (auto& cb : batch) call_soon(std::move(cb));
 }
 
-void EventLoop::purge_timers() {
-  if (timers_cancelled_ == 0) return;
+void EventLoop::purge_cancelled_timers() {
   if (timers_.size() > kMinTimersForRebuild && timers_cancelled_ * 2 > timers_.size()) {
     std::vector<TimerEntry> kept;
     kept.reserve(timers_.size() - timers_cancelled_);
@@ -162,12 +165,12 @@ void EventLoop::purge_timers() {
       }
     }
     timers_.swap(kept);
-    std::make_heap(timers_.begin(), timers_.end(), later);
+    std::make_heap(timers_.begin(), timers_.end(), Later{});
     timers_cancelled_ = 0;
     return;
   }
   while (!timers_.empty() && timers_.front().handle->cancelled()) {
-    std::pop_heap(timers_.begin(), timers_.end(), later);
+    std::pop_heap(timers_.begin(), timers_.end(), Later{});
     internal::TimerTarget* h = timers_.back().handle;
     timers_.pop_back();
     --timers_cancelled_;
@@ -188,16 +191,21 @@ void EventLoop::run_once() {
   if (ready_.empty() && !stopping_) {
     backend_->wait(timers_.empty() ? LoopBackend::kNoDeadline : timers_.front().when);
     if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
-  } else if (++busy_iterations_ % kPollEvery == 0) {
-    backend_->wait(LoopBackend::kPollOnly);
-    if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
+    last_poll_ns_ = backend_->now_ns();
+  } else if (++busy_iterations_ % kClockCheckEvery == 0) {
+    const int64_t now = backend_->now_ns();
+    if (now - last_poll_ns_ >= kPollInterval) {
+      last_poll_ns_ = now;
+      backend_->wait(LoopBackend::kPollOnly);
+      if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
+    }
   }
 
   // Timers that fell due join the ready queue, in deadline order.
   if (!timers_.empty()) {
     const int64_t now = backend_->now_ns();
     while (!timers_.empty() && timers_.front().when <= now) {
-      std::pop_heap(timers_.begin(), timers_.end(), later);
+      std::pop_heap(timers_.begin(), timers_.end(), Later{});
       internal::TimerTarget* h = timers_.back().handle;
       timers_.pop_back();
       h->in_heap_ = false;

@@ -276,12 +276,20 @@ class EventLoop : public internal::RefCounted {
     uint64_t seq;
     internal::TimerTarget* handle;  // the heap owns one reference
   };
-  static bool later(const TimerEntry& a, const TimerEntry& b) {
-    if (a.when != b.when) return a.when > b.when;
-    if (a.tie != b.tie) return a.tie > b.tie;
-    return a.seq > b.seq;
+  // The heap's order (a function object, so that the heap algorithms inline
+  // the comparison instead of calling through a function pointer).
+  struct Later {
+    bool operator()(const TimerEntry& a, const TimerEntry& b) const {
+      if (a.when != b.when) return a.when > b.when;
+      if (a.tie != b.tie) return a.tie > b.tie;
+      return a.seq > b.seq;
+    }
+  };
+  // Drops cancelled timers from the heap (all of them, or those on top).
+  void purge_timers() {
+    if (timers_cancelled_ != 0) purge_cancelled_timers();
   }
-  void purge_timers();
+  void purge_cancelled_timers();
   void drain_threadsafe();
   void close_now();
   void check_open() const;
@@ -304,6 +312,7 @@ class EventLoop : public internal::RefCounted {
   uint64_t handle_ids_ = 0;
   uint64_t tokens_ = 0;
   uint64_t busy_iterations_ = 0;
+  int64_t last_poll_ns_ = 0;  // when the busy loop last polled the backend
 
   bool running_ = false;
   bool stopping_ = false;

@@ -12,11 +12,10 @@ FutureBase::~FutureBase() {
   if (!task_) report_if_unretrieved(std::string());
 }
 
-void FutureBase::report_if_unretrieved(const std::string& task_name) {
+void FutureBase::report_unretrieved(const std::string& task_name) {
   // asyncio reports "exception was never retrieved" when the future is
   // garbage-collected; we report it when the last reference goes away, which
   // is deterministic.
-  if (state_ != State::kFinished || !exception_ || retrieved_) return;
   retrieved_ = true;
   const bool is_task = task_ != nullptr;
   ExceptionContext c = ExceptionContext::of(

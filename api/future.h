@@ -126,7 +126,13 @@ class FutureBase : public RefCounted {
     more_.reset();
   }
   // Reports a stored exception nobody retrieved to the exception handler.
-  void report_if_unretrieved(const std::string& task_name);
+  bool has_unretrieved_exception() const {
+    return state_ == State::kFinished && exception_ && !retrieved_;
+  }
+  void report_if_unretrieved(const std::string& task_name) {
+    if (has_unretrieved_exception()) report_unretrieved(task_name);
+  }
+  void report_unretrieved(const std::string& task_name);
 
  protected:
   TaskBase* task_ = nullptr;  // set by tasks

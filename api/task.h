@@ -125,7 +125,9 @@ class TaskState final : public ValueHolder<T>, public TaskBase {
     this->task_ = this;
   }
   ~TaskState() override {
-    this->report_if_unretrieved(get_name());
+    // Test first: building the default name costs more than the rest of
+    // the destructor.
+    if (this->has_unretrieved_exception()) this->report_unretrieved(get_name());
     if (root_) root_.destroy();
   }
   bool cancel(std::string msg) override { return cancel_task(std::move(msg)); }
