@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "api/internal/pool.h"
 #include "api/future.h"
 
 namespace twinloop {
@@ -50,6 +51,11 @@ struct AwaitSite {
 
 class PromiseBase {
  public:
+  // Coroutine frames come from the per-thread pool (api/internal/pool.h):
+  // awaiting a Coro (lock.acquire(), queue.get()) allocates a frame.
+  static void* operator new(size_t bytes) { return pool_allocate(bytes); }
+  static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
+
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   // Every co_await in a twinloop coroutine passes through here: record the

@@ -75,13 +75,10 @@ std::exception_ptr FutureBase::exception() {
   return exception_;
 }
 
-void FutureBase::check_result() {
+void FutureBase::throw_result() {
   if (state_ == State::kFinished) {
-    if (exception_) {
-      retrieved_ = true;
-      std::rethrow_exception(exception_);
-    }
-    return;
+    retrieved_ = true;
+    std::rethrow_exception(exception_);
   }
   if (state_ == State::kCancelled) throw CancelledError(cancel_message());
   throw InvalidStateError("Result is not set.");

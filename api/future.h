@@ -75,7 +75,11 @@ class FutureBase : public RefCounted {
   // set); InvalidStateError if pending; throws CancelledError if cancelled.
   std::exception_ptr exception();
   // Throws what result() would throw; marks a stored exception retrieved.
-  void check_result();
+  // Returns if finished with a value; else throws what result() throws.
+  void check_result() {
+    if (state_ != State::kFinished || exception_) [[unlikely]] throw_result();
+  }
+  [[noreturn]] void throw_result();
   // InvalidStateError if done.
   void set_exception(std::exception_ptr e);
   // Registers `cb`, called through call_soon once done. Returns a token for

@@ -8,7 +8,11 @@
 
 namespace twinloop::sim {
 
-SimBackend::SimBackend(const Options& options) : options_(options), choices_(options.seed) {}
+SimBackend::SimBackend(const Options& options)
+    : options_(options),
+      jitter_(options.step_jitter_max > absl::ZeroDuration()),
+      jitter_max_us_(jitter_ ? static_cast<uint64_t>(absl::ToInt64Microseconds(options.step_jitter_max)) : 0),
+      choices_(options.seed) {}
 
 void SimBackend::attach(EventLoop& loop) {
   loop_ = &loop;
@@ -60,10 +64,8 @@ void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
   ++events_;
   hash_ = mix64(hash_ ^ static_cast<uint64_t>(now_ns_));
   hash_ = mix64(hash_ ^ (static_cast<uint64_t>(kind) << 56) ^ id);
-  if (options_.step_jitter_max > absl::ZeroDuration() &&
-      (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
-    const uint64_t max_us = static_cast<uint64_t>(absl::ToInt64Microseconds(options_.step_jitter_max));
-    now_ns_ += static_cast<int64_t>(choose("loop.step_jitter_us", max_us + 1)) * 1000;
+  if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
+    now_ns_ += static_cast<int64_t>(choose("loop.step_jitter_us", jitter_max_us_ + 1)) * 1000;
   }
 }
 

@@ -102,6 +102,9 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::string deadlock_report() const;
 
   Options options_;
+  // options_.step_jitter_max > 0, and it in whole microseconds (per event).
+  bool jitter_ = false;
+  uint64_t jitter_max_us_ = 0;
   ChoiceSource choices_;
   EventLoop* loop_ = nullptr;
   int64_t now_ns_ = 0;

@@ -7,8 +7,11 @@
 #ifndef TWINLOOP_API_INTERNAL_REF_H_
 #define TWINLOOP_API_INTERNAL_REF_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <utility>
+
+#include "api/internal/pool.h"
 
 namespace twinloop::internal {
 
@@ -22,6 +25,11 @@ class RefCounted {
     if (--refs_ == 0) delete this;
   }
   uint32_t ref_count() const noexcept { return refs_; }
+
+  // Loop objects come from the per-thread pool (api/internal/pool.h). The
+  // destructor is virtual, so sized delete receives the dynamic type's size.
+  static void* operator new(size_t bytes) { return pool_allocate(bytes); }
+  static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
 
  protected:
   RefCounted() = default;
