@@ -69,6 +69,13 @@ class LoopBackend {
   // real loop always answers 0.
   virtual uint64_t choose(std::string_view site, uint64_t n) = 0;
 
+  // Whether the fault-injection point `site` fires now (twinloop::buggify,
+  // api/buggify.h). The real loop never fires one.
+  virtual bool buggify(std::string_view site) {
+    static_cast<void>(site);
+    return false;
+  }
+
   // Starts (on=true) or stops delivering signal `sig` to
   // EventLoop::deliver_signal on the loop thread.
   virtual void watch_signal(int sig, bool on) = 0;

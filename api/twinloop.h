@@ -23,6 +23,7 @@
 
 #include "api/as_completed.h"
 #include "api/awaitable.h"
+#include "api/buggify.h"
 #include "api/coro.h"
 #include "api/errors.h"
 #include "api/event_loop.h"

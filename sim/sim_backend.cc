@@ -1,5 +1,8 @@
 #include "sim/sim_backend.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -12,7 +15,33 @@ SimBackend::SimBackend(const Options& options)
     : options_(options),
       jitter_(options.step_jitter_max > absl::ZeroDuration()),
       jitter_max_us_(jitter_ ? static_cast<uint64_t>(absl::ToInt64Microseconds(options.step_jitter_max)) : 0),
-      choices_(options.seed) {}
+      choices_(options.seed),
+      keyed_(options.record || options.replay || options.chooser),
+      record_(options.record || options.replay) {
+  if (options.replay) plan_ = DecisionMap(options.replay->decisions);
+}
+
+std::map<std::string, int64_t> recorded_options(const Options& options) {
+  return {
+      {"buggify", options.buggify ? 1 : 0},
+      {"executor_latency_max_us", absl::ToInt64Microseconds(options.executor_latency_max)},
+      {"shuffle_equal_timers", options.shuffle_equal_timers ? 1 : 0},
+      {"step_jitter_max_us", absl::ToInt64Microseconds(options.step_jitter_max)},
+      {"time_limit_us", absl::ToInt64Microseconds(options.time_limit)},
+  };
+}
+
+Options options_for_replay(const Recording& recording, Options base) {
+  base.seed = recording.seed;
+  for (const auto& [name, v] : recording.options) {
+    if (name == "buggify") base.buggify = v != 0;
+    if (name == "executor_latency_max_us") base.executor_latency_max = absl::Microseconds(v);
+    if (name == "shuffle_equal_timers") base.shuffle_equal_timers = v != 0;
+    if (name == "step_jitter_max_us") base.step_jitter_max = absl::Microseconds(v);
+    if (name == "time_limit_us") base.time_limit = absl::Microseconds(v);
+  }
+  return base;
+}
 
 void SimBackend::attach(EventLoop& loop) {
   loop_ = &loop;
@@ -44,7 +73,48 @@ void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void
 
 uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
   if (!options_.shuffle_equal_timers && site == "loop.timer_tie") return 0;
-  return choices_.choose(site, n);
+  if (!keyed_) return choices_.choose(site, n);
+  return keyed_choose(site, n);
+}
+
+uint64_t SimBackend::keyed_choose(std::string_view site, uint64_t n) {
+  if (n <= 1) return 0;
+  auto it = occurrences_.find(site);
+  if (it == occurrences_.end()) it = occurrences_.emplace(std::string(site), 0).first;
+  const uint64_t occurrence = it->second++;
+  // The seeded stream advances on every draw, so that a draw the replay
+  // lacks gets the value the seed gives at this position.
+  uint64_t value = choices_.choose(site, n);
+  if (options_.chooser) {
+    value = std::min(options_.chooser(site, n), n - 1);
+  } else if (options_.replay) {
+    if (std::optional<uint64_t> recorded = plan_.find(site, occurrence)) {
+      value = std::min(*recorded, n - 1);
+    } else if (options_.fallback == Options::Fallback::kDefault) {
+      value = 0;
+    }
+  }
+  if (record_) decisions_.push_back(Decision{std::string(site), occurrence, n, value});
+  return value;
+}
+
+bool SimBackend::buggify(std::string_view site) {
+  if (!options_.buggify) return false;
+  auto it = buggify_.find(site);
+  if (it == buggify_.end()) {
+    // Enabled for this run with probability 1/4 (the draw 3 of [0, 4); 0,
+    // the default, leaves the site off), as FoundationDB's BUGGIFY.
+    BuggifySite s;
+    s.enabled = choose(std::string("buggify.enabled:").append(site), 4) == 3;
+    it = buggify_.emplace(std::string(site), s).first;
+  }
+  BuggifySite& s = it->second;
+  ++s.evaluations;
+  if (!s.enabled) return false;
+  // An enabled site fires with probability 1/4 each time it is evaluated.
+  const bool fire = choose(std::string("buggify.fire:").append(site), 4) == 3;
+  s.fired += fire;
+  return fire;
 }
 
 void SimBackend::watch_signal(int sig, bool on) {
@@ -64,6 +134,7 @@ void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
   ++events_;
   hash_ = mix64(hash_ ^ static_cast<uint64_t>(now_ns_));
   hash_ = mix64(hash_ ^ (static_cast<uint64_t>(kind) << 56) ^ id);
+  if (record_) events_log_.push_back(EventRecord{now_ns_, kind, id, hash_});
   if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
     now_ns_ += static_cast<int64_t>(choose("loop.step_jitter_us", jitter_max_us_ + 1)) * 1000;
   }

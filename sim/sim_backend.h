@@ -20,15 +20,20 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "api/event_loop.h"
 #include "api/loop_backend.h"
 #include "sim/choice.h"
+#include "sim/replay.h"
 
 namespace twinloop::sim {
 
@@ -51,7 +56,31 @@ struct Options {
   // asyncio debug mode (slow callbacks are measured on the virtual clock,
   // so they show up only with step jitter).
   bool debug = false;
+  // twinloop::buggify sites may fire (each is enabled or not per run, then
+  // fires with a probability; both are draws). Off: buggify() is false.
+  bool buggify = true;
+
+  // ---- Recording and replaying (sim/replay.h; the harness sets these)
+  // Keep every decision (site, occurrence, n, value) and every event with
+  // its running hash: Simulation::recording().
+  bool record = false;
+  // Reuse this recording's decisions, matched by (site, occurrence); implies
+  // `record`. Simulation::divergence() then reports the first event that
+  // differs from the recording's.
+  std::shared_ptr<const Recording> replay = nullptr;
+  // What a draw the replay does not have answers: the seeded stream (as if
+  // there were no replay), or 0, the default (shrinking uses this).
+  enum class Fallback : uint8_t { kSeed, kDefault };
+  Fallback fallback = Fallback::kSeed;
+  // If set, every draw comes from here instead (answers are clamped to
+  // [0, n)); a RapidCheck property draws through its generators this way.
+  std::function<uint64_t(std::string_view site, uint64_t n)> chooser = nullptr;
 };
+
+// The options a recording names, and Options updated from a recording
+// (seed and options), for replaying it.
+std::map<std::string, int64_t> recorded_options(const Options& options);
+Options options_for_replay(const Recording& recording, Options base = {});
 
 // Nothing is ready, no timer is pending, and tasks still wait: nothing can
 // ever happen again. The message names every waiting task and what it waits on.
@@ -84,6 +113,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   void submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) override;
   uint64_t choose(std::string_view site, uint64_t n) override;
   void watch_signal(int sig, bool on) override;
+  bool buggify(std::string_view site) override;
   void close() override {}
 
   void on_event(internal::EventKind kind, uint64_t id) override;
@@ -98,8 +128,22 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::vector<Event> last_events() const;
   static constexpr size_t kTraceSize = 256;
 
+  // With Options::record: every decision and event so far.
+  const std::vector<Decision>& decisions() const { return decisions_; }
+  const std::vector<EventRecord>& events() const { return events_log_; }
+
+  // A buggify site as this run saw it.
+  struct BuggifySite {
+    bool enabled = false;
+    uint64_t evaluations = 0;
+    uint64_t fired = 0;
+  };
+  // Every site evaluated so far, by key.
+  const std::map<std::string, BuggifySite, std::less<>>& buggify_sites() const { return buggify_; }
+
  private:
   std::string deadlock_report() const;
+  uint64_t keyed_choose(std::string_view site, uint64_t n);
 
   Options options_;
   // options_.step_jitter_max > 0, and it in whole microseconds (per event).
@@ -112,6 +156,14 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   uint64_t events_ = 0;
   std::array<Event, kTraceSize> trace_{};
   std::set<int> watched_signals_;
+  // Draws are keyed by (site, occurrence): recording, replaying, chooser.
+  bool keyed_ = false;
+  bool record_ = false;
+  DecisionMap plan_;
+  std::map<std::string, uint64_t, std::less<>> occurrences_;
+  std::vector<Decision> decisions_;
+  std::vector<EventRecord> events_log_;
+  std::map<std::string, BuggifySite, std::less<>> buggify_;
 };
 
 }  // namespace twinloop::sim

@@ -1,5 +1,7 @@
 #include "sim/simulation.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace twinloop::sim {
 
 Simulation::Simulation(Options options) : options_(options) {
@@ -7,6 +9,30 @@ Simulation::Simulation(Options options) : options_(options) {
   backend_ = backend.get();
   loop_ = internal::Ref<EventLoop>(new EventLoop(std::move(backend)));
   loop_->set_debug(options_.debug);
+}
+
+Recording Simulation::recording() const {
+  Recording r;
+  r.seed = options_.seed;
+  r.options = recorded_options(options_);
+  r.decisions = backend_->decisions();
+  r.events = backend_->events();
+  return r;
+}
+
+std::optional<Divergence> Simulation::divergence() const {
+  if (!options_.replay) return std::nullopt;
+  return first_divergence(options_.replay->events, backend_->events());
+}
+
+std::string Simulation::buggify_summary() const {
+  std::string out;
+  for (const auto& [site, s] : backend_->buggify_sites()) {
+    if (!s.enabled) continue;
+    absl::StrAppend(&out, out.empty() ? "buggify sites enabled in this run: " : ", ", site, " (fired ", s.fired,
+                    " of ", s.evaluations, ")");
+  }
+  return out;
 }
 
 }  // namespace twinloop::sim

@@ -18,6 +18,8 @@
 #define TWINLOOP_SIM_SIMULATION_H_
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -25,6 +27,7 @@
 #include "api/event_loop.h"
 #include "api/internal/ref.h"
 #include "api/runner.h"
+#include "sim/replay.h"
 #include "sim/sim_backend.h"
 
 namespace twinloop::sim {
@@ -52,6 +55,16 @@ class Simulation {
   absl::Time now() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->now_ns()); }
   absl::Duration elapsed() const { return absl::Nanoseconds(backend_->now_ns()); }
   std::vector<Event> last_events() const { return backend_->last_events(); }
+
+  // With Options::record (or replay): the run so far as a Recording (seed,
+  // options, decisions, events), ready for write_recording_file.
+  Recording recording() const;
+  // With Options::replay: where this run's events first differ from the
+  // replayed recording's (nullopt: identical so far and of equal length).
+  std::optional<Divergence> divergence() const;
+  // "buggify sites: db.cc:12 (enabled, fired 3 of 9), ..." for the sites
+  // that were enabled in this run; empty if none was.
+  std::string buggify_summary() const;
 
  private:
   Options options_;

@@ -1,0 +1,120 @@
+// twinloop/sim/replay.h: what a simulated run decided and did, as data and as
+// a replay file.
+//
+// A Recording holds every decision of a run, keyed by site and occurrence
+// ("the 3rd draw named loop.timer_tie"), and every scheduling event with the
+// running event hash after it. Re-running with the recording's decisions
+// re-executes the run exactly; if the program changed, the decisions whose
+// keys still match are reused, the others fall back to the seed (replay) or
+// to the default 0 (shrinking), and the first event that differs from the
+// recording is reported as the divergence.
+//
+// The replay file is text, one record per line, versioned (docs/testing.md
+// has the grammar):
+//
+//   twinloop-replay 1
+//   seed 42
+//   test MySuite.MyTest
+//   option executor_latency_max_us 10000
+//   ...
+//   failure deadlock at virtual time 3s ...
+//   decision loop.timer_tie 0 4294967296 0
+//   decision buggify.fire:db.cc:12 3 4 3
+//   event 0 0 task_step 1 9f2c0d1e33a4b5c6
+//   end
+#ifndef TWINLOOP_SIM_REPLAY_H_
+#define TWINLOOP_SIM_REPLAY_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/event_loop.h"
+
+namespace twinloop::sim {
+
+// One decision: the `occurrence`-th draw (from 0) named `site`, which had
+// `n` possible answers and answered `value`.
+struct Decision {
+  std::string site;
+  uint64_t occurrence = 0;
+  uint64_t n = 0;
+  uint64_t value = 0;
+  friend bool operator==(const Decision&, const Decision&) = default;
+};
+
+// One scheduling event and the running event hash after it.
+struct EventRecord {
+  int64_t time_ns = 0;
+  internal::EventKind kind = internal::EventKind::kTaskStep;
+  uint64_t id = 0;
+  uint64_t hash = 0;
+  friend bool operator==(const EventRecord&, const EventRecord&) = default;
+};
+
+// "task_step", "callback", "timer_due", "signal".
+const char* event_kind_name(internal::EventKind kind);
+// "t=1.5s task_step #3".
+std::string describe_event(const EventRecord& e);
+
+// Everything a replay file holds.
+struct Recording {
+  static constexpr int kVersion = 1;
+  uint64_t seed = 0;
+  // Free-form metadata (the test's name, the command that reproduces it,
+  // what failed); not used to replay.
+  std::string test;
+  std::string command;
+  std::string failure;
+  // Options of the run that matter for replaying it, by name
+  // ("executor_latency_max_us", "shuffle_equal_timers", "step_jitter_max_us",
+  // "time_limit_us"); see Options::apply / Options::from.
+  std::map<std::string, int64_t> options;
+  std::vector<Decision> decisions;
+  std::vector<EventRecord> events;
+};
+
+// Decisions that are not the default (value != 0).
+size_t non_default_choices(const std::vector<Decision>& decisions);
+
+std::string format_recording(const Recording& r);
+// Throws std::invalid_argument naming the line on a malformed file, and on a
+// version this build does not read.
+Recording parse_recording(std::string_view text);
+// Throw std::runtime_error when the file cannot be written or read.
+void write_recording_file(const std::string& path, const Recording& r);
+Recording read_recording_file(const std::string& path);
+
+// Decisions indexed by (site, occurrence), for replaying.
+class DecisionMap {
+ public:
+  DecisionMap() = default;
+  explicit DecisionMap(const std::vector<Decision>& decisions);
+  // The recorded value of this draw, if any.
+  std::optional<uint64_t> find(std::string_view site, uint64_t occurrence) const;
+  size_t size() const { return values_.size(); }
+
+ private:
+  std::map<std::pair<std::string, uint64_t>, uint64_t, std::less<>> values_;
+};
+
+// Where two event streams first differ: the index, and the event of each
+// stream there (nullopt where that stream had already ended).
+struct Divergence {
+  size_t index = 0;
+  std::optional<EventRecord> expected;
+  std::optional<EventRecord> actual;
+};
+std::optional<Divergence> first_divergence(const std::vector<EventRecord>& expected,
+                                           const std::vector<EventRecord>& actual);
+// "the run diverged from the recording at event 17: expected t=1s task_step
+// #3, got t=1s callback #9".
+std::string describe_divergence(const Divergence& d);
+
+}  // namespace twinloop::sim
+
+#endif  // TWINLOOP_SIM_REPLAY_H_

@@ -1,0 +1,273 @@
+// Recording, replay files, replay across program changes, the default
+// fallback used by shrinking, an external chooser, and buggify.
+#include "sim/replay.h"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "api/twinloop.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "real/run.h"
+#include "sim/simulation.h"
+
+namespace twinloop::sim {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Three tasks whose sleeps tie (the timer tie-break is drawn) plus executor
+// work (its latency is drawn). `extra` adds an unrelated draw site and task
+// (a program change that keeps every original site).
+Coro<std::vector<int>> workload(bool extra) {
+  auto order = std::make_shared<std::vector<int>>();
+  std::vector<Task<void>> tasks;
+  for (int i = 0; i < 3; ++i) {
+    tasks.push_back(create_task([](std::shared_ptr<std::vector<int>> order, int i) -> Coro<void> {
+      co_await sleep(absl::Milliseconds(5));
+      order->push_back(i);
+      co_await to_thread([] {});
+      co_await sleep(absl::Milliseconds(5));
+      order->push_back(10 + i);
+    }(order, i)));
+  }
+  if (extra) {
+    EventLoop& loop = get_running_loop();
+    static_cast<void>(loop.backend().choose("test.unrelated_site", 100));
+  }
+  for (Task<void>& t : tasks) co_await t;
+  co_return *order;
+}
+
+Recording record_run(uint64_t seed, bool extra, std::vector<int>* result = nullptr) {
+  Simulation sim({.seed = seed, .record = true});
+  std::vector<int> r = sim.run(workload(extra));
+  if (result) *result = r;
+  return sim.recording();
+}
+
+TEST(Recording, RecordingDoesNotChangeTheRun) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    Simulation plain({.seed = seed});
+    std::vector<int> a = plain.run(workload(false));
+    Simulation recorded({.seed = seed, .record = true});
+    std::vector<int> b = recorded.run(workload(false));
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(plain.event_hash(), recorded.event_hash());
+    const Recording r = recorded.recording();
+    EXPECT_EQ(r.events.size(), recorded.event_count());
+    EXPECT_EQ(r.events.back().hash, recorded.event_hash());
+    EXPECT_EQ(r.decisions.size(), recorded.choices_made());
+  }
+}
+
+TEST(Recording, DecisionsAreKeyedBySiteAndOccurrence) {
+  const Recording r = record_run(3, false);
+  ASSERT_FALSE(r.decisions.empty());
+  std::map<std::string, uint64_t> next;
+  for (const Decision& d : r.decisions) {
+    EXPECT_EQ(d.occurrence, next[d.site]++) << d.site;
+    EXPECT_LT(d.value, d.n);
+  }
+  EXPECT_GT(next["loop.timer_tie"], 0u);
+  EXPECT_GT(next["executor.latency_us"], 0u);
+}
+
+TEST(ReplayFile, RoundTripsThroughText) {
+  Recording r = record_run(7, false);
+  r.test = "Suite.Name with spaces";
+  r.command = "bazel test //x:y --test_arg=--twinloop_seed=7";
+  r.failure = "line one\nline two 100%";
+  const std::string text = format_recording(r);
+  EXPECT_THAT(text, HasSubstr("twinloop-replay 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nseed 7\n"));
+  const Recording back = parse_recording(text);
+  EXPECT_EQ(back.seed, r.seed);
+  EXPECT_EQ(back.test, r.test);
+  EXPECT_EQ(back.command, r.command);
+  EXPECT_EQ(back.failure, r.failure);
+  EXPECT_EQ(back.options, r.options);
+  EXPECT_EQ(back.decisions, r.decisions);
+  EXPECT_EQ(back.events, r.events);
+}
+
+TEST(ReplayFile, RejectsMalformedFilesNamingTheLine) {
+  EXPECT_THROW(parse_recording(""), std::invalid_argument);
+  try {
+    parse_recording("twinloop-replay 1\nseed 1\ndecision a 0 4\nend\n");
+    ADD_FAILURE() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("line 3"));
+  }
+  try {
+    parse_recording("twinloop-replay 99\nend\n");
+    ADD_FAILURE() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("version 99 is not supported"));
+  }
+  EXPECT_THROW(parse_recording("twinloop-replay 1\nseed 1\n"), std::invalid_argument);            // no end
+  EXPECT_THROW(parse_recording("twinloop-replay 1\ndecision a 0 4 4\nend\n"), std::invalid_argument);  // value >= n
+  EXPECT_THROW(parse_recording("twinloop-replay 1\nevent 1 0 task_step 1 0\nend\n"), std::invalid_argument);
+  EXPECT_THROW(read_recording_file("/nonexistent/replay.txt"), std::runtime_error);
+}
+
+TEST(Replay, ReExecutesExactlyEvenWithAnotherSeed) {
+  std::vector<int> original;
+  const Recording r = record_run(11, false, &original);
+  for (uint64_t other_seed : {0u, 1u, 99u}) {
+    Options o = options_for_replay(r);
+    o.seed = other_seed;  // the decisions, not the seed, decide
+    o.replay = std::make_shared<Recording>(r);
+    Simulation sim(o);
+    EXPECT_EQ(sim.run(workload(false)), original);
+    EXPECT_FALSE(sim.divergence().has_value()) << describe_divergence(*sim.divergence());
+    EXPECT_EQ(sim.recording().decisions, r.decisions);
+  }
+}
+
+TEST(Replay, SurvivesAnUnrelatedProgramChange) {
+  // Find a seed whose schedule differs from the default one, so that
+  // reproducing it needs the recorded decisions.
+  std::vector<int> natural;
+  {
+    Simulation sim({.seed = 0, .shuffle_equal_timers = false, .record = true});
+    natural = sim.run(workload(false));
+  }
+  uint64_t seed = 1;
+  std::vector<int> original;
+  Recording r;
+  for (; seed < 100; ++seed) {
+    r = record_run(seed, false, &original);
+    if (original != natural) break;
+  }
+  ASSERT_NE(original, natural);
+  Options o = options_for_replay(r);
+  o.replay = std::make_shared<Recording>(r);
+  Simulation sim(o);
+  EXPECT_EQ(sim.run(workload(/*extra=*/true)), original);
+}
+
+TEST(Replay, ReportsTheFirstDivergentEvent) {
+  Recording r = record_run(5, false);
+  // A recording whose 4th event is different from what the program does.
+  ASSERT_GT(r.events.size(), 4u);
+  r.events[3].id += 1000;
+  Options o = options_for_replay(r);
+  o.replay = std::make_shared<Recording>(r);
+  Simulation sim(o);
+  sim.run(workload(false));
+  ASSERT_TRUE(sim.divergence().has_value());
+  EXPECT_EQ(sim.divergence()->index, 3u);
+  EXPECT_THAT(describe_divergence(*sim.divergence()), HasSubstr("at event 3"));
+}
+
+TEST(Replay, DefaultFallbackAnswersZero) {
+  Recording empty;  // no decisions at all
+  Options o;
+  o.seed = 1234;
+  o.replay = std::make_shared<Recording>(empty);
+  o.fallback = Options::Fallback::kDefault;
+  Simulation sim(o);
+  sim.run(workload(false));
+  const Recording r = sim.recording();
+  ASSERT_FALSE(r.decisions.empty());
+  EXPECT_EQ(non_default_choices(r.decisions), 0u);
+}
+
+TEST(Replay, ChooserAnswersEveryDrawClamped) {
+  std::vector<std::string> sites;
+  Options o;
+  o.record = true;
+  o.chooser = [&](std::string_view site, uint64_t n) {
+    sites.emplace_back(site);
+    return n + 5;  // out of range: clamped to n - 1
+  };
+  Simulation sim(o);
+  sim.run(workload(false));
+  const Recording r = sim.recording();
+  ASSERT_EQ(sites.size(), r.decisions.size());
+  for (const Decision& d : r.decisions) EXPECT_EQ(d.value, d.n - 1);
+}
+
+// ---- buggify
+
+Coro<int> count_faults(int evaluations) {
+  int fired = 0;
+  for (int i = 0; i < evaluations; ++i) {
+    if (buggify("test.site")) ++fired;
+    co_await sleep(absl::Milliseconds(1));
+  }
+  co_return fired;
+}
+
+TEST(Buggify, NeverFiresOnTheRealLoopOrOutsideALoop) {
+  EXPECT_FALSE(buggify());
+  EXPECT_EQ(real::run(count_faults(200)), 0);
+}
+
+TEST(Buggify, EnabledPerRunThenFiresWithAProbability) {
+  int enabled_runs = 0;
+  int total_fired = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    Simulation sim({.seed = seed});
+    const int fired = sim.run(count_faults(100));
+    const auto& sites = sim.backend().buggify_sites();
+    ASSERT_EQ(sites.count("test.site"), 1u);
+    const auto& s = sites.find("test.site")->second;
+    EXPECT_EQ(s.evaluations, 100u);
+    EXPECT_EQ(s.fired, static_cast<uint64_t>(fired));
+    if (s.enabled) {
+      ++enabled_runs;
+      total_fired += fired;
+      EXPECT_THAT(sim.buggify_summary(), HasSubstr("test.site (fired "));
+    } else {
+      EXPECT_EQ(fired, 0);
+      EXPECT_EQ(sim.buggify_summary(), "");
+    }
+  }
+  // 1/4 of runs enabled, 1/4 of evaluations fire: wide bounds, fixed seeds.
+  EXPECT_GT(enabled_runs, 25);
+  EXPECT_LT(enabled_runs, 80);
+  EXPECT_GT(total_fired, enabled_runs * 100 / 8);
+  EXPECT_LT(total_fired, enabled_runs * 100 / 2);
+}
+
+TEST(Buggify, SameSeedSameFaultsAndOffSwitch) {
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    EXPECT_EQ(run(count_faults(50), {.seed = seed}), run(count_faults(50), {.seed = seed}));
+    EXPECT_EQ(run(count_faults(50), {.seed = seed, .buggify = false}), 0);
+  }
+}
+
+TEST(Buggify, SitesAreKeyedBySourceLocationByDefault) {
+  Simulation sim({.seed = 1});
+  sim.run([]() -> Coro<void> {
+    static_cast<void>(buggify());
+    co_return;
+  }());
+  ASSERT_EQ(sim.backend().buggify_sites().size(), 1u);
+  EXPECT_THAT(sim.backend().buggify_sites().begin()->first, HasSubstr("sim/replay_test.cc:"));
+}
+
+TEST(Buggify, DecisionsAreRecordedAndShrinkToNoFault) {
+  // A seed where the site is enabled and fires.
+  uint64_t seed = 0;
+  for (; seed < 200; ++seed) {
+    if (run(count_faults(20), {.seed = seed}) > 0) break;
+  }
+  Simulation sim({.seed = seed, .record = true});
+  ASSERT_GT(sim.run(count_faults(20)), 0);
+  const Recording r = sim.recording();
+  EXPECT_GT(non_default_choices(r.decisions), 0u);
+  // The same decisions with every non-default one replaced by 0: no fault.
+  Recording zero = r;
+  for (Decision& d : zero.decisions) d.value = 0;
+  Options o = options_for_replay(zero);
+  o.replay = std::make_shared<Recording>(zero);
+  EXPECT_EQ(Simulation(o).run(count_faults(20)), 0);
+}
+
+}  // namespace
+}  // namespace twinloop::sim
