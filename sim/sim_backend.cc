@@ -53,10 +53,13 @@ void SimBackend::wait(int64_t deadline_ns) {
   if (deadline_ns == kNoDeadline) throw DeadlockError(deadlock_report());
   const int64_t limit = absl::ToInt64Nanoseconds(options_.time_limit);
   if (deadline_ns > limit) {
-    throw TimeLimitError(absl::StrFormat(
-        "virtual time limit exceeded: the next timer is at %s, the limit is %s (at seed %d)",
-        absl::FormatDuration(absl::Nanoseconds(deadline_ns)), absl::FormatDuration(options_.time_limit),
-        options_.seed));
+    throw TimeLimitError(absl::StrCat(
+        absl::StrFormat("virtual time limit exceeded: the next timer is at %s, the limit is %s (at seed %d); "
+                        "%d task(s) alive:",
+                        absl::FormatDuration(absl::Nanoseconds(deadline_ns)),
+                        absl::FormatDuration(options_.time_limit), options_.seed,
+                        loop_->registered_tasks().size()),
+        describe_live_tasks(*loop_)));
   }
   if (deadline_ns > now_ns_) now_ns_ = deadline_ns;
 }
@@ -147,12 +150,9 @@ std::vector<Event> SimBackend::last_events() const {
   return out;
 }
 
-std::string SimBackend::deadlock_report() const {
-  std::vector<internal::TaskBase*> tasks = loop_->registered_tasks();
-  std::string s = absl::StrFormat(
-      "deadlock at virtual time %s (seed %d): nothing is ready, no timer is pending, and %d task(s) wait "
-      "forever:",
-      absl::FormatDuration(absl::Nanoseconds(now_ns_)), options_.seed, tasks.size());
+std::string describe_live_tasks(EventLoop& loop) {
+  std::vector<internal::TaskBase*> tasks = loop.registered_tasks();
+  std::string s;
   for (internal::TaskBase* t : tasks) {
     absl::StrAppend(&s, "\n  Task '", t->get_name(), "' waits on ", t->waiting_on());
   }
@@ -164,6 +164,15 @@ std::string SimBackend::deadlock_report() const {
       absl::StrAppend(&s, "\n  ", line);
   }
   return s;
+}
+
+std::string SimBackend::deadlock_report() const {
+  return absl::StrCat(
+      absl::StrFormat("deadlock at virtual time %s (seed %d): nothing is ready, no timer is pending, and %d "
+                      "task(s) wait forever:",
+                      absl::FormatDuration(absl::Nanoseconds(now_ns_)), options_.seed,
+                      loop_->registered_tasks().size()),
+      describe_live_tasks(*loop_));
 }
 
 }  // namespace twinloop::sim

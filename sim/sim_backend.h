@@ -95,6 +95,10 @@ class TimeLimitError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Every task alive on `loop`, what it waits on, and its await graph, one
+// per line (each line starts with a newline and two spaces).
+std::string describe_live_tasks(EventLoop& loop);
+
 // One scheduling event as the simulator saw it.
 struct Event {
   int64_t time_ns;

@@ -1,0 +1,157 @@
+// twinloop/sim/testing.h: simulated tests in GoogleTest.
+//
+//   #include "sim/testing.h"
+//
+//   TWINLOOP_SIM_TEST(Bank, TransfersConserveMoney) {
+//     Bank bank;
+//     co_await bank.transfer(a, b, 10);          // the body is a coroutine
+//     EXPECT_EQ(bank.total(), 100);              // EXPECT_* and ASSERT_* work
+//   }
+//
+//   // With simulator options (sim::Options; the seed is set per run):
+//   TWINLOOP_SIM_TEST_WITH_OPTIONS(Bank, UnderJitter,
+//                                  (twinloop::sim::Options{.step_jitter_max = absl::Milliseconds(1)})) { ... }
+//
+// Each test runs its body under the simulated loop once per seed of a range
+// (default: seeds 0..99). A seed fails if the body records a GoogleTest
+// failure, lets an exception escape, deadlocks (nothing ready, no timer,
+// tasks waiting) or passes the virtual-time limit. The first failing seeds
+// (default: the first one) are reported in one block each: the seed, the
+// virtual time, what failed, the await graph of every live task at the
+// moment of the failure, the buggify sites that were enabled, the last
+// events of the trace, the replay file and copy-pasteable commands that
+// reproduce exactly this failure. Passing seeds print nothing.
+//
+// Knobs, as command-line flags of the test binary or environment variables
+// (flags win; under Bazel use --test_arg=--twinloop_seeds=1000 or
+// --test_env=TWINLOOP_SEEDS=1000):
+//
+//   --twinloop_seeds=N            TWINLOOP_SEEDS            seeds per test (100)
+//   --twinloop_first_seed=S       TWINLOOP_FIRST_SEED       first seed of the range (0)
+//   --twinloop_seed=S             TWINLOOP_SEED             run exactly this seed
+//   --twinloop_replay=FILE        TWINLOOP_REPLAY           replay a recorded run (sim/replay.h)
+//   --twinloop_shrink[=0|1]       TWINLOOP_SHRINK           shrink each failure (sim/shrink.h)
+//   --twinloop_shrink_seconds=T   TWINLOOP_SHRINK_SECONDS   wall-clock bound on shrinking (20)
+//   --twinloop_check_determinism=F TWINLOOP_CHECK_DETERMINISM run a fraction F in [0, 1] of the
+//                                                           seeds twice and compare their events
+//   --twinloop_jobs=J             TWINLOOP_JOBS             worker processes (1; 0 = all cores)
+//   --twinloop_max_failures=N     TWINLOOP_MAX_FAILURES     stop after N failing seeds (1; 0 = all)
+//   --twinloop_progress[=0|1]     TWINLOOP_PROGRESS         live progress line on stderr
+//   --twinloop_replay_dir=DIR     TWINLOOP_REPLAY_DIR       where replay files go (default:
+//                                                           $TEST_UNDECLARED_OUTPUTS_DIR, else $TMPDIR)
+//
+// Bazel / GoogleTest sharding: with GTEST_TOTAL_SHARDS = K (Bazel's
+// shard_count), each test is registered as K parts ("Name/part_0_of_K", ...)
+// and part j runs the seeds s with (s - first) % K == j; GoogleTest deals the
+// parts to different shards, so the shards together run every seed once.
+//
+// In a file that includes this header, ASSERT_* (and FAIL()) throw
+// twinloop::sim::testing::FatalFailure after recording the failure, instead
+// of `return`ing (a coroutine cannot `return`). The harness catches it; a
+// `catch (...)` in the body would too, but the failure stays recorded. In a
+// plain TEST in such a file, a failed ASSERT_* also reports an unknown C++
+// exception (the test fails either way).
+#ifndef TWINLOOP_SIM_TESTING_H_
+#define TWINLOOP_SIM_TESTING_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/coro.h"
+#include "gtest/gtest.h"
+#include "sim/replay.h"
+#include "sim/sim_backend.h"
+
+namespace twinloop::sim::testing {
+
+// The harness's knobs (see the table above).
+struct Config {
+  uint64_t seeds = 100;
+  uint64_t first_seed = 0;
+  std::optional<uint64_t> seed;
+  std::string replay;
+  bool shrink = false;
+  double shrink_seconds = 20;
+  double check_determinism = 0;
+  int jobs = 1;
+  int max_failures = 1;
+  bool progress = false;
+  std::string replay_dir;
+};
+
+// Reads the flags (from GoogleTest's argv) and the environment. Throws
+// std::invalid_argument naming the flag or variable on a bad value.
+Config config_from_flags_and_env(const std::vector<std::string>& argv);
+// The config of this process (parsed once).
+const Config& config();
+
+// Thrown by ASSERT_* in files that include this header.
+struct FatalFailure {};
+
+// What one simulated run of a test body did.
+struct SeedOutcome {
+  bool failed = false;
+  // "assertion", "exception", "deadlock", "time limit", "nondeterminism".
+  std::string kind;
+  // The failure messages (GoogleTest's, or the exception's).
+  std::string what;
+  // Every live task and its await graph when the failure happened.
+  std::string tasks;
+  std::string buggify;
+  int64_t virtual_time_ns = 0;
+  std::vector<Event> last_events;
+  Recording recording;  // if the run recorded
+  // GoogleTest failures of the run, to re-report them.
+  std::vector<::testing::TestPartResult> failures;
+};
+
+using Body = Coro<void> (*)();
+
+// Runs `body` once under the simulated loop with `options`, capturing
+// GoogleTest failures instead of reporting them.
+SeedOutcome run_once(Body body, const Options& options);
+
+// Runs the test `name` ("Suite.Name") as configured: the whole seed range,
+// part `part` of `parts` of it, a single seed, or a replay file.
+void run_sim_test(const char* name, Options options, Body body, int part, int parts);
+
+namespace internal {
+
+// Registers `name` as one GoogleTest test, or as GTEST_TOTAL_SHARDS parts.
+bool register_sim_test(const char* suite, const char* name, const char* file, int line, Options options,
+                       Body body);
+
+class FatalFailureHelper {
+ public:
+  FatalFailureHelper(const char* file, int line, const char* message)
+      : file_(file), line_(line), message_(message) {}
+  // Records the failure as GoogleTest's AssertHelper does, then throws.
+  [[noreturn]] void operator=(const ::testing::Message& message) const;
+
+ private:
+  const char* file_;
+  int line_;
+  const char* message_;
+};
+
+}  // namespace internal
+}  // namespace twinloop::sim::testing
+
+#define TWINLOOP_SIM_TEST_WITH_OPTIONS(suite, name, options)                                          \
+  static ::twinloop::Coro<void> twinloop_sim_body_##suite##_##name();                               \
+  [[maybe_unused]] static const bool twinloop_sim_registered_##suite##_##name =                     \
+      ::twinloop::sim::testing::internal::register_sim_test(#suite, #name, __FILE__, __LINE__, options, \
+                                                            &twinloop_sim_body_##suite##_##name);   \
+  static ::twinloop::Coro<void> twinloop_sim_body_##suite##_##name()
+
+#define TWINLOOP_SIM_TEST(suite, name) \
+  TWINLOOP_SIM_TEST_WITH_OPTIONS(suite, name, ::twinloop::sim::Options{})
+
+// ASSERT_* inside coroutines: record, then throw (see above).
+#undef GTEST_FATAL_FAILURE_
+#define GTEST_FATAL_FAILURE_(message) \
+  ::twinloop::sim::testing::internal::FatalFailureHelper(__FILE__, __LINE__, message) = ::testing::Message()
+
+#endif  // TWINLOOP_SIM_TESTING_H_
