@@ -178,7 +178,7 @@ std::vector<std::string> commands_for(const std::string& name, const std::string
   std::string binary = argv.empty() ? std::string("<test binary>") : argv[0];
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(binary, ec);
-  if (!ec) binary = abs.string();
+  if (!ec) binary = abs.lexically_normal().string();
   out.push_back(absl::StrCat(shell_quote(binary), " --gtest_filter=", shell_quote(filter_for(name)), " ",
                              shell_quote(arg)));
   return out;
