@@ -1,0 +1,170 @@
+// Acceptance of the simulation harness, end to end: runs the planted-bug
+// tests (which fail on purpose) as subprocesses and checks that
+//  - the sweep finds each bug within its default seed count;
+//  - the printed command reproduces exactly that failure;
+//  - with --twinloop_shrink, the minimal replay file has strictly fewer
+//    non-default choices than the original and still fails when replayed;
+//  - a replay file recorded before an unrelated code change still
+//    reproduces the failure after it (and reports where the runs diverge);
+//  - the determinism self-check flags the wall-clock-dependent test and
+//    passes on deterministic ones.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sim/replay.h"
+
+namespace twinloop::planted {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs `command` through the shell with TEST_TARGET unset (so the child
+// prints its own binary's command), capturing stdout and stderr.
+Result run(const std::string& command) {
+  Result r;
+  FILE* p = popen(absl::StrCat("env -u TEST_TARGET -u GTEST_SHARD_INDEX -u GTEST_TOTAL_SHARDS ", command, " 2>&1")
+                      .c_str(),
+                  "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+std::string runfile(const std::string& path) {
+  // Bazel runs tests in their runfiles tree: the workspace's files are
+  // relative to the working directory.
+  return std::filesystem::absolute(path).string();
+}
+
+std::string out_dir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/planted-", name);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// The reproduce command that names the seed (the binary form).
+std::string seed_command(const std::string& output) {
+  std::regex re(R"((\S+ --gtest_filter=\S+ --twinloop_seed=\d+))");
+  std::smatch m;
+  if (std::regex_search(output, m, re)) return m[1];
+  return "";
+}
+
+// The value after "<label>: " at the start of a line.
+std::string field(const std::string& output, const std::string& label) {
+  std::regex re("\n" + label + R"(: (\S+))");
+  std::smatch m;
+  if (std::regex_search(output, m, re)) return m[1];
+  return "";
+}
+
+std::string failed_seed(const std::string& output) {
+  std::regex re(R"(FAILED at seed (\d+))");
+  std::smatch m;
+  if (std::regex_search(output, m, re)) return m[1];
+  return "";
+}
+
+class PlantedBug : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(PlantedBug, FoundReproducedAndShrunk) {
+  const std::string name = GetParam();
+  const std::string binary = runfile("tests/planted/planted_bugs_test");
+  const std::string dir = out_dir(name);
+  // Default seed count: no --twinloop_seeds.
+  Result found = run(absl::StrCat(binary, " --gtest_filter=Planted.", name, " --twinloop_shrink",
+                                  " --twinloop_shrink_seconds=20 --twinloop_replay_dir=", dir));
+  ASSERT_NE(found.exit_code, 0) << "the planted bug was not found:\n" << found.output;
+  const std::string seed = failed_seed(found.output);
+  ASSERT_FALSE(seed.empty()) << found.output;
+  EXPECT_THAT(found.output, HasSubstr("what failed"));
+  EXPECT_THAT(found.output, HasSubstr("last "));
+  EXPECT_THAT(found.output, HasSubstr("reproduce:"));
+
+  // The printed command reproduces exactly this failure.
+  const std::string command = seed_command(found.output);
+  ASSERT_FALSE(command.empty()) << found.output;
+  Result again = run(absl::StrCat(command, " --twinloop_replay_dir=", dir));
+  EXPECT_NE(again.exit_code, 0) << again.output;
+  EXPECT_EQ(failed_seed(again.output), seed) << again.output;
+
+  // Shrinking: strictly fewer non-default choices, and still failing.
+  const std::string original_path = field(found.output, "replay file");
+  const std::string minimal_path = field(found.output, "minimal replay file");
+  ASSERT_FALSE(original_path.empty()) << found.output;
+  ASSERT_FALSE(minimal_path.empty()) << found.output;
+  const sim::Recording original = sim::read_recording_file(original_path);
+  const sim::Recording minimal = sim::read_recording_file(minimal_path);
+  EXPECT_LT(sim::non_default_choices(minimal.decisions), sim::non_default_choices(original.decisions))
+      << found.output;
+  Result replayed = run(absl::StrCat(binary, " --gtest_filter=Planted.", name, " --twinloop_replay=", minimal_path,
+                                     " --twinloop_replay_dir=", dir));
+  EXPECT_NE(replayed.exit_code, 0) << "the minimal replay does not fail:\n" << replayed.output;
+  EXPECT_THAT(replayed.output, HasSubstr("the run matches the recording")) << replayed.output;
+}
+
+TEST_P(PlantedBug, ReplayFileSurvivesAnUnrelatedChange) {
+  const std::string name = GetParam();
+  const std::string dir = out_dir(absl::StrCat(name, "-change"));
+  Result found = run(absl::StrCat(runfile("tests/planted/planted_bugs_test"), " --gtest_filter=Planted.", name,
+                                  " --twinloop_replay_dir=", dir));
+  ASSERT_NE(found.exit_code, 0) << found.output;
+  const std::string path = field(found.output, "replay file");
+  ASSERT_FALSE(path.empty()) << found.output;
+  const std::string kind = [&] {
+    std::smatch m;
+    std::regex re(R"(what failed \(([^)]*)\))");
+    return std::regex_search(found.output, m, re) ? std::string(m[1]) : std::string();
+  }();
+
+  Result changed = run(absl::StrCat(runfile("tests/planted/planted_bugs_changed_test"), " --gtest_filter=Planted.",
+                                    name, " --twinloop_replay=", path, " --twinloop_replay_dir=", dir));
+  EXPECT_NE(changed.exit_code, 0) << "the replay no longer reproduces:\n" << changed.output;
+  EXPECT_THAT(changed.output, HasSubstr(absl::StrCat("what failed (", kind, ")"))) << changed.output;
+  // The extra task changes the event stream: the harness says where.
+  EXPECT_THAT(changed.output, HasSubstr("diverged from the recording at event")) << changed.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Bugs, PlantedBug,
+                         ::testing::Values("LostUpdateAcrossAnAwait", "CheckThenActUnderTheWrongLock",
+                                           "TimeoutLeaksAHeldLock"));
+
+TEST(DeterminismCheck, FlagsTheWallClockDependentTest) {
+  const std::string binary = runfile("tests/planted/nondeterministic_test");
+  Result plain = run(absl::StrCat(binary, " --twinloop_seeds=20"));
+  EXPECT_EQ(plain.exit_code, 0) << "without the check it passes:\n" << plain.output;
+  Result checked = run(absl::StrCat(binary, " --twinloop_seeds=20 --twinloop_check_determinism=1 --twinloop_replay_dir=",
+                                    out_dir("nondeterministic")));
+  EXPECT_NE(checked.exit_code, 0) << checked.output;
+  EXPECT_THAT(checked.output, HasSubstr("what failed (nondeterminism)"));
+  EXPECT_THAT(checked.output, HasSubstr("differ at event"));
+}
+
+TEST(DeterminismCheck, PassesOnDeterministicTests) {
+  Result r = run(absl::StrCat(runfile("tests/harness/harness_test"),
+                              " --gtest_filter='HarnessPasses.*' --twinloop_seeds=50 --twinloop_check_determinism=1"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+}  // namespace
+}  // namespace twinloop::planted
