@@ -19,8 +19,16 @@ Stdlib only. Environment knobs:
                   0 drops it (the ">= 100x trio" target is then SKIPPED)
   PYTHON_ROWS=1   adds the asyncio / trio rows of ping-pong and spawn and the
                   asyncio virtual-clock row (slow; off by default)
+  ASYNCIO_QUEUE=1 the asyncio ping-pong row (two asyncio.Queue(), ~8 s per run):
+                  on by default, since it is the anchor of the Queue ping-pong
+                  rows (issue 3); 0 drops it (unless PYTHON_ROWS=1)
+  SYNC_ROWS=1     issue 3's rows: Queue ping-pong (unbounded and maxsize 1),
+                  Queue throughput, Lock; 0 drops them
   GATHER_ROWS=0   drops the spawn rows joined with gather(vector)
-  ONLY=substr     rows whose workload key or system label contains substr
+  ONLY=substr     rows whose workload key, row key or system label contains
+                  substr; several comma-separated: any of them. ONLY=issue3
+                  picks issue 3's rows plus the ping-pong rows they are
+                  compared with (raw REF, asio, asyncio Queue, Future ping-pong)
   QUICK=1         all counts / 10 (smoke test; figures not comparable)
   PYTHON=/usr/bin/python3   interpreter for the Python anchors
 Paths (set by compare.sh): TWINLOOP_ANCHORS (our binary), ANCHORS_DIR (the
@@ -43,14 +51,18 @@ PY = os.environ.get("PYTHON", "/usr/bin/python3")
 RUNS = int(os.environ.get("RUNS", "3"))
 TRIO_RUNS = int(os.environ.get("TRIO_RUNS", "1"))
 PYTHON_ROWS = os.environ.get("PYTHON_ROWS") == "1"
+ASYNCIO_QUEUE = os.environ.get("ASYNCIO_QUEUE", "1") != "0"
+SYNC_ROWS = os.environ.get("SYNC_ROWS", "1") != "0"
 GATHER_ROWS = os.environ.get("GATHER_ROWS", "1") != "0"
-ONLY = os.environ.get("ONLY", "")
+ONLY = [t for t in os.environ.get("ONLY", "").split(",") if t]
 QUICK = os.environ.get("QUICK") == "1"
 
 div = 10 if QUICK else 1
 PINGPONG_N = 1_000_000 // div
 SPAWN_N = 1_000_000 // div
 VS_TASKS, VS_ITERS = 10_000 // div, 100
+QUEUE_ITEMS = 1_000_000 // div
+LOCK_PAIRS = 1_000_000 // div
 REAL_SCALE = 1000
 
 # workload key -> (label, unit, metric key in the RESULT line, higher is better)
@@ -58,7 +70,14 @@ W = {
     "pingpong": ("1 ping-pong switch (1 M hand-offs)", "ns/hand-off", "ns_per_op", False),
     "spawn": ("2 spawn many (1 M tasks)", "ns/task", "ns_per_op", False),
     "vsleep": ("3 virtual sleep (10k tasks x 100)", "sim-s per wall-s", "sim_per_wall", True),
+    # issue 3; no anchor exists for these two: their "x REF" is taken against
+    # the raw reference's ping-pong hand-off of the same round (REF_FROM).
+    "qthru": ("Q queue throughput (1 M items, 1 producer / 1 consumer)", "ns/item", "ns_per_op",
+              False),
+    "lock": ("L Lock acquire/release (1 M pairs)", "ns/pair", "ns_per_op", False),
 }
+# Workloads without an anchor of their own: x REF uses this workload's raw row.
+REF_FROM = {"qthru": "pingpong", "lock": "pingpong"}
 if QUICK:
     W = {k: (v[0] + " [QUICK /10]",) + v[1:] for k, v in W.items()}
 
@@ -70,8 +89,8 @@ def anchor(*parts):
 def rows():
     r = []
 
-    def add(w, key, system, cmd, ref=False, runs=None, ours=False):
-        if ONLY and ONLY not in w and ONLY not in system and ONLY not in key:
+    def add(w, key, system, cmd, ref=False, runs=None, ours=False, tags=()):
+        if ONLY and not any(t in w or t in system or t in key or t in tags for t in ONLY):
             return
         r.append(dict(w=w, key=key, system=system, cmd=[str(c) for c in cmd], ref=ref,
                       runs=RUNS if runs is None else min(runs, RUNS), ours=ours))
@@ -80,18 +99,28 @@ def rows():
     apy = lambda *a: [PY, anchor("py", "asyncio_anchors.py"), *a]  # noqa: E731
     tpy = lambda *a: [PY, anchor("py", "trio_anchors.py"), *a]  # noqa: E731
 
+    i3 = ("issue3",) if SYNC_ROWS else ()  # rows issue 3's comparisons need
     if have_anchors:
         add("pingpong", "raw", "raw C++20 coro + minimal scheduler (REF)",
-            [anchor("build", "raw_sched"), "pingpong", PINGPONG_N], ref=True)
+            [anchor("build", "raw_sched"), "pingpong", PINGPONG_N], ref=True, tags=i3)
         add("pingpong", "asio", "asio awaitable + experimental::channel",
-            [anchor("build", "asio_anchors"), "pingpong", PINGPONG_N])
+            [anchor("build", "asio_anchors"), "pingpong", PINGPONG_N], tags=i3)
+        if PYTHON_ROWS or ASYNCIO_QUEUE:
+            add("pingpong", "asyncio", "Python asyncio (two asyncio.Queue())",
+                apy("pingpong", PINGPONG_N), tags=i3)
         if PYTHON_ROWS:
-            add("pingpong", "asyncio", "Python asyncio (Queue)", apy("pingpong", PINGPONG_N))
             add("pingpong", "trio", "Python trio (memory channel)", tpy("pingpong", PINGPONG_N))
     add("pingpong", "ours-real", "twinloop real loop (Future per hand-off)",
-        [OURS, "pingpong-real", PINGPONG_N], ours=True)
+        [OURS, "pingpong-real", PINGPONG_N], ours=True, tags=i3)
     add("pingpong", "ours-sim", "twinloop sim loop (Future per hand-off)",
-        [OURS, "pingpong-sim", PINGPONG_N], ours=True)
+        [OURS, "pingpong-sim", PINGPONG_N], ours=True, tags=i3)
+    if SYNC_ROWS:
+        for loop in ("real", "sim"):
+            add("pingpong", f"ours-q-{loop}", f"twinloop {loop} loop: two Queue<long>() (unbounded)",
+                [OURS, f"queue-pingpong-{loop}", PINGPONG_N, "unbounded"], ours=True, tags=i3)
+            add("pingpong", f"ours-q-{loop}-bounded",
+                f"twinloop {loop} loop: two Queue<long>(1) (bounded)",
+                [OURS, f"queue-pingpong-{loop}", PINGPONG_N, "bounded"], ours=True, tags=i3)
 
     if have_anchors:
         add("spawn", "raw", "raw C++20 coro + minimal scheduler (REF)",
@@ -126,6 +155,26 @@ def rows():
         [OURS, "vsleep-sim", VS_TASKS, VS_ITERS], ours=True)
     add("vsleep", "ours-real-scaled", f"twinloop real loop REAL clock, sleeps /{REAL_SCALE} [scaled]",
         [OURS, "vsleep-real", VS_TASKS, VS_ITERS, REAL_SCALE], ours=True)
+
+    if SYNC_ROWS:
+        for loop in ("real", "sim"):
+            for maxsize, what in ((0, "unbounded"), (64, "maxsize 64"), (1, "maxsize 1")):
+                k = f"ours-{loop}-{'unbounded' if maxsize == 0 else maxsize}"
+                add("qthru", k, f"twinloop {loop}: Queue<long> {what}",
+                    [OURS, f"queue-throughput-{loop}", QUEUE_ITEMS, maxsize], ours=True, tags=i3)
+        for loop in ("real", "sim"):
+            for tasks, style, yld, what in (
+                    (1, "acquire", "noyield", "1 task, acquire(); release() (uncontended)"),
+                    (1, "scoped", "noyield", "1 task, scoped() guard (uncontended)"),
+                    (1, "acquire", "yield", "1 task, acquire(); sleep(0); release() (yield only)"),
+                    (2, "acquire", "yield", "2 tasks, acquire(); sleep(0); release()"),
+                    (2, "scoped", "yield", "2 tasks, scoped() guard; sleep(0)"),
+                    (8, "acquire", "yield", "8 tasks, acquire(); sleep(0); release()"),
+                    (8, "scoped", "yield", "8 tasks, scoped() guard; sleep(0)")):
+                k = f"ours-{loop}-{tasks}-{style}-{yld}"
+                add("lock", k, f"twinloop {loop}: {what}",
+                    [OURS, f"lock-{loop}", tasks, LOCK_PAIRS // tasks, style, yld], ours=True,
+                    tags=i3)
     return r, have_anchors
 
 
@@ -173,6 +222,9 @@ def paired(a, b, f):
     return (statistics.median(vals), len(vals)) if vals else (None, 0)
 
 
+LOAD_AT_START = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
+
+
 def versions():
     def sh(cmd):
         try:
@@ -185,6 +237,7 @@ def versions():
         "date_utc": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S"),
         "kernel": platform.release(),
         "cpu": sh("lscpu | sed -n 's/^Model name: *//p' | head -1") + f", {os.cpu_count()} cores",
+        "load average at start": " ".join(LOAD_AT_START) or "-",
         "load average at end": sh("cut -d' ' -f1-3 /proc/loadavg"),
         "g++": sh("g++ --version | head -1"),
         "twinloop build": "bazel build --config=opt (-O2 -DNDEBUG, -std=c++20)",
@@ -246,7 +299,7 @@ def main():
         if vals:
             e.update(median=statistics.median(vals), min=min(vals), max=max(vals), n=len(vals))
             e["best"] = max(vals) if higher else min(vals)
-            ref_i = find(row["w"], "raw")
+            ref_i = find(REF_FROM.get(row["w"], row["w"]), "raw")
             if ref_i is not None and not row["ref"]:
                 ratio = (lambda v, r: r / v) if higher else (lambda v, r: v / r)
                 e["x_ref"], _ = paired(metric(i), metric(ref_i), ratio)
@@ -257,6 +310,8 @@ def main():
                 runs = [r for r in values[i] if r]
                 e["note"] = (f"wall {fmt(statistics.median(r['wall_s'] for r in runs))} s, "
                              f"sim {fmt(statistics.median(r['sim_s'] for r in runs))} s")
+            if row["w"] in REF_FROM and "x_ref" in e:
+                e["note"] = "x REF: vs the raw REF ping-pong hand-off (no anchor)"
         table.append(e)
 
     # ---- targets (from the issue): per-round ratios, median over rounds.
@@ -295,6 +350,51 @@ def main():
            "raw", lambda o, r: o / r, lambda v: v >= 1 / 3, ">= 0.333")
     target("virtual sleep sim: twinloop / trio MockClock >= 100", "vsleep", "ours-sim", "trio",
            lambda o, t: o / t, lambda v: v >= 100, ">= 100")
+    # issue 3: a Queue hand-off costs at most twice a Future hand-off (same loop).
+    for loop in ("real", "sim"):
+        for suffix, what in (("", "unbounded"), ("-bounded", "maxsize 1")):
+            target(f"queue hand-off {loop} ({what}): Queue ping-pong / Future ping-pong <= 2",
+                   "pingpong", f"ours-q-{loop}{suffix}", f"ours-{loop}",
+                   lambda q, f: q / f, lambda v: v <= 2, "<= 2")
+
+    # ---- comparisons without a target (issue 3): per-round ratios, median.
+    comparisons = []
+
+    def compare(name, a, b, f, meaning):
+        """a, b: (workload, row key); f(value_a, value_b)."""
+        i, j = find(*a), find(*b)
+        if i is None or j is None:
+            return
+        v, n = paired(metric(i), metric(j), f)
+        bi, bj = best(i), best(j)
+        comparisons.append(dict(name=name, value=v, best_value=f(bi, bj) if bi and bj else None,
+                                meaning=meaning, note=f"{n} paired round(s)"))
+
+    for loop in ("real", "sim"):
+        for suffix, what in (("", "unbounded"), ("-bounded", "maxsize 1")):
+            q = ("pingpong", f"ours-q-{loop}{suffix}")
+            compare(f"Queue ping-pong {loop} ({what}) / raw REF", q, ("pingpong", "raw"),
+                    lambda o, r: o / r, "x slower than the limit reference")
+            compare(f"asio channel / Queue ping-pong {loop} ({what})", ("pingpong", "asio"), q,
+                    lambda a, o: a / o, "> 1: twinloop's Queue is faster than asio's channel")
+            compare(f"asyncio Queue / Queue ping-pong {loop} ({what})", ("pingpong", "asyncio"), q,
+                    lambda a, o: a / o, "> 1: twinloop's Queue is faster than asyncio's")
+    for loop in ("real", "sim"):
+        fut = ("pingpong", f"ours-{loop}")
+        for tasks in (2, 8):
+            for style in ("acquire", "scoped"):
+                lk = ("lock", f"ours-{loop}-{tasks}-{style}-yield")
+                compare(f"Lock {loop}, {tasks} tasks, {style}: ns per pair / Future hand-off",
+                        lk, fut, lambda a, b: a / b,
+                        "a contended pair = one hand-over + one sleep(0)")
+        compare(f"Lock {loop}, 1 task + sleep(0): ns per pair / Future hand-off",
+                ("lock", f"ours-{loop}-1-acquire-yield"), fut, lambda a, b: a / b,
+                "the sleep(0) alone, uncontended")
+        for maxsize, meaning in (("unbounded", "no task switch: put and get cost only"),
+                                 ("64", "2 task switches per 64 items"),
+                                 ("1", "2 task switches per item")):
+            compare(f"Queue throughput {loop} ({maxsize}): ns per item / Future hand-off",
+                    ("qthru", f"ours-{loop}-{maxsize}"), fut, lambda a, b: a / b, meaning)
 
     v = versions()
     lines = [
@@ -328,6 +428,12 @@ def main():
             lines.append(f"| {t['name']} | {fmt(t['value'])} | {fmt(t.get('best_value'))} | "
                          f"{t['want']} | **{t['status']}** | {t['note']} |")
         lines += ["", "result: decided on the median of per-round ratios (the anchors' method)."]
+    if comparisons:
+        lines += ["", "| comparison (no target) | median of per-round ratios | best vs best | meaning "
+                  "| notes |", "|---|---:|---:|---|---|"]
+        for c in comparisons:
+            lines.append(f"| {c['name']} | {fmt(c['value'])} | {fmt(c.get('best_value'))} | "
+                         f"{c['meaning']} | {c['note']} |")
     lines += ["", "Versions:", ""] + [f"- {k}: {val}" for k, val in v.items()]
     text = "\n".join(lines)
     print(text)
@@ -339,7 +445,7 @@ def main():
         f.write(text + "\n")
     with open(base + ".json", "w") as f:
         json.dump(dict(versions=v, runs=RUNS, quick=QUICK, elapsed_s=elapsed, table=table,
-                       targets=targets), f, indent=1)
+                       targets=targets, comparisons=comparisons), f, indent=1)
     print(f"\nsaved {base}.md and .json", file=sys.stderr)
     return 1 if errors else 0
 

@@ -3,12 +3,17 @@
 # (../shared/bench: raw C++20 reference, asio, Python asyncio / trio), all rows
 # run round-robin in one run, ratios taken per round. See docs/PERFORMANCE.md.
 #
-#   bench/compare.sh                   3 rounds (~1.5 min + ~30-40 s for trio's one run)
+#   bench/compare.sh                   3 rounds (~2.5 min + ~30-40 s for trio's one run)
 #   RUNS=5 bench/compare.sh            more rounds (noisy machine)
 #   PYTHON_ROWS=1 bench/compare.sh     add the asyncio / trio rows (slow)
+#   ASYNCIO_QUEUE=0 bench/compare.sh   drop asyncio's Queue ping-pong row (on by default:
+#                                      the anchor of the Queue ping-pong rows, ~8 s per run)
+#   SYNC_ROWS=0 bench/compare.sh       drop issue 3's rows (Queue ping-pong / throughput, Lock)
+#   ONLY=issue3 bench/compare.sh       issue 3's rows and the ping-pong rows they compare with
 #   TRIO_RUNS=0 bench/compare.sh       skip trio's virtual-sleep row (~30 s per run)
 #   GATHER_ROWS=0 bench/compare.sh     drop the spawn rows joined with gather(vector)
-#   ONLY=pingpong bench/compare.sh     rows whose workload / system contains the text
+#   ONLY=pingpong bench/compare.sh     rows whose workload / key / system contains the text
+#                                      (comma-separated: any of them)
 #   QUICK=1 RUNS=1 bench/compare.sh    smoke test, counts /10 (figures not comparable)
 #
 # Builds //bench:twinloop_anchors with --config=opt, copies ../shared/bench

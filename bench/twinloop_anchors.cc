@@ -8,6 +8,18 @@
 //   twinloop_anchors spawn-sim N [each|gather]    (default: each)
 //   twinloop_anchors vsleep-sim T I          T tasks x I sleeps of 1..1000 ms, virtual time
 //   twinloop_anchors vsleep-real T I SCALE   the same on the real clock, sleeps / SCALE
+// Issue 3 (bench/sync_workloads.h), each also -sim:
+//   twinloop_anchors queue-pingpong-real N [unbounded|bounded|MAXSIZE]
+//                                            N hand-offs through two Queue<long>
+//                                            (unbounded = maxsize 0, the default;
+//                                            bounded = maxsize 1)
+//   twinloop_anchors queue-throughput-real N MAXSIZE
+//                                            one producer puts N items, one consumer
+//                                            gets them; MAXSIZE 0 = unbounded
+//   twinloop_anchors lock-real TASKS ROUNDS [acquire|scoped] [yield|noyield]
+//                                            TASKS tasks x ROUNDS acquire/release pairs,
+//                                            sleep(0) inside the critical section with
+//                                            `yield` (the default); ns_per_op = per pair
 //
 // Prints one line, in raw_sched.cpp's format: RESULT <key>=<value> ...
 // Only the workload is timed (steady clock, inside the main coroutine), not
@@ -17,19 +29,30 @@
 #include <cstring>
 #include <string>
 
+#include "bench/sync_workloads.h"
 #include "bench/workloads.h"
 
 namespace {
 
 using twinloop_bench::Join;
+using twinloop_bench::LockStyle;
 using twinloop_bench::Loop;
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s pingpong-real N | pingpong-sim N | spawn-real N [each|gather] |\n"
-               "       spawn-sim N [each|gather] | vsleep-sim T I | vsleep-real T I SCALE\n",
+               "       spawn-sim N [each|gather] | vsleep-sim T I | vsleep-real T I SCALE |\n"
+               "       queue-pingpong-{real,sim} N [unbounded|bounded|MAXSIZE] |\n"
+               "       queue-throughput-{real,sim} N MAXSIZE |\n"
+               "       lock-{real,sim} TASKS ROUNDS [acquire|scoped] [yield|noyield]\n",
                argv0);
   return 2;
+}
+
+bool parse_long(const char* s, long& out) {
+  char* end = nullptr;
+  out = std::strtol(s, &end, 10);
+  return end != s && *end == '\0';
 }
 
 int fail(const char* what, long got, long want) {
@@ -90,6 +113,55 @@ int main(int argc, char** argv) {
       if (got_ms != want_ms) return fail("vsleep virtual span (ms)", got_ms, want_ms);
     }
     if (r.check != r.sleeps) return fail("vsleep sleeps", r.check, r.sleeps);
+  } else if (workload == "queue-pingpong") {
+    long maxsize = 0;
+    if (argc >= 4) {
+      if (!std::strcmp(argv[3], "bounded")) {
+        maxsize = 1;
+      } else if (std::strcmp(argv[3], "unbounded") != 0) {
+        if (!parse_long(argv[3], maxsize) || maxsize < 0) return usage(argv[0]);
+      }
+    }
+    twinloop_bench::PingPongResult r = twinloop_bench::queue_pingpong(loop, n, maxsize);
+    std::printf("RESULT handoffs=%ld maxsize=%ld wall_s=%.6f ns_per_op=%.2f check=%ld\n", n, maxsize,
+                r.wall_s, r.wall_s * 1e9 / n, r.check);
+    if (r.check != twinloop_bench::pingpong_check(n))
+      return fail("queue-pingpong", r.check, twinloop_bench::pingpong_check(n));
+  } else if (workload == "queue-throughput" && argc >= 4) {
+    long maxsize = 0;
+    if (!parse_long(argv[3], maxsize) || maxsize < 0) return usage(argv[0]);
+    twinloop_bench::QueueThroughputResult r = twinloop_bench::queue_throughput(loop, n, maxsize);
+    std::printf("RESULT items=%ld maxsize=%ld wall_s=%.6f ns_per_op=%.2f check=%ld out_of_order=%ld\n", n,
+                maxsize, r.wall_s, r.wall_s * 1e9 / n, r.check, r.out_of_order);
+    if (r.out_of_order != 0) return fail("queue-throughput out of order", r.out_of_order, 0);
+    if (r.check != twinloop_bench::queue_throughput_check(n))
+      return fail("queue-throughput", r.check, twinloop_bench::queue_throughput_check(n));
+  } else if (workload == "lock" && argc >= 4) {
+    long rounds = 0;
+    if (!parse_long(argv[3], rounds) || rounds <= 0) return usage(argv[0]);
+    LockStyle style = LockStyle::kAcquire;
+    bool yield_inside = true;
+    for (int i = 4; i < argc; ++i) {
+      if (!std::strcmp(argv[i], "acquire")) {
+        style = LockStyle::kAcquire;
+      } else if (!std::strcmp(argv[i], "scoped")) {
+        style = LockStyle::kScoped;
+      } else if (!std::strcmp(argv[i], "yield")) {
+        yield_inside = true;
+      } else if (!std::strcmp(argv[i], "noyield")) {
+        yield_inside = false;
+      } else {
+        return usage(argv[0]);
+      }
+    }
+    twinloop_bench::LockResult r = twinloop_bench::lock_rounds(loop, n, rounds, style, yield_inside);
+    std::printf("RESULT pairs=%ld tasks=%ld rounds=%ld style=%s yield=%d wall_s=%.6f ns_per_op=%.2f "
+                "handovers=%ld overlaps=%ld check=%ld\n",
+                r.pairs, r.tasks, r.rounds, std::string(twinloop_bench::lock_style_name(style)).c_str(),
+                yield_inside ? 1 : 0, r.wall_s, r.wall_s * 1e9 / static_cast<double>(r.pairs), r.handovers,
+                r.overlaps, r.check);
+    if (r.overlaps != 0) return fail("lock: tasks inside the critical section together", r.overlaps, 0);
+    if (r.check != r.pairs) return fail("lock critical sections", r.check, r.pairs);
   } else {
     return usage(argv[0]);
   }
