@@ -163,6 +163,7 @@ void FutureBase::schedule_callbacks() {
 std::string FutureBase::describe() const {
   const char* state = state_ == State::kPending ? "pending" : state_ == State::kCancelled ? "cancelled" : "finished";
   if (task_) return absl::StrFormat("<Task %s name='%s'>", state, task_->get_name());
+  if (shared_label_) return absl::StrFormat("<Future %s %s>", state, shared_label_->text);
   if (extras_ && !extras_->label.empty()) return absl::StrFormat("<Future %s %s>", state, extras_->label);
   return absl::StrFormat("<Future %s>", state);
 }

@@ -57,6 +57,13 @@ using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 // The untyped part of every future and task. Kept small: a task's memory
 // footprint is what spawning many tasks costs.
+// An immutable label shared by many futures (FutureBase::set_label).
+class Label final : public RefCounted {
+ public:
+  explicit Label(std::string text) : text(std::move(text)) {}
+  const std::string text;
+};
+
 class FutureBase : public RefCounted {
  public:
   enum class State : uint8_t { kPending, kCancelled, kFinished };
@@ -103,7 +110,13 @@ class FutureBase : public RefCounted {
   // labels its waiter futures ("Lock.acquire()", "Queue.get() on 'jobs'"),
   // and deadlock reports and the call graph show the label.
   void set_label(std::string label);
-  std::string label() const { return extras_ ? extras_->label : std::string(); }
+  // The same, sharing one immutable label among many futures (a primitive
+  // labels every waiter alike): no allocation per future.
+  void set_label(Ref<Label> label) { shared_label_ = std::move(label); }
+  std::string label() const {
+    if (shared_label_) return shared_label_->text;
+    return extras_ ? extras_->label : std::string();
+  }
   // Call-graph edges that are not "a task blocked on this future"
   // (asyncio's future_add_to_awaited_by): gather, shield, wait and TaskGroup
   // record that the task using them awaits this future. By task id.
@@ -160,6 +173,7 @@ class FutureBase : public RefCounted {
     std::vector<uint64_t> awaited_by;
   };
   std::unique_ptr<Extras> extras_;
+  Ref<Label> shared_label_;
   // Callbacks in registration order: the common case (one awaiting task) is
   // `waiter_` alone; anything more moves everything to `more_`.
   TaskBase* waiter_ = nullptr;
@@ -253,6 +267,7 @@ class Future {
   EventLoop& get_loop() const { return state_->loop(); }
   // See FutureBase::set_label.
   void set_label(std::string label) { state_->set_label(std::move(label)); }
+  void set_label(internal::Ref<internal::Label> label) { state_->set_label(std::move(label)); }
 
   auto operator co_await() const { return internal::FutureAwaiter<T>(state_.get()); }
 

@@ -19,6 +19,10 @@ namespace twinloop {
 namespace internal {
 
 void remove_waiter(WaiterQueue& q, const Future<void>& fut) {
+  if (!q.empty() && q.front() == fut) {  // the common case: FIFO wake-ups
+    q.pop_front();
+    return;
+  }
   for (auto it = q.begin(); it != q.end(); ++it) {
     if (*it == fut) {
       q.erase(it);
@@ -69,7 +73,7 @@ std::string with_waiters(std::string extra, size_t waiters) {
 
 Lock::Lock(std::string name) : Lock(name, internal::waiter_label("Lock.acquire()", name)) {}
 
-Lock::Lock(std::string name, std::string label) : name_(std::move(name)), label_(std::move(label)) {}
+Lock::Lock(std::string name, std::string label) : name_(std::move(name)), label_(internal::make_ref<internal::Label>(std::move(label))) {}
 
 Coro<bool> Lock::acquire() {
   // Fair scheduling: jumping the queue is allowed only when every queued
@@ -114,7 +118,11 @@ void Lock::wake_up_first() {
 }
 
 Coro<LockGuard<Lock>> Lock::scoped() {
-  co_await acquire();
+  if (!locked_ && internal::all_cancelled(waiters_)) {
+    locked_ = true;  // acquire()'s fast path, without its coroutine frame
+  } else {
+    co_await acquire();
+  }
   co_return LockGuard<Lock>(*this);
 }
 
@@ -125,7 +133,7 @@ std::string Lock::describe() const {
 
 // ---- Event
 
-Event::Event(std::string name) : name_(std::move(name)), label_(internal::waiter_label("Event.wait()", name_)) {}
+Event::Event(std::string name) : name_(std::move(name)), label_(internal::make_ref<internal::Label>(internal::waiter_label("Event.wait()", name_))) {}
 
 Coro<bool> Event::wait() {
   if (value_) co_return true;
@@ -165,12 +173,12 @@ Condition::Condition(std::string name)
 
 Condition::Condition(std::string name, std::string wait_label, std::string lock_label)
     : name_(std::move(name)),
-      label_(std::move(wait_label)),
+      label_(internal::make_ref<internal::Label>(std::move(wait_label))),
       own_lock_(new Lock(name_, std::move(lock_label))),
       lock_(own_lock_.get()) {}
 
 Condition::Condition(Lock& lock, std::string name)
-    : name_(std::move(name)), label_(internal::waiter_label("Condition.wait()", name_)), lock_(&lock) {}
+    : name_(std::move(name)), label_(internal::make_ref<internal::Label>(internal::waiter_label("Condition.wait()", name_))), lock_(&lock) {}
 
 Coro<LockGuard<Condition>> Condition::scoped() {
   co_await acquire();
@@ -253,7 +261,7 @@ Semaphore::Semaphore(int value, std::string name) : Semaphore(value, std::move(n
 Semaphore::Semaphore(int value, std::string name, const char* kind)
     : kind_(kind),
       name_(std::move(name)),
-      label_(internal::waiter_label(absl::StrCat(kind, ".acquire()"), name_)),
+      label_(internal::make_ref<internal::Label>(internal::waiter_label(absl::StrCat(kind, ".acquire()"), name_))),
       value_(value) {
   if (value < 0) throw std::invalid_argument("Semaphore initial value must be >= 0");
 }

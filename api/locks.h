@@ -213,7 +213,7 @@ class Lock {
   void wake_up_first();
 
   std::string name_;
-  std::string label_;
+  internal::Ref<internal::Label> label_;  // shared by every waiter
   bool locked_ = false;
   internal::WaiterQueue waiters_;
   internal::LoopBinding loop_;
@@ -246,7 +246,7 @@ class Event {
 
  private:
   std::string name_;
-  std::string label_;
+  internal::Ref<internal::Label> label_;  // shared by every waiter
   bool value_ = false;
   internal::WaiterQueue waiters_;
   internal::LoopBinding loop_;
@@ -315,7 +315,7 @@ class Condition {
   Coro<std::exception_ptr> reacquire();
 
   std::string name_;
-  std::string label_;
+  internal::Ref<internal::Label> label_;  // shared by every waiter
   std::unique_ptr<Lock> own_lock_;
   Lock* lock_;
   internal::WaiterQueue waiters_;
@@ -379,7 +379,7 @@ class Semaphore {
 
   const char* kind_;
   std::string name_;
-  std::string label_;
+  internal::Ref<internal::Label> label_;  // shared by every waiter
   int value_;
   internal::WaiterQueue waiters_;
   internal::LoopBinding loop_;

@@ -81,10 +81,13 @@ std::string QueueCore::describe() const {
   return out;
 }
 
-std::string QueueCore::label(Op op) const {
-  const char* what = op == Op::kGet ? ".get()" : op == Op::kPut ? ".put()" : ".join()";
-  if (name_.empty()) return absl::StrCat(kind_, what);
-  return absl::StrCat(kind_, what, " on '", name_, "'");
+const Ref<Label>& QueueCore::label(Op op) {
+  Ref<Label>& l = labels_[static_cast<int>(op)];
+  if (!l) {
+    const char* what = op == Op::kGet ? ".get()" : op == Op::kPut ? ".put()" : ".join()";
+    l = make_ref<Label>(name_.empty() ? absl::StrCat(kind_, what) : absl::StrCat(kind_, what, " on '", name_, "'"));
+  }
+  return l;
 }
 
 Future<void> QueueCore::add_waiter(Op op) {
@@ -127,6 +130,10 @@ void QueueCore::wakeup_next(Waiters& waiters) {
 }
 
 void QueueCore::remove(Waiters& waiters, const Future<void>& waiter) {
+  if (!waiters.empty() && waiters.front() == waiter) {
+    waiters.pop_front();
+    return;
+  }
   for (auto it = waiters.begin(); it != waiters.end(); ++it) {
     if (*it == waiter) {
       waiters.erase(it);
@@ -139,40 +146,6 @@ void QueueCore::set_finished() {
   // Event.set(): wake every waiter; each removes itself when it resumes.
   for (Future<void>& joiner : joiners_) {
     if (!joiner.done()) joiner.set_result();
-  }
-}
-
-Coro<void> wait_not_empty(QueueCore* s) {
-  while (s->size() == 0) {
-    if (s->is_shutdown()) throw QueueShutDown();
-    Future<void> getter = s->add_waiter(QueueCore::Op::kGet);
-    std::exception_ptr error;
-    try {
-      co_await getter;
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (error) {
-      s->abandon_waiter(QueueCore::Op::kGet, getter);
-      std::rethrow_exception(error);
-    }
-  }
-}
-
-Coro<void> wait_not_full(QueueCore* s) {
-  while (s->full()) {
-    if (s->is_shutdown()) throw QueueShutDown();
-    Future<void> putter = s->add_waiter(QueueCore::Op::kPut);
-    std::exception_ptr error;
-    try {
-      co_await putter;
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (error) {
-      s->abandon_waiter(QueueCore::Op::kPut, putter);
-      std::rethrow_exception(error);
-    }
   }
 }
 

@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -130,7 +131,8 @@ class QueueCore : public RefCounted {
   static void remove(Waiters& waiters, const Future<void>& waiter);
   // Wakes every join() waiter (asyncio's self._finished.set()).
   void set_finished();
-  std::string label(Op op) const;
+  // The label of `op`'s waiters, made on first use and shared by all of them.
+  const Ref<Label>& label(Op op);
 
   const int64_t maxsize_;
   const std::string name_;
@@ -141,6 +143,7 @@ class QueueCore : public RefCounted {
   int64_t unfinished_tasks_ = 0;
   bool is_shutdown_ = false;
   Ref<EventLoop> loop_;  // bound on the first wait, as asyncio's _LoopBoundMixin
+  Ref<Label> labels_[3];  // by Op
 };
 
 // The typed part: where the items live (asyncio's _init/_put/_get).
@@ -236,25 +239,47 @@ class PriorityState final : public QueueState<T> {
 };
 
 // The coroutines behind get/put/join; each holds a reference to the state.
-// The waiting loops are untyped, so they live in queues.cc; they take the
-// state by pointer because the typed coroutine awaiting them holds it.
-// Waits until `s` is not empty, or raises QueueShutDown (the `while
-// self.empty()` loop of asyncio's get()).
-Coro<void> wait_not_empty(QueueCore* s);
-// Waits until `s` is not full, or raises QueueShutDown (the `while
-// self.full()` loop of asyncio's put()).
-Coro<void> wait_not_full(QueueCore* s);
+// The waiting loops are written out in each (not a shared nested coroutine:
+// one coroutine frame per get/put is the cost of a hand-off).
 Coro<void> join_queue(Ref<QueueCore> s);
 
 template <class T>
 Coro<T> queue_get(Ref<QueueState<T>> s) {
-  if (s->size() == 0) co_await wait_not_empty(s.get());
+  // asyncio's `while self.empty(): ... await getter`.
+  while (s->size() == 0) {
+    if (s->is_shutdown()) throw QueueShutDown();
+    Future<void> getter = s->add_waiter(QueueCore::Op::kGet);
+    std::exception_ptr error;
+    try {
+      co_await getter;
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      s->abandon_waiter(QueueCore::Op::kGet, getter);
+      std::rethrow_exception(error);
+    }
+  }
   co_return s->get_nowait();
 }
 
 template <class T>
 Coro<void> queue_put(Ref<QueueState<T>> s, T item) {
-  if (s->full()) co_await wait_not_full(s.get());
+  // asyncio's `while self.full(): ... await putter`.
+  while (s->full()) {
+    if (s->is_shutdown()) throw QueueShutDown();
+    Future<void> putter = s->add_waiter(QueueCore::Op::kPut);
+    std::exception_ptr error;
+    try {
+      co_await putter;
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      s->abandon_waiter(QueueCore::Op::kPut, putter);
+      std::rethrow_exception(error);
+    }
+  }
   s->put_nowait(std::move(item));
 }
 
