@@ -1,46 +1,17 @@
-#include "api/internal/pool.h"
-
-#include <cstdint>
 #include <new>
+
+#include "api/internal/pool.h"
 
 namespace twinloop::internal {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPoolEnabled = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kPoolEnabled = false;
-#else
-constexpr bool kPoolEnabled = true;
-#endif
-#else
-constexpr bool kPoolEnabled = true;
-#endif
-
-constexpr size_t kGranule = 16;
-constexpr size_t kClasses = kMaxPooledBytes / kGranule;
-
-struct FreeBlock {
-  FreeBlock* next;
-};
-
-struct FreeList {
-  FreeBlock* head = nullptr;
-  uint32_t count = 0;
-};
-
-// The lists are plain (constant-initialised, trivially destructible)
-// thread_locals, so reaching them costs no initialisation guard; a separate
-// Reaper, touched only when a list gets its first block, frees them when the
-// thread exits.
-thread_local FreeList tls_lists[kClasses];
-
+// Frees this thread's lists when the thread exits; touched (and so
+// registered) only when a list gets its first block.
 struct Reaper {
   ~Reaper() {
-    for (FreeList& l : tls_lists) {
+    for (PoolList& l : tls_pool_lists) {
       while (l.head) {
-        FreeBlock* b = l.head;
+        PoolBlock* b = l.head;
         l.head = b->next;
         ::operator delete(b);
       }
@@ -51,45 +22,35 @@ struct Reaper {
   }
 };
 thread_local Reaper tls_reaper;
-
-[[gnu::noinline]] void arm_reaper() {
-  static_cast<void>(&tls_reaper);  // odr-use: registers its destructor
-}
 thread_local bool tls_reaper_armed = false;
 
-// Class c holds blocks of (c + 1) * kGranule bytes.
-inline size_t class_of(size_t bytes) { return (bytes + kGranule - 1) / kGranule - 1; }
+[[gnu::noinline]] void arm_reaper() {
+  tls_reaper_armed = true;
+  static_cast<void>(&tls_reaper);  // odr-use: registers its destructor
+}
 
 }  // namespace
 
-void* pool_allocate(size_t bytes) {
+void* pool_allocate_slow(size_t bytes) {
   if (!kPoolEnabled || bytes == 0 || bytes > kMaxPooledBytes) return ::operator new(bytes);
-  const size_t c = class_of(bytes);
-  FreeList& l = tls_lists[c];
-  if (FreeBlock* b = l.head) {
-    l.head = b->next;
-    --l.count;
-    return b;
-  }
-  return ::operator new((c + 1) * kGranule);
+  // A miss: allocate the class's full size, so the block can serve any
+  // request of its class later.
+  return ::operator new(((bytes - 1) / kPoolGranule + 1) * kPoolGranule);
 }
 
-void pool_deallocate(void* p, size_t bytes) noexcept {
+void pool_deallocate_slow(void* p, size_t bytes) noexcept {
   if (!p) return;
   if (!kPoolEnabled || bytes == 0 || bytes > kMaxPooledBytes) {
     ::operator delete(p);
     return;
   }
-  FreeList& l = tls_lists[class_of(bytes)];
+  PoolList& l = tls_pool_lists[(bytes - 1) / kPoolGranule];
   if (l.count >= kMaxPooledBlocks) {
     ::operator delete(p);
     return;
   }
-  if (!tls_reaper_armed) [[unlikely]] {
-    tls_reaper_armed = true;
-    arm_reaper();
-  }
-  FreeBlock* b = static_cast<FreeBlock*>(p);
+  if (!tls_reaper_armed) arm_reaper();
+  PoolBlock* b = static_cast<PoolBlock*>(p);
   b->next = l.head;
   l.head = b;
   ++l.count;

@@ -11,17 +11,7 @@
 namespace twinloop::internal {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPooled = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kPooled = false;
-#else
-constexpr bool kPooled = true;
-#endif
-#else
-constexpr bool kPooled = true;
-#endif
+constexpr bool kPooled = kPoolEnabled;
 
 TEST(Pool, FreedBlockIsReusedBySameSizeClass) {
   if (!kPooled) GTEST_SKIP() << "the pool is bypassed under AddressSanitizer";

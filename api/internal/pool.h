@@ -18,14 +18,69 @@
 #define TWINLOOP_API_INTERNAL_POOL_H_
 
 #include <cstddef>
+#include <cstdint>
 
 namespace twinloop::internal {
 
 constexpr size_t kMaxPooledBytes = 512;
 constexpr size_t kMaxPooledBlocks = 4096;
+constexpr size_t kPoolGranule = 16;
+constexpr size_t kPoolClasses = kMaxPooledBytes / kPoolGranule;
 
-void* pool_allocate(size_t bytes);
-void pool_deallocate(void* p, size_t bytes) noexcept;
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPoolEnabled = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kPoolEnabled = false;
+#else
+constexpr bool kPoolEnabled = true;
+#endif
+#else
+constexpr bool kPoolEnabled = true;
+#endif
+
+struct PoolBlock {
+  PoolBlock* next;
+};
+struct PoolList {
+  PoolBlock* head;
+  uint32_t count;
+};
+// Class c holds blocks of (c + 1) * kPoolGranule bytes. Constant-initialised
+// and trivially destructible, so reaching it costs no initialisation guard.
+inline constinit thread_local PoolList tls_pool_lists[kPoolClasses] = {};
+
+// The paths the inline functions below leave to pool.cc: misses, large
+// blocks, a list's first block (which arms the thread-exit cleanup), full
+// lists.
+void* pool_allocate_slow(size_t bytes);
+void pool_deallocate_slow(void* p, size_t bytes) noexcept;
+
+inline void* pool_allocate(size_t bytes) {
+  if (kPoolEnabled && bytes - 1 < kMaxPooledBytes) {
+    PoolList& l = tls_pool_lists[(bytes - 1) / kPoolGranule];
+    if (PoolBlock* b = l.head) {
+      l.head = b->next;
+      --l.count;
+      return b;
+    }
+  }
+  return pool_allocate_slow(bytes);
+}
+
+inline void pool_deallocate(void* p, size_t bytes) noexcept {
+  if (kPoolEnabled && p && bytes - 1 < kMaxPooledBytes) {
+    PoolList& l = tls_pool_lists[(bytes - 1) / kPoolGranule];
+    if (l.count - 1 < kMaxPooledBlocks - 1) {  // 0 < count < max
+      PoolBlock* b = static_cast<PoolBlock*>(p);
+      b->next = l.head;
+      l.head = b;
+      ++l.count;
+      return;
+    }
+  }
+  pool_deallocate_slow(p, bytes);
+}
 
 }  // namespace twinloop::internal
 
