@@ -1,5 +1,6 @@
 #include "sim/testing.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
@@ -467,8 +468,19 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   size_t reported = 0;
   for (uint64_t seed : r.failed_seeds) {
     if (c.max_failures > 0 && reported >= static_cast<size_t>(c.max_failures)) break;
-    report_seed(name, body, options, seed);
     ++reported;
+    if (std::find(r.crashed_seeds.begin(), r.crashed_seeds.end(), seed) != r.crashed_seeds.end()) {
+      // Re-running it here would crash this process too.
+      std::string s = absl::StrCat("\n======== twinloop: ", name, " CRASHED at seed ", seed,
+                                   ": the worker process running it died (a signal: a crash, an abort, a "
+                                   "sanitizer report)\nreproduce (in a debugger):\n");
+      for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_seed=", seed))) {
+        absl::StrAppend(&s, "  ", cmd, "\n");
+      }
+      ADD_FAILURE() << s << "========\n";
+      continue;
+    }
+    report_seed(name, body, options, seed);
   }
 }
 
