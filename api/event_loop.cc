@@ -14,8 +14,6 @@
 namespace twinloop {
 namespace {
 
-thread_local EventLoop* tls_running_loop = nullptr;
-
 // While callbacks keep the loop busy, it polls the backend (I/O, signals)
 // without blocking at most once per kPollInterval of the backend's clock; it
 // reads the clock once every kClockCheckEvery iterations to find out.
@@ -33,19 +31,16 @@ constexpr size_t kMinTimersForRebuild = 100;
 
 }  // namespace
 
-EventLoop* running_loop_or_null() { return tls_running_loop; }
-
-EventLoop& get_running_loop() {
-  if (!tls_running_loop) throw std::runtime_error("no running event loop");
-  return *tls_running_loop;
-}
+namespace internal {
+void throw_no_running_loop() { throw std::runtime_error("no running event loop"); }
+}  // namespace internal
 
 namespace internal {
 
-RunningLoopScope::RunningLoopScope(EventLoop* loop) : prev_(tls_running_loop) {
-  tls_running_loop = loop;
+RunningLoopScope::RunningLoopScope(EventLoop* loop) : prev_(internal::tls_running_loop) {
+  internal::tls_running_loop = loop;
 }
-RunningLoopScope::~RunningLoopScope() { tls_running_loop = prev_; }
+RunningLoopScope::~RunningLoopScope() { internal::tls_running_loop = prev_; }
 
 void HandleState::run() {
   Ref<HandleState> self = Ref<HandleState>::adopt(this);  // the queue's reference
@@ -226,7 +221,7 @@ void EventLoop::run_once() {
 void EventLoop::run_forever() {
   check_open();
   if (running_) throw std::runtime_error("This event loop is already running");
-  if (tls_running_loop && tls_running_loop != this)
+  if (internal::tls_running_loop && internal::tls_running_loop != this)
     throw std::runtime_error("Cannot run the event loop while another loop is running");
   internal::RunningLoopScope scope(this);
   running_ = true;

@@ -326,11 +326,20 @@ class EventLoop : public internal::RefCounted {
   internal::StepObserver* observer_ = nullptr;
 };
 
+namespace internal {
+// The loop running on this thread (constant-initialised: no guard to read).
+inline constinit thread_local EventLoop* tls_running_loop = nullptr;
+[[noreturn]] void throw_no_running_loop();
+}  // namespace internal
+
 // The loop running on this thread. std::runtime_error("no running event
 // loop") if none (asyncio.get_running_loop).
-EventLoop& get_running_loop();
+inline EventLoop& get_running_loop() {
+  if (!internal::tls_running_loop) [[unlikely]] internal::throw_no_running_loop();
+  return *internal::tls_running_loop;
+}
 // The running loop or nullptr.
-EventLoop* running_loop_or_null();
+inline EventLoop* running_loop_or_null() { return internal::tls_running_loop; }
 
 namespace internal {
 // Makes `loop` the running loop of this thread for the scope.

@@ -22,10 +22,9 @@ struct Reaper {
   }
 };
 thread_local Reaper tls_reaper;
-thread_local bool tls_reaper_armed = false;
 
 [[gnu::noinline]] void arm_reaper() {
-  tls_reaper_armed = true;
+  tls_pool_armed = true;
   static_cast<void>(&tls_reaper);  // odr-use: registers its destructor
 }
 
@@ -49,7 +48,7 @@ void pool_deallocate_slow(void* p, size_t bytes) noexcept {
     ::operator delete(p);
     return;
   }
-  if (!tls_reaper_armed) arm_reaper();
+  if (!tls_pool_armed) arm_reaper();
   PoolBlock* b = static_cast<PoolBlock*>(p);
   b->next = l.head;
   l.head = b;

@@ -10,34 +10,21 @@
 
 namespace twinloop::internal {
 
-namespace {
-
-// On in release builds: a breach means items or wake-ups were lost.
-void check_invariant(bool ok, const char* what) {
-  if (ok) return;
-  std::fprintf(stderr, "twinloop: queue invariant broken: %s\n", what);
-  std::abort();
-}
-
-}  // namespace
-
 QueueCore::~QueueCore() = default;
 
-void QueueCore::check_put() const {
+void QueueCore::throw_put_refused() const {
   if (is_shutdown_) throw QueueShutDown();
-  if (full()) throw QueueFull();
+  throw QueueFull();
+}
+
+void QueueCore::overfull() {
+  std::fprintf(stderr, "twinloop: queue invariant broken: a bounded queue holds more than maxsize items\n");
+  std::abort();
 }
 
 void QueueCore::throw_empty() const {
   if (is_shutdown_) throw QueueShutDown();
   throw QueueEmpty();
-}
-
-void QueueCore::on_put() {
-  check_invariant(maxsize_ <= 0 || size() <= static_cast<uint64_t>(maxsize_),
-                  "a bounded queue holds more than maxsize items");
-  ++unfinished_tasks_;
-  wakeup_next(getters_);
 }
 
 void QueueCore::task_done() {
@@ -81,13 +68,10 @@ std::string QueueCore::describe() const {
   return out;
 }
 
-const Ref<Label>& QueueCore::label(Op op) {
-  Ref<Label>& l = labels_[static_cast<int>(op)];
-  if (!l) {
-    const char* what = op == Op::kGet ? ".get()" : op == Op::kPut ? ".put()" : ".join()";
-    l = make_ref<Label>(name_.empty() ? absl::StrCat(kind_, what) : absl::StrCat(kind_, what, " on '", name_, "'"));
-  }
-  return l;
+void QueueCore::make_label(Op op) {
+  const char* what = op == Op::kGet ? ".get()" : op == Op::kPut ? ".put()" : ".join()";
+  labels_[static_cast<int>(op)] =
+      make_ref<Label>(name_.empty() ? absl::StrCat(kind_, what) : absl::StrCat(kind_, what, " on '", name_, "'"));
 }
 
 Future<void> QueueCore::add_waiter(Op op) {

@@ -88,8 +88,9 @@ class QueueCore : public RefCounted {
       : maxsize_(maxsize), name_(std::move(name)), kind_(kind) {}
   ~QueueCore() override;
 
-  // asyncio's len(self._queue); the subclass owns the items.
-  virtual size_t size() const = 0;
+  // asyncio's len(self._queue). The subclass owns the items and keeps this
+  // count (not a virtual call: it is on every put and get).
+  size_t size() const { return size_; }
   // Removes one item and destroys it (shutdown(immediate=True)).
   virtual void drop_one() = 0;
 
@@ -100,13 +101,25 @@ class QueueCore : public RefCounted {
   int64_t unfinished_tasks() const { return unfinished_tasks_; }
 
   // put_nowait's checks, in asyncio's order: QueueShutDown, then QueueFull.
-  void check_put() const;
+  void check_put() const {
+    if (is_shutdown_ || full()) [[unlikely]] throw_put_refused();
+  }
+  // QueueShutDown if shut down, else QueueFull.
+  [[noreturn]] void throw_put_refused() const;
   // get_nowait on an empty queue: QueueShutDown if shut down, else QueueEmpty.
   [[noreturn]] void throw_empty() const;
   // After an item went in: count it unfinished and wake one getter.
-  void on_put();
+  void on_put() {
+    // On in release builds: a breach means items or wake-ups were lost.
+    if (maxsize_ > 0 && size_ > static_cast<uint64_t>(maxsize_)) [[unlikely]] overfull();
+    ++unfinished_tasks_;
+    if (!getters_.empty()) wakeup_next(getters_);
+  }
+  [[noreturn]] static void overfull();
   // After an item came out: wake one putter.
-  void on_get() { wakeup_next(putters_); }
+  void on_get() {
+    if (!putters_.empty()) wakeup_next(putters_);
+  }
 
   void task_done();
   void shutdown(bool immediate);
@@ -132,9 +145,19 @@ class QueueCore : public RefCounted {
   // Wakes every join() waiter (asyncio's self._finished.set()).
   void set_finished();
   // The label of `op`'s waiters, made on first use and shared by all of them.
-  const Ref<Label>& label(Op op);
+  const Ref<Label>& label(Op op) {
+    Ref<Label>& l = labels_[static_cast<int>(op)];
+    if (!l) [[unlikely]] make_label(op);
+    return l;
+  }
+  void make_label(Op op);
 
   const int64_t maxsize_;
+
+ protected:
+  size_t size_ = 0;  // items held by the subclass
+
+ private:
   const std::string name_;
   const char* const kind_;  // "Queue", "PriorityQueue", "LifoQueue"
   Waiters getters_;
@@ -153,17 +176,22 @@ class QueueState : public QueueCore {
   using QueueCore::QueueCore;
   virtual void put_item(T&& item) = 0;
   virtual T get_item() = 0;
-  void drop_one() override { (void)get_item(); }
+  void drop_one() override {
+    (void)get_item();
+    --this->size_;
+  }
 
   template <class U>
   void put_nowait(U&& item) {
     check_put();
     put_item(T(std::forward<U>(item)));
+    ++this->size_;
     on_put();
   }
   T get_nowait() {
     if (size() == 0) throw_empty();
     T item = get_item();
+    --this->size_;
     on_get();
     return item;
   }
@@ -173,7 +201,6 @@ template <class T>
 class FifoState final : public QueueState<T> {
  public:
   using QueueState<T>::QueueState;
-  size_t size() const override { return items_.size(); }
   void put_item(T&& item) override { items_.push_back(std::move(item)); }
   T get_item() override {
     T item = std::move(items_.front());
@@ -189,7 +216,6 @@ template <class T>
 class LifoState final : public QueueState<T> {
  public:
   using QueueState<T>::QueueState;
-  size_t size() const override { return items_.size(); }
   void put_item(T&& item) override { items_.push_back(std::move(item)); }
   T get_item() override {
     T item = std::move(items_.back());
@@ -206,7 +232,6 @@ class PriorityState final : public QueueState<T> {
  public:
   PriorityState(int64_t maxsize, std::string name, Compare compare)
       : QueueState<T>(maxsize, std::move(name), "PriorityQueue"), later_{std::move(compare)} {}
-  size_t size() const override { return heap_.size(); }
   void put_item(T&& item) override {
     heap_.push_back(Entry{std::move(item), next_seq_++});
     std::push_heap(heap_.begin(), heap_.end(), later_);

@@ -49,6 +49,9 @@ struct PoolList {
 // Class c holds blocks of (c + 1) * kPoolGranule bytes. Constant-initialised
 // and trivially destructible, so reaching it costs no initialisation guard.
 inline constinit thread_local PoolList tls_pool_lists[kPoolClasses] = {};
+// Whether this thread's lists will be freed when it exits (set by the first
+// block kept, in pool.cc).
+inline constinit thread_local bool tls_pool_armed = false;
 
 // The paths the inline functions below leave to pool.cc: misses, large
 // blocks, a list's first block (which arms the thread-exit cleanup), full
@@ -71,7 +74,7 @@ inline void* pool_allocate(size_t bytes) {
 inline void pool_deallocate(void* p, size_t bytes) noexcept {
   if (kPoolEnabled && p && bytes - 1 < kMaxPooledBytes) {
     PoolList& l = tls_pool_lists[(bytes - 1) / kPoolGranule];
-    if (l.count - 1 < kMaxPooledBlocks - 1) {  // 0 < count < max
+    if (l.count < kMaxPooledBlocks && tls_pool_armed) {
       PoolBlock* b = static_cast<PoolBlock*>(p);
       b->next = l.head;
       l.head = b;
