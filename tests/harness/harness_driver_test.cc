@@ -1,8 +1,6 @@
 // The harness's process-level behaviour: Bazel/GoogleTest sharding of
 // simulated tests (disjoint, complete), worker processes with a progress
 // line, and the single-seed flag.
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -15,31 +13,17 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/subprocess.h"
 
 namespace twinloop::harness {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
+using Result = ::twinloop::test_util::CommandResult;
 
 Result run(const std::string& env, const std::string& command) {
-  Result r;
-  FILE* p = popen(absl::StrCat("env -u TEST_TARGET -u GTEST_SHARD_INDEX -u GTEST_TOTAL_SHARDS -u TEST_SHARD_INDEX "
-                               "-u TEST_TOTAL_SHARDS -u TEST_SHARD_STATUS_FILE ",
-                               env, " ", command, " 2>&1")
-                      .c_str(),
-                  "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
+  return ::twinloop::test_util::run_command(command, env);
 }
 
 std::string tmp(const std::string& name) {

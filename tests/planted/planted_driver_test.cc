@@ -8,8 +8,6 @@
 //    reproduces the failure after it (and reports where the runs diverge);
 //  - the determinism self-check flags the wall-clock-dependent test and
 //    passes on deterministic ones.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/subprocess.h"
 #include "sim/replay.h"
 
 namespace twinloop::planted {
@@ -28,26 +27,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
+using Result = ::twinloop::test_util::CommandResult;
 
-// Runs `command` through the shell with TEST_TARGET unset (so the child
-// prints its own binary's command), capturing stdout and stderr.
-Result run(const std::string& command) {
-  Result r;
-  FILE* p = popen(absl::StrCat("env -u TEST_TARGET -u GTEST_SHARD_INDEX -u GTEST_TOTAL_SHARDS ", command, " 2>&1")
-                      .c_str(),
-                  "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
+Result run(const std::string& command) { return ::twinloop::test_util::run_command(command); }
 
 std::string runfile(const std::string& path) {
   // Bazel runs tests in their runfiles tree: the workspace's files are

@@ -1,0 +1,40 @@
+// Running a command (a test binary) from a test and capturing its output.
+#ifndef TWINLOOP_TESTS_SUBPROCESS_H_
+#define TWINLOOP_TESTS_SUBPROCESS_H_
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace twinloop::test_util {
+
+struct CommandResult {
+  int exit_code = -1;  // 128 if killed by a signal
+  std::string output;  // stdout and stderr
+};
+
+// Runs `command` through /bin/sh with the variables `env` ("A=1 B=2") set
+// and the Bazel/GoogleTest variables that would make the child behave as
+// part of this test (its target, its shard) unset.
+inline CommandResult run_command(const std::string& command, const std::string& env = "") {
+  CommandResult r;
+  const std::string line = absl::StrCat(
+      "env -u TEST_TARGET -u GTEST_SHARD_INDEX -u GTEST_TOTAL_SHARDS -u TEST_SHARD_INDEX -u TEST_TOTAL_SHARDS "
+      "-u TEST_SHARD_STATUS_FILE ",
+      env, " ", command, " 2>&1");
+  FILE* p = popen(line.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+}  // namespace twinloop::test_util
+
+#endif  // TWINLOOP_TESTS_SUBPROCESS_H_
