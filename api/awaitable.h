@@ -31,9 +31,10 @@ template <class T>
 struct AwaitableTraits<Task<T>> {
   using value_type = T;
 };
-template <>
-struct AwaitableTraits<SleepAwaitable> {
-  using value_type = void;
+template <class A>
+  requires CoroConvertible<A>
+struct AwaitableTraits<A> {
+  using value_type = typename decltype(std::declval<A&&>().as_coro())::value_type;
 };
 }  // namespace internal
 
@@ -53,7 +54,10 @@ template <class T>
 Future<T> ensure_future(Coro<T> c) {
   return create_task(std::move(c));
 }
-inline Future<void> ensure_future(SleepAwaitable s) { return create_task(std::move(s)); }
+template <CoroConvertible A>
+auto ensure_future(A a) {
+  return ensure_future(std::move(a).as_coro());
+}
 
 }  // namespace twinloop
 

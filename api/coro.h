@@ -188,6 +188,16 @@ class [[nodiscard]] Coro {
   handle_type h_;
 };
 
+// An awaitable that can also become a Coro (sleep()'s SleepAwaitable, a
+// queue's get() and put()): awaited directly it may finish without a
+// coroutine frame; create_task, gather, wait_for, shield, Timeout::run and
+// TaskGroup::create_task take it as the Coro that `std::move(a).as_coro()`
+// makes, so it stays lazy there.
+template <class A>
+concept CoroConvertible = requires(A&& a) {
+  { std::move(a).as_coro() };
+};
+
 namespace internal {
 template <class T>
 Coro<T> Promise<T>::get_return_object() noexcept {

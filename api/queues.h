@@ -39,7 +39,10 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <coroutine>
 #include <functional>
+#include <optional>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -308,6 +311,86 @@ Coro<void> queue_put(Ref<QueueState<T>> s, T item) {
   s->put_nowait(std::move(item));
 }
 
+// What get() and put() return: awaited directly, an operation that need not
+// wait completes in await_ready, with no coroutine frame (asyncio's get() and
+// put() also finish without suspending then); one that must wait runs the
+// coroutine above as a child of the awaiting coroutine (so the call graph
+// shows it). Anywhere a Coro is taken (create_task, gather, wait_for, ...)
+// it becomes that coroutine, which runs only when awaited: lazy, as
+// asyncio's coroutine objects.
+template <class Derived, class T>
+class QueueOpBase {
+ public:
+  QueueOpBase() = default;
+  QueueOpBase(const QueueOpBase&) = delete;
+  QueueOpBase& operator=(const QueueOpBase&) = delete;
+  QueueOpBase(QueueOpBase&&) noexcept = default;
+
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+    slow_.emplace(static_cast<Derived*>(this)->make_coro());
+    if constexpr (std::is_base_of_v<PromiseBase, P>) {
+      parent_ = &h.promise();
+      parent_->child_ = slow_->promise_base();
+    }
+    awaiter_.emplace(slow_->operator co_await());
+    return awaiter_->await_suspend(h);
+  }
+
+ protected:
+  T resume_slow() {
+    if (parent_) parent_->child_ = nullptr;
+    return awaiter_->await_resume();
+  }
+  bool slow() const { return slow_.has_value(); }
+
+ private:
+  std::optional<Coro<T>> slow_;
+  std::optional<typename Coro<T>::Awaiter> awaiter_;
+  PromiseBase* parent_ = nullptr;
+};
+
+template <class T>
+class [[nodiscard]] QueueGet : public QueueOpBase<QueueGet<T>, T> {
+ public:
+  explicit QueueGet(Ref<QueueState<T>> s) : s_(std::move(s)) {}
+  bool await_ready() const noexcept { return s_->size() != 0; }
+  T await_resume() {
+    if (!this->slow()) return s_->get_nowait();
+    return this->resume_slow();
+  }
+  Coro<T> as_coro() && { return queue_get<T>(std::move(s_)); }
+  operator Coro<T>() && { return std::move(*this).as_coro(); }
+
+ private:
+  friend class QueueOpBase<QueueGet<T>, T>;
+  Coro<T> make_coro() { return queue_get<T>(s_); }
+  Ref<QueueState<T>> s_;
+};
+
+template <class T>
+class [[nodiscard]] QueuePut : public QueueOpBase<QueuePut<T>, void> {
+ public:
+  QueuePut(Ref<QueueState<T>> s, T item) : s_(std::move(s)), item_(std::move(item)) {}
+  bool await_ready() {
+    if (s_->full() || s_->is_shutdown()) return false;  // the coroutine waits or raises
+    s_->put_nowait(std::move(*item_));
+    item_.reset();
+    return true;
+  }
+  void await_resume() {
+    if (this->slow()) this->resume_slow();
+  }
+  Coro<void> as_coro() && { return queue_put<T>(std::move(s_), std::move(*item_)); }
+  operator Coro<void>() && { return std::move(*this).as_coro(); }
+
+ private:
+  friend class QueueOpBase<QueuePut<T>, void>;
+  Coro<void> make_coro() { return queue_put<T>(s_, std::move(*item_)); }
+  Ref<QueueState<T>> s_;
+  std::optional<T> item_;
+};
+
 }  // namespace internal
 
 // A FIFO queue of T (asyncio.Queue).
@@ -376,11 +459,15 @@ class Queue {
   Queue& operator=(Queue&&) noexcept = default;
 
   // Puts `item`, first waiting while the queue is full. QueueShutDown if
-  // the queue is (or, while waiting, gets) shut down.
-  Coro<void> put(T item) { return internal::queue_put<T>(state_, std::move(item)); }
+  // the queue is (or, while waiting, gets) shut down. Returns an awaitable
+  // that converts to Coro<void> (see QueueOpBase): `co_await q.put(x)`,
+  // `create_task(q.put(x))`, `wait_for(q.put(x), t)` all work; nothing is
+  // put until it is awaited or its task runs.
+  internal::QueuePut<T> put(T item) { return internal::QueuePut<T>(state_, std::move(item)); }
   // Removes and returns an item, first waiting while the queue is empty.
-  // QueueShutDown if the queue is shut down and empty.
-  Coro<T> get() { return internal::queue_get<T>(state_); }
+  // QueueShutDown if the queue is shut down and empty. An awaitable that
+  // converts to Coro<T>, as put().
+  internal::QueueGet<T> get() { return internal::QueueGet<T>(state_); }
 
   // QueueShutDown if shut down, else QueueFull if full. The rvalue overload
   // leaves `item` untouched when it throws.

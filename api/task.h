@@ -265,8 +265,10 @@ Coro<T> sleep(absl::Duration delay, T result) {
   co_return result;
 }
 
-inline Task<void> create_task(SleepAwaitable s, TaskOptions options = {}) {
-  return create_task(std::move(s).as_coro(), std::move(options));
+// A CoroConvertible (sleep(), queue get/put) becomes its Coro, then a task.
+template <CoroConvertible A>
+auto create_task(A a, TaskOptions options = {}) {
+  return create_task(std::move(a).as_coro(), std::move(options));
 }
 
 }  // namespace twinloop

@@ -80,8 +80,9 @@ class TaskGroup {
     return t;
   }
 
-  Task<void> create_task(SleepAwaitable s, TaskOptions options = {}) {
-    return create_task(std::move(s).as_coro(), std::move(options));
+  template <CoroConvertible A>
+  auto create_task(A a, TaskOptions options = {}) {
+    return create_task(std::move(a).as_coro(), std::move(options));
   }
 
   // Runs `body(*this)` (returning Coro<R>) as the block of `async with`.

@@ -72,7 +72,7 @@ class Timeout {
   // under this timeout in the current task.
   template <class Body>
   auto run(Body body) {
-    if constexpr (std::is_same_v<Body, SleepAwaitable>) {
+    if constexpr (CoroConvertible<Body>) {
       return run_coro(std::move(body).as_coro());
     } else if constexpr (std::is_invocable_v<Body&, Timeout&>) {
       using R = awaitable_value_t<std::invoke_result_t<Body&, Timeout&>>;
