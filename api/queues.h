@@ -402,9 +402,13 @@ class [[nodiscard]] QueuePut : public QueueOpBase<QueuePut<T>, void> {
 // maxsize <= 0 means unbounded (the one unbounded buffer in twinloop, as in
 // asyncio: bound it when producers can outrun consumers). T must be
 // move-constructible; get() returns the item moved out, so move-only types
-// work. put()/get()/join() return lazy coroutines: like asyncio's, they run
-// when awaited or wrapped in a task, so `create_task(q.get())` starts waiting
-// at the task's first step.
+// work. put()/get()/join() are lazy, like asyncio's coroutines: nothing
+// happens until they are awaited or their task runs, so
+// `create_task(q.get())` starts waiting at the task's first step. put() and
+// get() return awaitables (QueuePut / QueueGet) that, awaited directly,
+// complete without a coroutine frame when they need not wait, and convert
+// to Coro<void> / Coro<T> wherever a Coro is taken (`Coro<T> c = q.get();`,
+// create_task, gather, wait_for, shield, TaskGroup::create_task).
 //
 // Ordering: items come out in put order. Waiters wake in FIFO order: every
 // put wakes exactly one waiting getter (the longest waiting), every get wakes
