@@ -7,6 +7,28 @@
 
 namespace twinloop::internal {
 
+namespace {
+
+// A done callback on its way through the ready queue: the future and the
+// callback, in one pooled block, behind a pointer small enough for
+// AnyInvocable's inline storage (a lambda capturing both would not fit and
+// would cost a malloc per callback).
+struct PendingCallback {
+  Ref<FutureBase> future;
+  FutureBase::Callback fn;
+
+  static void* operator new(size_t bytes) { return pool_allocate(bytes); }
+  static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
+
+  static absl::AnyInvocable<void()> make(FutureBase* f, FutureBase::Callback fn) {
+    return [p = std::unique_ptr<PendingCallback>(new PendingCallback{Ref<FutureBase>(f), std::move(fn)})]() {
+      p->fn(*p->future);
+    };
+  }
+};
+
+}  // namespace
+
 FutureBase::~FutureBase() {
   // A task reports from its own destructor, while its name still exists.
   if (!task_) report_if_unretrieved(std::string());
@@ -102,24 +124,23 @@ uint64_t FutureBase::add_done_callback(Callback cb) {
   const uint64_t token = loop_->next_token();
   if (done()) {
     // asyncio: a callback added to a done future is scheduled at once.
-    Ref<FutureBase> self(this);
-    loop_->call_soon([self, cb = std::move(cb)]() mutable { cb(*self); });
+    loop_->call_soon(PendingCallback::make(this, std::move(cb)));
     return token;
   }
   if (!more_) {
-    more_ = std::make_unique<std::vector<Entry>>();
-    if (waiter_) more_->push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
+    more_ = std::make_unique<Entries>();
+    if (waiter_) more_->list.push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
   }
-  more_->push_back(Entry{nullptr, std::move(cb), token});
+  more_->list.push_back(Entry{nullptr, std::move(cb), token});
   return token;
 }
 
 size_t FutureBase::remove_done_callback(uint64_t token) {
   if (!more_) return 0;
   size_t removed = 0;
-  for (auto it = more_->begin(); it != more_->end();) {
+  for (auto it = more_->list.begin(); it != more_->list.end();) {
     if (!it->task && it->token == token) {
-      it = more_->erase(it);
+      it = more_->list.erase(it);
       ++removed;
     } else {
       ++it;
@@ -132,11 +153,11 @@ void FutureBase::add_task_waiter(TaskBase* task) {
   if (done()) {
     loop_->schedule(task);
   } else if (more_) {
-    more_->push_back(Entry{task, nullptr, 0});
+    more_->list.push_back(Entry{task, nullptr, 0});
   } else if (waiter_) {
-    more_ = std::make_unique<std::vector<Entry>>();
-    more_->push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
-    more_->push_back(Entry{task, nullptr, 0});
+    more_ = std::make_unique<Entries>();
+    more_->list.push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
+    more_->list.push_back(Entry{task, nullptr, 0});
   } else {
     waiter_ = task;
   }
@@ -148,14 +169,13 @@ void FutureBase::schedule_callbacks() {
     return;
   }
   if (!more_) return;
-  std::unique_ptr<std::vector<Entry>> entries = std::move(more_);
+  std::unique_ptr<Entries> entries = std::move(more_);
   if (loop_->is_closed()) return;  // nothing runs on a closed loop
-  for (Entry& e : *entries) {
+  for (Entry& e : entries->list) {
     if (e.task) {
       loop_->schedule(e.task);
     } else {
-      Ref<FutureBase> self(this);
-      loop_->call_soon([self, cb = std::move(e.fn)]() mutable { cb(*self); });
+      loop_->call_soon(PendingCallback::make(this, std::move(e.fn)));
     }
   }
 }

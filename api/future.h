@@ -35,6 +35,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "api/errors.h"
 #include "api/event_loop.h"
@@ -123,7 +124,8 @@ class FutureBase : public RefCounted {
   void add_awaited_by(uint64_t task_id);
   void discard_awaited_by(uint64_t task_id);
   std::vector<uint64_t> awaited_by_ids() const {
-    return extras_ ? extras_->awaited_by : std::vector<uint64_t>();
+    if (!extras_) return {};
+    return std::vector<uint64_t>(extras_->awaited_by.begin(), extras_->awaited_by.end());
   }
   // A CancelledError carrying the cancel message.
   std::exception_ptr make_cancelled_error() const;
@@ -170,14 +172,21 @@ class FutureBase : public RefCounted {
   struct Extras {
     std::string cancel_message;
     std::string label;
-    std::vector<uint64_t> awaited_by;
+    absl::InlinedVector<uint64_t, 2> awaited_by;
+    static void* operator new(size_t bytes) { return pool_allocate(bytes); }
+    static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
   };
   std::unique_ptr<Extras> extras_;
   Ref<Label> shared_label_;
   // Callbacks in registration order: the common case (one awaiting task) is
   // `waiter_` alone; anything more moves everything to `more_`.
   TaskBase* waiter_ = nullptr;
-  std::unique_ptr<std::vector<Entry>> more_;
+  struct Entries {
+    absl::InlinedVector<Entry, 2> list;
+    static void* operator new(size_t bytes) { return pool_allocate(bytes); }
+    static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
+  };
+  std::unique_ptr<Entries> more_;
 };
 
 // A future holding a value of type T.

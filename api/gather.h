@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -86,15 +87,21 @@ class GatherState final : public ValueHolder<R> {
         collect_(std::move(collect)) {}
 
   // Registers the done callbacks; called once the state is owned by a Ref.
-  void start() {
+  // `distinct`: the caller knows the children are distinct (each a task
+  // made from a coroutine just now), so the duplicate check is skipped.
+  void start(bool distinct) {
     // Duplicates are awaited once (asyncio maps each future once). The set
     // is only asked for membership, never iterated: the order stays the
     // input order.
     std::vector<FutureBase*> unique;
     unique.reserve(children_.size());
-    absl::flat_hash_set<const FutureBase*> seen;
-    for (auto& c : children_) {
-      if (seen.insert(c.get()).second) unique.push_back(c.get());
+    if (distinct) {
+      for (auto& c : children_) unique.push_back(c.get());
+    } else {
+      absl::flat_hash_set<const FutureBase*> seen;
+      for (auto& c : children_) {
+        if (seen.insert(c.get()).second) unique.push_back(c.get());
+      }
     }
     total_ = unique.size();
     // Call graph: the children are awaited by the task that called gather.
@@ -183,12 +190,17 @@ Outcome<T> outcome_of(FutureBase& f) {
   return Outcome<T>::value_of(value_of<T>(f));
 }
 
+// ensure_future(A) makes a new task (so a vector of them has no duplicates).
+template <class A>
+inline constexpr bool makes_new_task = std::is_same_v<std::remove_cvref_t<A>, Coro<awaitable_value_t<A>>> ||
+                                       CoroConvertible<std::remove_cvref_t<A>>;
+
 template <class R>
 Future<R> start_gather(std::vector<Ref<FutureBase>> children, bool return_exceptions,
-                       std::function<R(const std::vector<Ref<FutureBase>>&)> collect) {
+                       std::function<R(const std::vector<Ref<FutureBase>>&)> collect, bool distinct = false) {
   auto state = make_ref<GatherState<R>>(get_running_loop(), std::move(children), return_exceptions,
                                         std::move(collect));
-  state->start();
+  state->start(distinct);
   return Future<R>(Ref<ValueHolder<R>>(state));
 }
 
@@ -236,7 +248,8 @@ Future<std::vector<internal::Stored<awaitable_value_t<A>>>> gather(std::vector<A
                                      out.reserve(c.size());
                                      for (auto& f : c) out.push_back(internal::value_of<T>(*f));
                                      return out;
-                                   });
+                                   },
+                                   internal::makes_new_task<A>);
 }
 
 // gather(return_exceptions, vector) -> Future<std::vector<Outcome<T>>>
@@ -253,7 +266,8 @@ Future<std::vector<Outcome<awaitable_value_t<A>>>> gather(ReturnExceptions, std:
                                      out.reserve(c.size());
                                      for (auto& f : c) out.push_back(internal::outcome_of<T>(*f));
                                      return out;
-                                   });
+                                   },
+                                   internal::makes_new_task<A>);
 }
 
 }  // namespace twinloop
