@@ -5,6 +5,7 @@
 #include "sim/testing.h"
 
 #include <cstdlib>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -85,17 +86,20 @@ TEST(RunOnce, AssertStopsTheBodyAndFailsTheSeed) {
   EXPECT_EQ(o.virtual_time_ns, absl::ToInt64Nanoseconds(absl::Seconds(2)));
 }
 
-Coro<void> waits_for_a_lock(Lock* lock) {
+// The task holds the lock by shared_ptr: the failing ASSERT ends the body
+// (destroying its locals) while the task still waits, until the harness
+// cancels it at shutdown.
+Coro<void> waits_for_a_lock(std::shared_ptr<Lock> lock) {
   auto guard = co_await lock->scoped();
   co_await sleep(absl::Hours(1));
 }
 
 Coro<void> assert_with_live_tasks() {
-  Lock lock("accounts");
-  co_await lock.acquire();
-  Task<void> waiter = create_task(waits_for_a_lock(&lock), {.name = "transfer"});
+  auto lock = std::make_shared<Lock>("accounts");
+  co_await lock->acquire();
+  Task<void> waiter = create_task(waits_for_a_lock(lock), {.name = "transfer"});
   co_await sleep(absl::Milliseconds(5));
-  ASSERT_FALSE(lock.locked());
+  ASSERT_FALSE(lock->locked());
 }
 
 TEST(RunOnce, ReportsWhatEveryLiveTaskAwaitsAtTheFailure) {
