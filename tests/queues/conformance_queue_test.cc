@@ -16,6 +16,7 @@
 #include "api/errors.h"
 #include "api/event_loop.h"
 #include "api/future.h"
+#include "api/graph.h"
 #include "api/queues.h"
 #include "api/task.h"
 #include "api/timeouts.h"
@@ -65,6 +66,49 @@ std::string waiting_on(const Task<T>& t) {
 // ---------------------------------------------------------------- basics
 
 // test_empty
+// put() and get() are lazy, as asyncio's coroutine objects: nothing happens
+// until they are awaited or their task runs (api/queues.h, QueuePut/QueueGet).
+TEST_P(QueueConformance, PutAndGetAreLazyUntilAwaited) {
+  run([]() -> Coro<void> {
+    Queue<int> q;
+    {
+      auto never = q.put(1);  // dropped without being awaited
+    }
+    EXPECT_EQ(q.qsize(), 0u);
+    Coro<void> later = q.put(2);  // as a coroutine: still nothing
+    EXPECT_EQ(q.qsize(), 0u);
+    co_await std::move(later);
+    EXPECT_EQ(q.qsize(), 1u);
+    Task<void> put3 = create_task(q.put(3));  // runs at the task's first step
+    EXPECT_EQ(q.qsize(), 1u);
+    co_await put3;
+    EXPECT_EQ(q.qsize(), 2u);
+    Coro<int> get = q.get();
+    EXPECT_EQ(q.qsize(), 2u);
+    const int first = co_await std::move(get);
+    EXPECT_EQ(first, 2);
+    const int second = co_await q.get();  // an item is there: no suspension
+    EXPECT_EQ(second, 3);
+  }());
+}
+
+// A get() that must wait shows up in the waiting task's call graph as a
+// coroutine frame awaiting the queue (the awaitable runs its coroutine as a
+// tracked child).
+TEST_P(QueueConformance, WaitingGetIsInTheCallGraph) {
+  run([]() -> Coro<void> {
+    Queue<int> q(0, "jobs");
+    Task<int> getter = create_task(q.get(), {.name = "getter"});
+    co_await sleep(kZero);
+    const std::string graph = format_call_graph(getter);
+    EXPECT_NE(graph.find("queue_get"), std::string::npos) << graph;
+    EXPECT_EQ(waiting_on(getter), "<Future pending Queue.get() on 'jobs'>");
+    q.put_nowait(7);
+    const int got = co_await getter;
+    EXPECT_EQ(got, 7);
+  }());
+}
+
 TEST_P(QueueConformance, EmptyAndQsize) {
   run([]() -> Coro<void> {
     Queue<int> q;
