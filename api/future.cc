@@ -129,9 +129,9 @@ uint64_t FutureBase::add_done_callback(Callback cb) {
   }
   if (!more_) {
     more_ = std::make_unique<Entries>();
-    if (waiter_) more_->list.push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
+    if (waiter_) more_->list.push_back(Entry{std::exchange(waiter_, 0), nullptr, 0});
   }
-  more_->list.push_back(Entry{nullptr, std::move(cb), token});
+  more_->list.push_back(Entry{0, std::move(cb), token});
   return token;
 }
 
@@ -139,7 +139,7 @@ size_t FutureBase::remove_done_callback(uint64_t token) {
   if (!more_) return 0;
   size_t removed = 0;
   for (auto it = more_->list.begin(); it != more_->list.end();) {
-    if (!it->task && it->token == token) {
+    if (!it->waiter && it->token == token) {
       it = more_->list.erase(it);
       ++removed;
     } else {
@@ -149,35 +149,105 @@ size_t FutureBase::remove_done_callback(uint64_t token) {
   return removed;
 }
 
+void FutureBase::add_waiter_bits(WaiterBits w) {
+  if (more_) {
+    more_->list.push_back(Entry{w, nullptr, 0});
+  } else if (waiter_) {
+    more_ = std::make_unique<Entries>();
+    more_->list.push_back(Entry{std::exchange(waiter_, 0), nullptr, 0});
+    more_->list.push_back(Entry{w, nullptr, 0});
+  } else {
+    waiter_ = w;
+  }
+}
+
 void FutureBase::add_task_waiter(TaskBase* task) {
   if (done()) {
     loop_->schedule(task);
-  } else if (more_) {
-    more_->list.push_back(Entry{task, nullptr, 0});
-  } else if (waiter_) {
-    more_ = std::make_unique<Entries>();
-    more_->list.push_back(Entry{std::exchange(waiter_, nullptr), nullptr, 0});
-    more_->list.push_back(Entry{task, nullptr, 0});
   } else {
-    waiter_ = task;
+    add_waiter_bits(task_bits(task));
+  }
+}
+
+void FutureBase::add_link(FutureLink* link) {
+  if (done()) {
+    schedule_waiter(link_bits(link));
+  } else {
+    add_waiter_bits(link_bits(link));
+  }
+}
+
+void FutureBase::remove_link(FutureLink* link) {
+  const WaiterBits w = link_bits(link);
+  if (waiter_ == w) {
+    waiter_ = 0;
+    return;
+  }
+  if (!more_) return;
+  for (auto it = more_->list.begin(); it != more_->list.end(); ++it) {
+    if (it->waiter == w) {
+      more_->list.erase(it);
+      return;
+    }
+  }
+}
+
+std::vector<uint64_t> FutureBase::awaited_by_ids() const {
+  std::vector<uint64_t> ids;
+  if (extras_) ids.assign(extras_->awaited_by.begin(), extras_->awaited_by.end());
+  auto add = [&ids](WaiterBits w) {
+    if (FutureLink* l = as_link(w)) {
+      if (const uint64_t id = l->awaiting_task_id()) ids.push_back(id);
+    }
+  };
+  add(waiter_);
+  if (more_) {
+    for (const Entry& e : more_->list) add(e.waiter);
+  }
+  return ids;
+}
+
+void FutureBase::schedule_waiter(WaiterBits w) {
+  if (FutureLink* l = as_link(w)) {
+    // As call_soon would: a handle id now, the callback next iteration.
+    l->future_ = this;
+    l->handle_id_ = loop_->next_handle_id();
+    l->hold();
+    loop_->schedule(l);
+  } else {
+    loop_->schedule(reinterpret_cast<TaskBase*>(w));
   }
 }
 
 void FutureBase::schedule_callbacks() {
-  if (TaskBase* t = std::exchange(waiter_, nullptr)) {
-    if (!loop_->is_closed()) loop_->schedule(t);
+  if (const WaiterBits w = std::exchange(waiter_, 0)) {
+    if (!loop_->is_closed()) schedule_waiter(w);
     return;
   }
   if (!more_) return;
   std::unique_ptr<Entries> entries = std::move(more_);
   if (loop_->is_closed()) return;  // nothing runs on a closed loop
   for (Entry& e : entries->list) {
-    if (e.task) {
-      loop_->schedule(e.task);
+    if (e.waiter) {
+      schedule_waiter(e.waiter);
     } else {
       loop_->call_soon(PendingCallback::make(this, std::move(e.fn)));
     }
   }
+}
+
+void FutureLink::run() {
+  EventLoop& loop = future_->loop();
+  loop.note(EventKind::kCallback, handle_id_);
+  try {
+    on_done(*future_);
+  } catch (...) {
+    ExceptionContext c = ExceptionContext::of(absl::StrFormat("Exception in callback <Handle #%d>", handle_id_),
+                                              std::current_exception());
+    c.handle = absl::StrFormat("<Handle #%d>", handle_id_);
+    loop.call_exception_handler(c);
+  }
+  unhold();  // may destroy the owner, and this link with it
 }
 
 std::string FutureBase::describe() const {

@@ -58,6 +58,35 @@ using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 // The untyped part of every future and task. Kept small: a task's memory
 // footprint is what spawning many tasks costs.
+class FutureBase;
+
+// A done callback that allocates nothing: an object embedded in its owner
+// (gather keeps one per child in one array). When the future finishes, the
+// link is scheduled on the ready queue, exactly where and when a call_soon
+// callback would run (one iteration later, with a handle id and a callback
+// event for the simulated loop's event hash), and on_done runs then. While
+// queued, the link keeps its owner alive (hold/unhold); the owner removes
+// the link from futures that have not finished when it is destroyed.
+class FutureLink : public Runnable {
+ public:
+  virtual void on_done(FutureBase& f) = 0;
+  virtual void hold() = 0;
+  virtual void unhold() = 0;
+  // The task on whose behalf the link waits (call-graph edge), or 0.
+  virtual uint64_t awaiting_task_id() const { return 0; }
+
+  void run() final;
+  void drop() final { unhold(); }
+
+ private:
+  friend class FutureBase;
+  FutureBase* future_ = nullptr;
+  uint64_t handle_id_ = 0;
+
+ protected:
+  ~FutureLink() = default;
+};
+
 // An immutable label shared by many futures (FutureBase::set_label).
 class Label final : public RefCounted {
  public:
@@ -100,6 +129,13 @@ class FutureBase : public RefCounted {
   // Fast path for a task awaiting this future: the task is scheduled
   // directly (no callback object), preserving registration order.
   void add_task_waiter(TaskBase* task);
+  // Schedules `link` when this future finishes (see FutureLink).
+  void add_link(FutureLink* link);
+  // Unregisters a link that has not been scheduled yet (a no-op otherwise).
+  void remove_link(FutureLink* link);
+  // An exception set later counts as retrieved (its owner is gone, as
+  // asyncio's gather marks a child's exception retrieved in its callback).
+  void mark_retrieved() { retrieved_ = true; }
 
   TaskBase* as_task() const { return task_; }
   // The message of the cancellation (asyncio's _cancel_message): for a task,
@@ -123,10 +159,7 @@ class FutureBase : public RefCounted {
   // record that the task using them awaits this future. By task id.
   void add_awaited_by(uint64_t task_id);
   void discard_awaited_by(uint64_t task_id);
-  std::vector<uint64_t> awaited_by_ids() const {
-    if (!extras_) return {};
-    return std::vector<uint64_t>(extras_->awaited_by.begin(), extras_->awaited_by.end());
-  }
+  std::vector<uint64_t> awaited_by_ids() const;
   // A CancelledError carrying the cancel message.
   std::exception_ptr make_cancelled_error() const;
   // "<Future pending>", "<Task finished name='x'>", "<Future pending Lock.acquire()>" ...
@@ -141,7 +174,7 @@ class FutureBase : public RefCounted {
   // this breaks reference cycles such as gather <-> a child that never
   // finishes, which asyncio leaves to its garbage collector).
   void clear_callbacks() {
-    waiter_ = nullptr;
+    waiter_ = 0;
     more_.reset();
   }
   // Reports a stored exception nobody retrieved to the exception handler.
@@ -157,12 +190,21 @@ class FutureBase : public RefCounted {
   TaskBase* task_ = nullptr;  // set by tasks
 
  private:
+  // A waiter: a TaskBase* (low bit 0) or a FutureLink* (low bit 1).
+  using WaiterBits = uintptr_t;
+  static WaiterBits task_bits(TaskBase* t) { return reinterpret_cast<uintptr_t>(t); }
+  static WaiterBits link_bits(FutureLink* l) { return reinterpret_cast<uintptr_t>(l) | 1; }
+  static FutureLink* as_link(WaiterBits w) {
+    return (w & 1) ? reinterpret_cast<FutureLink*>(w & ~uintptr_t{1}) : nullptr;
+  }
   struct Entry {
-    TaskBase* task;  // a task to wake, or null
-    Callback fn;     // else a callback
+    WaiterBits waiter;  // a task or link to wake, or 0
+    Callback fn;        // else a callback
     uint64_t token;
   };
   void schedule_callbacks();
+  void schedule_waiter(WaiterBits w);
+  void add_waiter_bits(WaiterBits w);
 
   State state_ = State::kPending;
   bool retrieved_ = false;
@@ -180,7 +222,7 @@ class FutureBase : public RefCounted {
   Ref<Label> shared_label_;
   // Callbacks in registration order: the common case (one awaiting task) is
   // `waiter_` alone; anything more moves everything to `more_`.
-  TaskBase* waiter_ = nullptr;
+  WaiterBits waiter_ = 0;
   struct Entries {
     absl::InlinedVector<Entry, 2> list;
     static void* operator new(size_t bytes) { return pool_allocate(bytes); }

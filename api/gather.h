@@ -104,31 +104,36 @@ class GatherState final : public ValueHolder<R> {
       }
     }
     total_ = unique.size();
-    // Call graph: the children are awaited by the task that called gather.
-    if (TaskBase* caller = this->loop().current_task()) {
-      caller_id_ = caller->id();
-      for (FutureBase* c : unique) c->add_awaited_by(caller_id_);
-    }
+    // Call graph: the children are awaited by the task that called gather
+    // (each link reports caller_id_ as its awaiting task).
+    if (TaskBase* caller = this->loop().current_task()) caller_id_ = caller->id();
     if (total_ == 0) {
       this->set_value(collect_(children_));
       return;
     }
-    // The callbacks hold the gather weakly: it lives as long as somebody
-    // holds (or awaits) its outer future, and a child that never finishes
-    // does not keep it, and so itself, alive.
-    for (FutureBase* c : unique) {
-      c->add_done_callback([weak = weak_](FutureBase& f) {
-        if (GatherState* self = weak->ptr) {
-          Ref<GatherState> keep(self);
-          self->child_done(f);
-        } else if (!f.cancelled()) {
-          f.exception();  // the gather is gone: mark it retrieved, as asyncio
-        }
-      });
+    // One link per child, in one array: a child's completion runs
+    // child_done one iteration later, as asyncio's done callbacks. The links
+    // do not keep the gather alive while they wait: it lives as long as
+    // somebody holds (or awaits) its outer future, and a child that never
+    // finishes does not keep it, and so itself, alive.
+    links_ = std::vector<ChildLink>(total_);
+    for (size_t i = 0; i < total_; ++i) {
+      links_[i].gather = this;
+      links_[i].child = unique[i];
+      unique[i]->add_link(&links_[i]);
     }
   }
 
-  ~GatherState() override { weak_->ptr = nullptr; }
+  ~GatherState() override {
+    // Unfinished children forget this gather; an exception they raise later
+    // counts as retrieved, as asyncio's gather callback marks it.
+    for (ChildLink& l : links_) {
+      if (!l.child->done()) {
+        l.child->remove_link(&l);
+        l.child->mark_retrieved();
+      }
+    }
+  }
 
   bool cancel(std::string msg) override {
     if (this->done()) return false;
@@ -141,9 +146,17 @@ class GatherState final : public ValueHolder<R> {
   }
 
  private:
+  struct ChildLink final : FutureLink {
+    GatherState* gather = nullptr;
+    FutureBase* child = nullptr;
+    void on_done(FutureBase& f) override { gather->child_done(f); }
+    void hold() override { gather->add_ref(); }
+    void unhold() override { gather->release(); }
+    uint64_t awaiting_task_id() const override { return gather->caller_id_; }
+  };
+
   void child_done(FutureBase& f) {
     ++finished_;
-    if (caller_id_) f.discard_awaited_by(caller_id_);
     if (this->done()) {
       if (!f.cancelled()) f.exception();  // mark it retrieved
       return;
@@ -169,7 +182,7 @@ class GatherState final : public ValueHolder<R> {
   }
 
   std::vector<Ref<FutureBase>> children_;
-  Ref<WeakBox<GatherState>> weak_ = make_ref<WeakBox<GatherState>>(this);
+  std::vector<ChildLink> links_;  // never resized after start(): links stay put
   bool return_exceptions_;
   std::function<R(const std::vector<Ref<FutureBase>>&)> collect_;
   size_t total_ = 0;
