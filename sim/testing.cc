@@ -249,6 +249,26 @@ std::string write_replay(const std::string& name, const std::string& suffix, Rec
 
 // Reports the run's own GoogleTest failures (at their file and line) and the
 // report block, and so marks the test failed.
+// Where the running simulated test is defined (its TWINLOOP_SIM_TEST line):
+// the report block is attributed to it.
+struct TestLocation {
+  const char* file = nullptr;
+  int line = 0;
+};
+TestLocation& current_location() {
+  static TestLocation l;
+  return l;
+}
+
+void add_report(const std::string& report) {
+  const TestLocation& l = current_location();
+  if (l.file) {
+    ADD_FAILURE_AT(l.file, l.line) << report;
+  } else {
+    ADD_FAILURE() << report;
+  }
+}
+
 void report_failure(const SeedOutcome& o, const std::string& report) {
   for (const ::testing::TestPartResult& r : o.failures) {
     if (!r.failed()) continue;
@@ -256,7 +276,7 @@ void report_failure(const SeedOutcome& o, const std::string& report) {
                                       r.file_name() ? r.file_name() : "unknown file", r.line_number(),
                                       r.message()) = ::testing::Message();
   }
-  ADD_FAILURE() << report;
+  add_report(report);
 }
 
 Options seeded(Options options, uint64_t seed, bool record) {
@@ -477,7 +497,7 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
       for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_seed=", seed))) {
         absl::StrAppend(&s, "  ", cmd, "\n");
       }
-      ADD_FAILURE() << s << "========\n";
+      add_report(s + "========\n");
       continue;
     }
     report_seed(name, body, options, seed);
@@ -504,12 +524,16 @@ bool register_sim_test(const char* suite, const char* name, const char* file, in
     const std::string test_name =
         shard.count == 1 ? std::string(name) : absl::StrCat(name, "/part_", part, "_of_", shard.count);
     ::testing::RegisterTest(suite, test_name.c_str(), nullptr, nullptr, file, line,
-                            [full, options, body, part, parts = shard.count]() -> ::testing::Test* {
+                            [full, options, body, part, parts = shard.count, file, line]() -> ::testing::Test* {
                               class SimTest : public ::testing::Test {
                                public:
-                                SimTest(std::string n, Options o, Body b, int p, int k)
-                                    : n_(std::move(n)), o_(std::move(o)), b_(b), p_(p), k_(k) {}
-                                void TestBody() override { run_sim_test(n_.c_str(), o_, b_, p_, k_); }
+                                SimTest(std::string n, Options o, Body b, int p, int k, const char* f, int l)
+                                    : n_(std::move(n)), o_(std::move(o)), b_(b), p_(p), k_(k), f_(f), l_(l) {}
+                                void TestBody() override {
+                                  current_location() = TestLocation{f_, l_};
+                                  run_sim_test(n_.c_str(), o_, b_, p_, k_);
+                                  current_location() = TestLocation{};
+                                }
 
                                private:
                                 std::string n_;
@@ -517,8 +541,10 @@ bool register_sim_test(const char* suite, const char* name, const char* file, in
                                 Body b_;
                                 int p_;
                                 int k_;
+                                const char* f_;
+                                int l_;
                               };
-                              return new SimTest(full, options, body, part, parts);
+                              return new SimTest(full, options, body, part, parts, file, line);
                             });
   }
   return true;
