@@ -1,5 +1,7 @@
 #include "api/queues.h"
 
+#include "api/locks.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -89,13 +91,13 @@ Future<void> QueueCore::add_waiter(Op op) {
 
 void QueueCore::abandon_waiter(Op op, Future<void>& waiter) {
   if (op == Op::kJoin) {
-    remove(joiners_, waiter);  // Event.wait's `finally`
+    remove_waiter(joiners_, waiter);  // Event.wait's `finally`
     return;
   }
   waiter.cancel();  // in case it is still pending
   // It may be gone already: popped by _wakeup_next or by shutdown.
   Waiters& waiters = op == Op::kGet ? getters_ : putters_;
-  remove(waiters, waiter);
+  remove_waiter(waiters, waiter);
   // Woken (not cancelled) but leaving: the wake-up must go to the next in
   // line, or an item (or a free slot) would wait with nobody told.
   const bool can_proceed = op == Op::kGet ? size() != 0 : !full();
@@ -113,18 +115,8 @@ void QueueCore::wakeup_next(Waiters& waiters) {
   }
 }
 
-void QueueCore::remove(Waiters& waiters, const Future<void>& waiter) {
-  if (!waiters.empty() && waiters.front() == waiter) {
-    waiters.pop_front();
-    return;
-  }
-  for (auto it = waiters.begin(); it != waiters.end(); ++it) {
-    if (*it == waiter) {
-      waiters.erase(it);
-      return;
-    }
-  }
-}
+
+void QueueCore::forget_joiner(const Future<void>& waiter) { remove_waiter(joiners_, waiter); }
 
 void QueueCore::set_finished() {
   // Event.set(): wake every waiter; each removes itself when it resumes.

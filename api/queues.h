@@ -137,14 +137,13 @@ class QueueCore : public RefCounted {
   // if it had been woken but cannot take the wake-up, pass it on.
   void abandon_waiter(Op op, Future<void>& waiter);
   // Removes a join waiter that finished normally.
-  void forget_joiner(const Future<void>& waiter) { remove(joiners_, waiter); }
+  void forget_joiner(const Future<void>& waiter);
 
  private:
   using Waiters = std::deque<Future<void>>;
 
   // Completes the first waiter that is not done (asyncio's _wakeup_next).
   static void wakeup_next(Waiters& waiters);
-  static void remove(Waiters& waiters, const Future<void>& waiter);
   // Wakes every join() waiter (asyncio's self._finished.set()).
   void set_finished();
   // The label of `op`'s waiters, made on first use and shared by all of them.
