@@ -32,12 +32,10 @@
 #ifndef TWINLOOP_SIM_RAPIDCHECK_H_
 #define TWINLOOP_SIM_RAPIDCHECK_H_
 
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <set>
@@ -84,41 +82,26 @@ class RcSimulation {
       Recording r = sim_->recording();
       r.test = name_;
       r.failure = "RapidCheck property failed";
-      const std::string base = absl_free_join(directory(), sanitize(name_));
       const bool first = first_failure();
-      if (first) write_recording_file(base + ".first.replay", r);
-      write_recording_file(base + ".replay", r);
+      if (first) write_recording_file(replay_path(name_, /*first=*/true), r);
+      write_recording_file(replay_path(name_), r);
       if (first) {
         std::fprintf(stderr,
-                     "twinloop: %s failed; the failing runs are saved as %s.replay (the last one written, after "
-                     "shrinking, is the minimal one; the first is %s.first.replay)\n",
-                     name_.c_str(), base.c_str(), base.c_str());
+                     "twinloop: %s failed; the failing runs are saved as %s (the last one written, after "
+                     "shrinking, is the minimal one; the first is %s)\n",
+                     name_.c_str(), replay_path(name_).c_str(), replay_path(name_, true).c_str());
       }
     } catch (...) {
       // Never throw from a destructor during unwinding.
     }
   }
 
-  // Where the replay files of `name` go.
+  // Where the replay files of `name` go (sim/replay.h's default_replay_dir).
   static std::string replay_path(const std::string& name, bool first = false) {
-    return absl_free_join(directory(), sanitize(name)) + (first ? ".first.replay" : ".replay");
+    return replay_file_path(default_replay_dir(), std::string("rc-") + name + (first ? ".first" : ""));
   }
 
  private:
-  static std::string directory() {
-    if (const char* d = std::getenv("TWINLOOP_REPLAY_DIR")) return d;
-    if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) return d;
-    std::error_code ec;
-    std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
-    return ec ? std::string("/tmp") : tmp.string();
-  }
-  static std::string sanitize(std::string s) {
-    for (char& c : s) {
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-    }
-    return "twinloop-rc-" + s;
-  }
-  static std::string absl_free_join(const std::string& dir, const std::string& file) { return dir + "/" + file; }
   // True the first time a run of this process fails for this name.
   bool first_failure() {
     static std::set<std::string>* seen = new std::set<std::string>();

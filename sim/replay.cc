@@ -1,5 +1,8 @@
 #include "sim/replay.h"
 
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -196,6 +199,22 @@ Recording read_recording_file(const std::string& path) {
   std::stringstream buf;
   buf << in.rdbuf();
   return parse_recording(buf.str());
+}
+
+std::string default_replay_dir() {
+  if (const char* d = std::getenv("TWINLOOP_REPLAY_DIR")) return d;
+  if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) return d;
+  std::error_code ec;
+  std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
+  return ec ? std::string("/tmp") : tmp.string();
+}
+
+std::string replay_file_path(const std::string& dir, std::string_view stem) {
+  std::string file(stem);
+  for (char& c : file) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
+  }
+  return absl::StrCat(dir, "/twinloop-", file, ".replay");
 }
 
 DecisionMap::DecisionMap(const std::vector<Decision>& decisions) {

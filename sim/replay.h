@@ -72,7 +72,8 @@ struct Recording {
   std::string failure;
   // Options of the run that matter for replaying it, by name
   // ("executor_latency_max_us", "shuffle_equal_timers", "step_jitter_max_us",
-  // "time_limit_us"); see Options::apply / Options::from.
+  // "time_limit_us"); see recorded_options / options_for_replay
+  // (sim/sim_backend.h).
   std::map<std::string, int64_t> options;
   std::vector<Decision> decisions;
   std::vector<EventRecord> events;
@@ -88,6 +89,13 @@ Recording parse_recording(std::string_view text);
 // Throw std::runtime_error when the file cannot be written or read.
 void write_recording_file(const std::string& path, const Recording& r);
 Recording read_recording_file(const std::string& path);
+
+// Where replay files go unless told otherwise: $TWINLOOP_REPLAY_DIR, else
+// $TEST_UNDECLARED_OUTPUTS_DIR (kept by Bazel), else the temporary directory.
+std::string default_replay_dir();
+// "<dir>/twinloop-<stem>.replay", with characters other than letters,
+// digits, '-', '_' and '.' in `stem` replaced by '_'.
+std::string replay_file_path(const std::string& dir, std::string_view stem);
 
 // Decisions indexed by (site, occurrence), for replaying.
 class DecisionMap {

@@ -15,7 +15,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "api/errors.h"
@@ -141,21 +140,9 @@ bool sampled(uint64_t seed, double fraction) {
 
 // ---------------------------------------------------------------- reporting
 
-std::string sanitize(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  }
-  return out;
-}
-
 std::string replay_dir() {
   const Config& c = config();
-  if (!c.replay_dir.empty()) return c.replay_dir;
-  if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) return d;
-  std::error_code ec;
-  std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
-  return ec ? std::string("/tmp") : tmp.string();
+  return c.replay_dir.empty() ? default_replay_dir() : c.replay_dir;
 }
 
 std::string shell_quote(const std::string& s) {
@@ -238,7 +225,7 @@ std::string write_replay(const std::string& name, const std::string& suffix, Rec
   r.test = name;
   r.failure = failure;
   r.command = command;
-  const std::string path = absl::StrCat(replay_dir(), "/twinloop-", sanitize(name), "-", suffix, ".replay");
+  const std::string path = replay_file_path(replay_dir(), absl::StrCat(name, "-", suffix));
   try {
     write_recording_file(path, r);
   } catch (const std::exception& e) {
