@@ -166,10 +166,12 @@ class TaskState final : public ValueHolder<T>, public TaskBase {
 
 }  // namespace internal
 
-// Options for create_task (asyncio's keyword arguments).
+// Options for create_task (asyncio's keyword arguments). Every field has a
+// default, so `TaskOptions{.eager_start = true}` names only what it sets
+// (and compiles cleanly under -Wmissing-field-initializers).
 struct TaskOptions {
   // Defaults to "Task-<n>", n counting tasks on this loop from 1.
-  std::string name;
+  std::string name = {};
   // Run the first step inside create_task (asyncio 3.12 eager tasks). Only
   // when the loop is running; a task that finishes in that step is returned
   // done and never scheduled.
@@ -192,8 +194,21 @@ class Task : public Future<T> {
 };
 
 // Wraps `coro` in a task scheduled on the running loop.
+//
+// Two overloads rather than a defaulted `TaskOptions options = {}`: g++ 12
+// miscompiles a defaulted argument of a class type holding a std::string in
+// a call inside a co_await expression (`co_await create_task(work())`), so
+// the one-argument form builds no TaskOptions at all (docs/design.md,
+// "Compilers").
 template <class T>
-Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+Task<T> create_task(Coro<T> coro) {
+  EventLoop& loop = get_running_loop();
+  auto* state = new internal::TaskState<T>(loop, coro.release(), std::string());
+  loop.schedule(state);
+  return Task<T>(state);
+}
+template <class T>
+Task<T> create_task(Coro<T> coro, TaskOptions options) {
   EventLoop& loop = get_running_loop();
   auto* state = new internal::TaskState<T>(loop, coro.release(), std::move(options.name));
   Task<T> task(state);
@@ -267,7 +282,11 @@ Coro<T> sleep(absl::Duration delay, T result) {
 
 // A CoroConvertible (sleep(), queue get/put) becomes its Coro, then a task.
 template <CoroConvertible A>
-auto create_task(A a, TaskOptions options = {}) {
+auto create_task(A a) {
+  return create_task(std::move(a).as_coro());
+}
+template <CoroConvertible A>
+auto create_task(A a, TaskOptions options) {
   return create_task(std::move(a).as_coro(), std::move(options));
 }
 

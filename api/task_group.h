@@ -71,9 +71,17 @@ class TaskGroup {
  public:
   TaskGroup() : state_(internal::make_ref<internal::TaskGroupState>()) {}
 
-  // Starts `coro` as a child task of the group.
+  // Starts `coro` as a child task of the group. (Two overloads, no
+  // defaulted TaskOptions: see twinloop::create_task.)
   template <class T>
-  Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+  Task<T> create_task(Coro<T> coro) {
+    state_->check_can_create();
+    Task<T> t = twinloop::create_task(std::move(coro));
+    state_->adopt(*t.state());
+    return t;
+  }
+  template <class T>
+  Task<T> create_task(Coro<T> coro, TaskOptions options) {
     state_->check_can_create();
     Task<T> t = twinloop::create_task(std::move(coro), std::move(options));
     state_->adopt(*t.state());
@@ -81,7 +89,11 @@ class TaskGroup {
   }
 
   template <CoroConvertible A>
-  auto create_task(A a, TaskOptions options = {}) {
+  auto create_task(A a) {
+    return create_task(std::move(a).as_coro());
+  }
+  template <CoroConvertible A>
+  auto create_task(A a, TaskOptions options) {
     return create_task(std::move(a).as_coro(), std::move(options));
   }
 
