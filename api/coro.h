@@ -24,6 +24,7 @@
 #include <exception>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -49,8 +50,25 @@ struct AwaitSite {
   const char* function = nullptr;
 };
 
+// Only makes the promise constructor below impossible to call with a
+// coroutine's own parameters: the compiler first tries to construct the
+// promise from them, and a coroutine taking (const char*) would otherwise
+// pass its argument as the function name.
+struct PromiseTag {};
+
+// The name of a coroutine's function as the call graph and the simulated
+// loop's task keys use it: __builtin_FUNCTION() without template arguments
+// (g++ spells a template "f<int>", clang "f").
+std::string_view coroutine_function_name(const char* function);
+
 class PromiseBase {
  public:
+  // `function`: __builtin_FUNCTION() evaluated where the compiler constructs
+  // the promise, which is inside the coroutine itself, so it names the
+  // coroutine's function before its body runs (the same name every
+  // co_await in it records).
+  explicit PromiseBase(const char* function) { site_.function = function; }
+
   // Coroutine frames come from the per-thread pool (api/internal/pool.h):
   // awaiting a Coro (lock.acquire(), queue.get()) allocates a frame.
   static void* operator new(size_t bytes) { return pool_allocate(bytes); }
@@ -63,8 +81,9 @@ class PromiseBase {
   // coroutines can be walked from its root).
   template <class A>
   decltype(auto) await_transform(A&& awaitable, const char* file = __builtin_FILE(),
-                                 int line = __builtin_LINE(), const char* function = __builtin_FUNCTION()) {
-    site_ = AwaitSite{file, line, function};
+                                 int line = __builtin_LINE()) {
+    site_.file = file;
+    site_.line = line;
     if constexpr (requires { awaitable.promise_base(); }) {
       return TrackedAwaiter<decltype(static_cast<A&&>(awaitable).operator co_await())>{
           static_cast<A&&>(awaitable).operator co_await(), this, awaitable.promise_base()};
@@ -87,7 +106,9 @@ class PromiseBase {
 
   std::coroutine_handle<> continuation_;
   std::exception_ptr exception_;
-  AwaitSite site_;                  // the last (or current) co_await
+  // The last (or current) co_await; `function` is the coroutine's own, set
+  // at construction.
+  AwaitSite site_;
   PromiseBase* child_ = nullptr;    // the coroutine awaited now, if any
 
  private:
@@ -112,6 +133,7 @@ class PromiseBase {
 template <class T>
 class Promise : public PromiseBase {
  public:
+  Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
   Coro<T> get_return_object() noexcept;
   template <class U = T>
   void return_value(U&& v) {
@@ -127,6 +149,7 @@ class Promise : public PromiseBase {
 template <>
 class Promise<void> : public PromiseBase {
  public:
+  Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void take() {

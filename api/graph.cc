@@ -9,7 +9,8 @@ namespace twinloop::internal {
 namespace {
 
 FrameCallGraphEntry entry_of(const AwaitSite& site) {
-  return FrameCallGraphEntry{site.function ? site.function : "?", site.file ? site.file : "?", site.line};
+  return FrameCallGraphEntry{std::string(coroutine_function_name(site.function)), site.file ? site.file : "?",
+                             site.line};
 }
 
 void apply_limit(std::vector<FrameCallGraphEntry>& stack, std::optional<int> limit) {
