@@ -120,11 +120,56 @@ TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> ca
 void EventLoop::add_timer(internal::TimerTarget* t, int64_t when_ns) {
   t->when_ns_ = when_ns;
   t->in_heap_ = true;
-  // The order among equal deadlines is a decision: 0 (scheduling order) on
-  // the real loop, a seeded draw on the simulated loop.
-  const uint64_t tie = backend_->choose("loop.timer_tie", uint64_t{1} << 32);
-  timers_.push_back(TimerEntry{when_ns, tie, ++timer_seq_, t});
+  if (task_keys_) t->owner_key_ = current_task_ ? current_task_->key() : 0;
+  timers_.push_back(TimerEntry{when_ns, ++timer_seq_, t});
   std::push_heap(timers_.begin(), timers_.end(), Later{});
+}
+
+void EventLoop::move_due_timers(int64_t now) {
+  due_.clear();
+  while (!timers_.empty() && timers_.front().when <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), Later{});
+    internal::TimerTarget* h = timers_.back().handle;
+    timers_.pop_back();
+    h->in_heap_ = false;
+    if (h->cancelled()) {
+      --timers_cancelled_;
+      h->release_timer();
+      continue;
+    }
+    due_.push_back(h);
+  }
+  // Runs of equal deadlines (in scheduling order so far): their order is a
+  // decision, drawn only when deadlines actually tie.
+  for (size_t i = 0; i < due_.size();) {
+    size_t j = i + 1;
+    while (j < due_.size() && due_[j]->when_ns_ == due_[i]->when_ns_) ++j;
+    if (j - i > 1) order_tie(i, j);
+    i = j;
+  }
+  for (internal::TimerTarget* h : due_) {
+    note(internal::EventKind::kTimerDue, h->id());
+    ready_.push(h);  // the heap's reference moves to the queue
+  }
+}
+
+void EventLoop::order_tie(size_t first, size_t last) {
+  // A Fisher-Yates shuffle whose draws are all 0 keeps scheduling order.
+  // The draws belong to the task that scheduled the first of the tied
+  // timers, so that in a replay they keep their keys when unrelated timers
+  // are added elsewhere or every deadline moves by the same amount.
+  tie_context_set_ = true;
+  tie_context_ = due_[first]->owner_key_;
+  for (size_t i = first; i + 1 < last; ++i) {
+    const uint64_t pick = backend_->choose("loop.timer_tie", last - i);
+    if (pick != 0) std::swap(due_[i], due_[i + pick]);
+  }
+  tie_context_set_ = false;
+}
+
+uint64_t EventLoop::decision_context() const {
+  if (tie_context_set_) return tie_context_;
+  return current_task_ ? current_task_->key() : 0;
 }
 
 void EventLoop::call_soon_threadsafe(absl::AnyInvocable<void()> callback) {
@@ -199,19 +244,7 @@ void EventLoop::run_once() {
   // Timers that fell due join the ready queue, in deadline order.
   if (!timers_.empty()) {
     const int64_t now = backend_->now_ns();
-    while (!timers_.empty() && timers_.front().when <= now) {
-      std::pop_heap(timers_.begin(), timers_.end(), Later{});
-      internal::TimerTarget* h = timers_.back().handle;
-      timers_.pop_back();
-      h->in_heap_ = false;
-      if (h->cancelled()) {
-        --timers_cancelled_;
-        h->release_timer();
-        continue;
-      }
-      note(internal::EventKind::kTimerDue, h->id());
-      ready_.push(h);  // the heap's reference moves to the queue
-    }
+    if (timers_.front().when <= now) move_due_timers(now);
   }
 
   // Run exactly what is ready now; what these schedule runs next iteration.

@@ -12,10 +12,13 @@
 //  - One iteration runs exactly the callbacks that were ready when it began
 //    (after timers that fell due were moved in); callbacks they schedule run
 //    in the next iteration. So `sleep(0)` is exactly one iteration.
-//  - Timers are ordered by deadline, then by a tie-break key the backend
-//    chooses (0 on the real loop; a seeded draw on the simulated loop), then
-//    by scheduling order. asyncio leaves the order of equal deadlines
-//    undefined; we make it explicit.
+//  - Timers are ordered by deadline, then by scheduling order. When several
+//    timers with the same deadline fall due together, their order is a
+//    decision of the backend ("loop.timer_tie", made on behalf of the task
+//    that scheduled the first of them: 0, scheduling order, is the real
+//    loop's answer; the simulated loop draws a permutation). asyncio leaves
+//    the order of equal deadlines undefined; we make it explicit, and draw
+//    nothing when no deadlines tie.
 //  - A negative delay means "as soon as possible", still ordered by deadline
 //    (call_later(-2) runs before call_later(-1)).
 //
@@ -77,6 +80,9 @@ class TimerTarget : public Runnable {
 
   int64_t when_ns_ = 0;
   uint64_t id_ = 0;
+  // The key of the task that scheduled the timer (TaskBase::key; 0 on loops
+  // without task keys): the decision of a tie it leads is that task's.
+  uint64_t owner_key_ = 0;
   bool cancelled_ = false;
   bool in_heap_ = false;
 
@@ -264,6 +270,14 @@ class EventLoop : public internal::RefCounted {
   bool debug_timing() const { return debug_; }
   void report_slow(std::string_view what, int64_t took_ns);
   void timer_cancelled() { ++timers_cancelled_; }
+  // Whether tasks get identity keys (TaskBase::key; the backend asks for
+  // them, LoopBackend::task_key).
+  bool task_keys() const { return task_keys_; }
+  void set_task_keys(bool on) { task_keys_ = on; }
+  // Whose decision a draw made now is (LoopBackend::choose): the running
+  // task's key, or while timer ties are ordered, the key of the task that
+  // scheduled the first tied timer; 0 for the loop itself.
+  uint64_t decision_context() const;
   size_t ready_count() const { return ready_.size(); }
   size_t timer_count() const { return timers_.size() - timers_cancelled_; }
   // The earliest pending timer deadline, or kNoDeadline.
@@ -272,7 +286,6 @@ class EventLoop : public internal::RefCounted {
  private:
   struct TimerEntry {
     int64_t when;
-    uint64_t tie;
     uint64_t seq;
     internal::TimerTarget* handle;  // the heap owns one reference
   };
@@ -281,10 +294,13 @@ class EventLoop : public internal::RefCounted {
   struct Later {
     bool operator()(const TimerEntry& a, const TimerEntry& b) const {
       if (a.when != b.when) return a.when > b.when;
-      if (a.tie != b.tie) return a.tie > b.tie;
       return a.seq > b.seq;
     }
   };
+  // Moves the timers that fell due to the ready queue, in deadline order;
+  // equal deadlines in the order the backend chooses.
+  void move_due_timers(int64_t now);
+  void order_tie(size_t first, size_t last);
   // Drops cancelled timers from the heap (all of them, or those on top).
   void purge_timers() {
     if (timers_cancelled_ != 0) purge_cancelled_timers();
@@ -297,6 +313,7 @@ class EventLoop : public internal::RefCounted {
   std::unique_ptr<LoopBackend> backend_;
   internal::Ring<internal::Runnable*> ready_;
   std::vector<TimerEntry> timers_;
+  std::vector<internal::TimerTarget*> due_;  // move_due_timers' scratch
   size_t timers_cancelled_ = 0;
   uint64_t timer_seq_ = 0;
 
@@ -318,6 +335,9 @@ class EventLoop : public internal::RefCounted {
   bool stopping_ = false;
   bool closed_ = false;
   bool debug_ = false;
+  bool task_keys_ = false;
+  bool tie_context_set_ = false;
+  uint64_t tie_context_ = 0;
   int64_t slow_callback_ns_ = 100'000'000;
 
   ExceptionHandler exception_handler_;

@@ -4,13 +4,16 @@
 // `EventLoop` (api/event_loop.h) owns everything about ordering: the FIFO ready
 // queue, the timer heap, what one iteration runs, tasks, futures, the
 // exception handler. A `LoopBackend` supplies only what differs between a real
-// and a simulated loop, in seven methods:
+// and a simulated loop:
 //
+//   attach(loop)    called once by the loop it serves
 //   now_ns()        the clock
 //   wait(deadline)  the I/O source: block for I/O or until the next timer
 //   wake()          interrupt wait() from another thread
 //   submit()        the executor behind run_in_executor / to_thread
 //   choose()        the source of every nondeterministic decision
+//   buggify()       whether a fault-injection point fires (never, for real)
+//   task_key()      a new task's identity, for naming decisions (sim only)
 //   watch_signal()  start or stop delivering a POSIX signal
 //   close()         release resources when the loop closes
 //
@@ -74,6 +77,18 @@ class LoopBackend {
   virtual bool buggify(std::string_view site) {
     static_cast<void>(site);
     return false;
+  }
+
+  // The identity key of a new task: the `index`-th task that the task with
+  // key `parent_key` (0: no task, the loop itself) created with this `base`
+  // (the task's explicit name, else its coroutine's function name). Only
+  // called when the backend asked for task keys (EventLoop::set_task_keys);
+  // the simulated loop names its decisions by them (sim/choice.h), so that a
+  // replay survives unrelated edits. The real loop does not ask.
+  virtual uint64_t task_key(uint64_t parent_key, std::string_view base) {
+    static_cast<void>(parent_key);
+    static_cast<void>(base);
+    return 0;
   }
 
   // Starts (on=true) or stops delivering signal `sig` to

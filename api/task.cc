@@ -7,8 +7,14 @@
 namespace twinloop {
 namespace internal {
 
-TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name)
+TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name,
+                   const char* function)
     : root_(root), self_(&self), resume_point_(root), id_(loop.next_task_id()) {
+  if (loop.task_keys()) {
+    const TaskBase* parent = loop.current_task();
+    key_ = loop.backend().task_key(parent ? parent->key_ : 0,
+                                   name.empty() ? coroutine_function_name(function) : std::string_view(name));
+  }
   if (!name.empty()) name_ = std::make_unique<std::string>(std::move(name));
   loop.register_task(this);
 }
@@ -59,9 +65,11 @@ void TaskBase::run() {
   yielded_ = false;
   Ref<FutureBase> keep(self_);  // finishing drops the loop's reference
   EventLoop& loop = this->loop();
-  loop.note(EventKind::kTaskStep, id_);
   TaskBase* prev = loop.current_task();
+  // Current before the event is noted: a draw made by the observer (step
+  // jitter) belongs to this task.
   loop.set_current_task(this);
+  loop.note(EventKind::kTaskStep, id_);
   if (loop.debug_timing()) {
     const int64_t t0 = loop.now_ns();
     step(throw_cancel);
@@ -75,9 +83,9 @@ void TaskBase::run() {
 void TaskBase::eager_start() {
   Ref<FutureBase> keep(self_);
   EventLoop& loop = this->loop();
-  loop.note(EventKind::kTaskStep, id_);
   TaskBase* prev = loop.current_task();
   loop.set_current_task(this);
+  loop.note(EventKind::kTaskStep, id_);
   step(false);
   loop.set_current_task(prev);
 }

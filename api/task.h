@@ -49,8 +49,9 @@ namespace internal {
 // The task machinery, independent of the result type.
 class TaskBase : public Runnable {
  public:
+  // `function`: the root coroutine's function (its promise knows it).
   TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root,
-           std::string name);
+           std::string name, const char* function);
 
   // One step (the ready queue calls this).
   void run() override;
@@ -62,6 +63,12 @@ class TaskBase : public Runnable {
   int uncancel();
 
   uint64_t id() const { return id_; }
+  // The task's identity for the simulated loop's decisions: a hash of its
+  // creation path from the loop (parent's key, then its explicit name or
+  // its coroutine's function, then its index among the parent's children
+  // with that name), so it does not change when unrelated tasks are added.
+  // 0 on loops that do not ask for keys (LoopBackend::task_key).
+  uint64_t key() const { return key_; }
   std::string get_name() const;
   void set_name(std::string name);
   FutureBase& future() const { return *self_; }
@@ -106,6 +113,7 @@ class TaskBase : public Runnable {
   Ref<FutureBase> fut_waiter_;
   std::unique_ptr<std::string> name_;  // null: "Task-<id>"
   uint64_t id_;
+  uint64_t key_ = 0;
   int num_cancels_requested_ = 0;
   bool must_cancel_ = false;
   bool pending_throw_ = false;
@@ -121,7 +129,8 @@ template <class T>
 class TaskState final : public ValueHolder<T>, public TaskBase {
  public:
   TaskState(EventLoop& loop, typename Coro<T>::handle_type root, std::string name)
-      : ValueHolder<T>(loop), TaskBase(*this, loop, root, std::move(name)) {
+      : ValueHolder<T>(loop),
+        TaskBase(*this, loop, root, std::move(name), root ? root.promise().site_.function : nullptr) {
     this->task_ = this;
   }
   ~TaskState() override {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "sim/choice.h"
 
 namespace twinloop::sim {
 namespace {
@@ -111,7 +112,8 @@ std::string format_recording(const Recording& r) {
   absl::StrAppend(&out, "# ", r.decisions.size(), " decisions, ", non_default_choices(r.decisions),
                   " not default\n");
   for (const Decision& d : r.decisions) {
-    absl::StrAppend(&out, "decision ", escape(d.site), " ", d.occurrence, " ", d.n, " ", d.value, "\n");
+    absl::StrAppend(&out, "decision ", d.task.empty() ? "/" : d.task, " ", escape(d.site), " ", d.occurrence, " ",
+                    d.n, " ", d.value, "\n");
   }
   absl::StrAppend(&out, "# ", r.events.size(), " events\n");
   for (size_t i = 0; i < r.events.size(); ++i) {
@@ -138,6 +140,11 @@ Recording parse_recording(std::string_view text) {
       if (f.size() != 2 || f[0] != "twinloop-replay" || !absl::SimpleAtoi(f[1], &version)) {
         bad_line(line_no, "not a twinloop replay file (expected 'twinloop-replay <version>')");
       }
+      if (version == 1) {
+        bad_line(line_no, absl::StrCat("replay file version 1 was written by an older twinloop, which keyed "
+                                       "decisions by site only; this build reads version ",
+                                       Recording::kVersion, ": record the run again"));
+      }
       if (version != Recording::kVersion) {
         bad_line(line_no, absl::StrCat("replay file version ", version, " is not supported (this build reads ",
                                        Recording::kVersion, ")"));
@@ -160,9 +167,15 @@ Recording parse_recording(std::string_view text) {
       r.options[s] = v;
     } else if (key == "decision") {
       Decision d;
-      if (f.size() != 5 || !unescape(f[1], &d.site) || !absl::SimpleAtoi(f[2], &d.occurrence) ||
-          !absl::SimpleAtoi(f[3], &d.n) || !absl::SimpleAtoi(f[4], &d.value)) {
-        bad_line(line_no, "expected 'decision <site> <occurrence> <n> <value>'");
+      if (f.size() != 6 || !unescape(f[2], &d.site) || !absl::SimpleAtoi(f[3], &d.occurrence) ||
+          !absl::SimpleAtoi(f[4], &d.n) || !absl::SimpleAtoi(f[5], &d.value)) {
+        bad_line(line_no, "expected 'decision <task> <site> <occurrence> <n> <value>'");
+      }
+      d.task = f[1] == "/" ? std::string() : std::string(f[1]);
+      try {
+        task_key_of_path(d.task);
+      } catch (const std::invalid_argument& e) {
+        bad_line(line_no, e.what());
       }
       if (d.n == 0 || d.value >= d.n) bad_line(line_no, "a decision's value must be in [0, n)");
       r.decisions.push_back(std::move(d));
@@ -217,12 +230,42 @@ std::string replay_file_path(const std::string& dir, std::string_view stem) {
   return absl::StrCat(dir, "/twinloop-", file, ".replay");
 }
 
-DecisionMap::DecisionMap(const std::vector<Decision>& decisions) {
-  for (const Decision& d : decisions) values_[{d.site, d.occurrence}] = d.value;
+std::string escape_path_component(std::string_view base) {
+  std::string out;
+  for (unsigned char c : base) {
+    if (c == '%' || c == '/' || c <= ' ' || c == 0x7f) {
+      absl::StrAppendFormat(&out, "%%%02X", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
 }
 
-std::optional<uint64_t> DecisionMap::find(std::string_view site, uint64_t occurrence) const {
-  auto it = values_.find(std::make_pair(std::string(site), occurrence));
+uint64_t task_key_of_path(std::string_view path) {
+  if (path.empty() || path == "/") return 0;
+  if (path[0] != '/') throw std::invalid_argument(absl::StrCat("task path '", av(path), "' does not start with '/'"));
+  uint64_t key = 0;
+  std::string component;
+  for (absl::string_view part : absl::StrSplit(av(path.substr(1)), '/')) {
+    const size_t hash = part.rfind('#');
+    uint64_t index = 0;
+    if (hash == absl::string_view::npos || !absl::SimpleAtoi(part.substr(hash + 1), &index) ||
+        !unescape(part, &component)) {
+      throw std::invalid_argument(
+          absl::StrCat("task path '", av(path), "': component '", part, "' is not <name>#<index>"));
+    }
+    key = child_key(key, text_hash(component));
+  }
+  return key;
+}
+
+DecisionMap::DecisionMap(const std::vector<Decision>& decisions) {
+  for (const Decision& d : decisions) values_[draw_key(task_key_of_path(d.task), d.site, d.occurrence)] = d.value;
+}
+
+std::optional<uint64_t> DecisionMap::find(uint64_t draw_key) const {
+  auto it = values_.find(draw_key);
   if (it == values_.end()) return std::nullopt;
   return it->second;
 }

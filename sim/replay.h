@@ -1,25 +1,26 @@
 // twinloop/sim/replay.h: what a simulated run decided and did, as data and as
 // a replay file.
 //
-// A Recording holds every decision of a run, keyed by site and occurrence
-// ("the 3rd draw named loop.timer_tie"), and every scheduling event with the
-// running event hash after it. Re-running with the recording's decisions
-// re-executes the run exactly; if the program changed, the decisions whose
-// keys still match are reused, the others fall back to the seed (replay) or
-// to the default 0 (shrinking), and the first event that differs from the
-// recording is reported as the divergence.
+// A Recording holds every decision of a run, keyed by the task that drew it,
+// its site and its occurrence ("the 2nd draw named executor.latency_us in
+// task /guarded#0/deposit#1"; sim/choice.h explains the keys), and every
+// scheduling event with the running event hash after it. Re-running with the
+// recording's decisions re-executes the run exactly; if the program changed,
+// the decisions whose keys still match are reused, the others fall back to
+// the seed (replay) or to the default 0 (shrinking), and the first event that
+// differs from the recording is reported as the divergence.
 //
 // The replay file is text, one record per line, versioned (docs/testing.md
 // has the grammar):
 //
-//   twinloop-replay 1
+//   twinloop-replay 2
 //   seed 42
 //   test MySuite.MyTest
 //   option executor_latency_max_us 10000
 //   ...
 //   failure deadlock at virtual time 3s ...
-//   decision loop.timer_tie 0 4294967296 0
-//   decision buggify.fire:db.cc:12 3 4 3
+//   decision /guarded#0/worker#1 loop.timer_tie 0 2 1
+//   decision /guarded#0/flush#2 buggify.fire:db.cc:12 3 4 3
 //   event 0 0 task_step 1 9f2c0d1e33a4b5c6
 //   end
 #ifndef TWINLOOP_SIM_REPLAY_H_
@@ -37,9 +38,11 @@
 
 namespace twinloop::sim {
 
-// One decision: the `occurrence`-th draw (from 0) named `site`, which had
-// `n` possible answers and answered `value`.
+// One decision: the `occurrence`-th draw (from 0) named `site` made by the
+// task `task` (its path, "/guarded#0/deposit#1"; "" for the loop itself),
+// which had `n` possible answers and answered `value`.
 struct Decision {
+  std::string task;
   std::string site;
   uint64_t occurrence = 0;
   uint64_t n = 0;
@@ -63,7 +66,8 @@ std::string describe_event(const EventRecord& e);
 
 // Everything a replay file holds.
 struct Recording {
-  static constexpr int kVersion = 1;
+  // 2: decisions keyed by task path, site and occurrence (1 had no task).
+  static constexpr int kVersion = 2;
   uint64_t seed = 0;
   // Free-form metadata (the test's name, the command that reproduces it,
   // what failed); not used to replay.
@@ -97,17 +101,26 @@ std::string default_replay_dir();
 // digits, '-', '_' and '.' in `stem` replaced by '_'.
 std::string replay_file_path(const std::string& dir, std::string_view stem);
 
-// Decisions indexed by (site, occurrence), for replaying.
+// A task path's component for `base` (a task name or function name): '%',
+// '/' and whitespace or control characters percent-escaped.
+std::string escape_path_component(std::string_view base);
+// The task key (sim/choice.h) of a task path ("" or "/": the loop itself).
+// Throws std::invalid_argument for a malformed path (a component that is not
+// "<base>#<index>", or a bad escape).
+uint64_t task_key_of_path(std::string_view path);
+
+// Decisions indexed by their keys (sim/choice.h draw_key), for replaying.
 class DecisionMap {
  public:
   DecisionMap() = default;
+  // std::invalid_argument for a malformed task path.
   explicit DecisionMap(const std::vector<Decision>& decisions);
-  // The recorded value of this draw, if any.
-  std::optional<uint64_t> find(std::string_view site, uint64_t occurrence) const;
+  // The recorded value of the decision `draw_key`, if any.
+  std::optional<uint64_t> find(uint64_t draw_key) const;
   size_t size() const { return values_.size(); }
 
  private:
-  std::map<std::pair<std::string, uint64_t>, uint64_t, std::less<>> values_;
+  std::map<uint64_t, uint64_t> values_;
 };
 
 // Where two event streams first differ: the index, and the event of each

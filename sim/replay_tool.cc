@@ -48,11 +48,12 @@ void print_summary(const Recording& r) {
   for (const auto& [site, c] : by_site) {
     std::printf("  %-40s %6zu draws, %6zu not default\n", site.c_str(), c.first, c.second);
   }
-  std::printf("non-default decisions (site occurrence: value of n):\n");
+  std::printf("non-default decisions (task: site occurrence: value of n):\n");
   for (const Decision& d : r.decisions) {
     if (d.value == 0) continue;
-    std::printf("  %s %llu: %llu of %llu\n", d.site.c_str(), static_cast<unsigned long long>(d.occurrence),
-                static_cast<unsigned long long>(d.value), static_cast<unsigned long long>(d.n));
+    std::printf("  %s: %s %llu: %llu of %llu\n", d.task.empty() ? "/" : d.task.c_str(), d.site.c_str(),
+                static_cast<unsigned long long>(d.occurrence), static_cast<unsigned long long>(d.value),
+                static_cast<unsigned long long>(d.n));
   }
 }
 
@@ -81,8 +82,9 @@ int main(int argc, char** argv) {
       print_summary(r);
     } else if (cmd == "decisions") {
       for (const Decision& d : r.decisions) {
-        std::printf("%s %llu %llu %llu\n", d.site.c_str(), static_cast<unsigned long long>(d.occurrence),
-                    static_cast<unsigned long long>(d.n), static_cast<unsigned long long>(d.value));
+        std::printf("%s %s %llu %llu %llu\n", d.task.empty() ? "/" : d.task.c_str(), d.site.c_str(),
+                    static_cast<unsigned long long>(d.occurrence), static_cast<unsigned long long>(d.n),
+                    static_cast<unsigned long long>(d.value));
       }
     } else if (cmd == "events") {
       for (size_t i = 0; i < r.events.size(); ++i) {

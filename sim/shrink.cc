@@ -49,21 +49,15 @@ struct BudgetExhausted {};
 // What a candidate means under Fallback::kDefault is its set of non-default
 // decisions: two candidates with the same set are the same run. The cache
 // keeps a 128-bit, order-independent hash of that set (the sum of two
-// independently mixed hashes of each (site, occurrence, value)), so it
+// independently mixed hashes of each (task, site, occurrence, value)), so it
 // stays small however long the recordings are.
 using CandidateKey = std::pair<uint64_t, uint64_t>;
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
 
 CandidateKey key_of(const std::vector<Decision>& decisions) {
   CandidateKey key{0, 0};
   for (const Decision& d : decisions) {
     if (d.value == 0) continue;
-    const uint64_t site = fnv1a(d.site);
+    const uint64_t site = fnv1a(d.site, fnv1a(d.task));
     const uint64_t h1 = mix64(mix64(mix64(site ^ 0x243F6A8885A308D3ull) ^ d.occurrence) ^ d.value);
     const uint64_t h2 = mix64(mix64(mix64(site ^ 0x13198A2E03707344ull) + d.occurrence) + d.value);
     key.first += h1;
@@ -199,19 +193,20 @@ class Shrinker {
     while (true) {
       std::vector<size_t> nd = non_default_positions(current_);
       if (i >= nd.size()) break;
+      const std::string task = current_.decisions[nd[i]].task;
       const std::string site = current_.decisions[nd[i]].site;
       const uint64_t occurrence = current_.decisions[nd[i]].occurrence;
       uint64_t hi = current_.decisions[nd[i]].value;  // fails
-      if (try_with_value(site, occurrence, 0)) continue;  // gone; the next one is now at i
+      if (try_with_value(task, site, occurrence, 0)) continue;  // gone; the next one is now at i
       uint64_t lo = 0;  // passes
       while (hi > lo + 1) {
         const uint64_t mid = lo + (hi - lo) / 2;
-        if (!try_with_value(site, occurrence, mid)) {
+        if (!try_with_value(task, site, occurrence, mid)) {
           lo = mid;
           continue;
         }
         // Adopted: continue only while the run still has this decision at `mid`.
-        const Decision* now = find(site, occurrence);
+        const Decision* now = find(task, site, occurrence);
         if (now == nullptr || now->value != mid) break;
         hi = mid;
       }
@@ -219,17 +214,21 @@ class Shrinker {
     }
   }
 
-  bool try_with_value(const std::string& site, uint64_t occurrence, uint64_t value) {
+  static bool same_draw(const Decision& x, const std::string& task, const std::string& site, uint64_t occurrence) {
+    return x.occurrence == occurrence && x.site == site && x.task == task;
+  }
+
+  bool try_with_value(const std::string& task, const std::string& site, uint64_t occurrence, uint64_t value) {
     std::vector<Decision> d = current_.decisions;
     for (Decision& x : d) {
-      if (x.occurrence == occurrence && x.site == site) x.value = value;
+      if (same_draw(x, task, site, occurrence)) x.value = value;
     }
     return try_candidate(std::move(d));
   }
 
-  const Decision* find(const std::string& site, uint64_t occurrence) const {
+  const Decision* find(const std::string& task, const std::string& site, uint64_t occurrence) const {
     for (const Decision& x : current_.decisions) {
-      if (x.occurrence == occurrence && x.site == site) return &x;
+      if (same_draw(x, task, site, occurrence)) return &x;
     }
     return nullptr;
   }

@@ -16,7 +16,6 @@ SimBackend::SimBackend(const Options& options)
       jitter_(options.step_jitter_max > absl::ZeroDuration()),
       jitter_max_us_(jitter_ ? static_cast<uint64_t>(absl::ToInt64Microseconds(options.step_jitter_max)) : 0),
       choices_(options.seed),
-      keyed_(options.record || options.replay || options.chooser),
       record_(options.record || options.replay) {
   if (options.replay) plan_ = DecisionMap(options.replay->decisions);
 }
@@ -46,6 +45,7 @@ Options options_for_replay(const Recording& recording, Options base) {
 void SimBackend::attach(EventLoop& loop) {
   loop_ = &loop;
   loop.set_step_observer(this);
+  loop.set_task_keys(true);
 }
 
 void SimBackend::wait(int64_t deadline_ns) {
@@ -75,30 +75,45 @@ void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void
 }
 
 uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
+  if (n <= 1) return 0;
   if (!options_.shuffle_equal_timers && site == "loop.timer_tie") return 0;
-  if (!keyed_) return choices_.choose(site, n);
-  return keyed_choose(site, n);
+  return draw(context_key(), site, n);
 }
 
-uint64_t SimBackend::keyed_choose(std::string_view site, uint64_t n) {
+uint64_t SimBackend::context_key() const { return loop_->decision_context(); }
+
+uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   if (n <= 1) return 0;
-  auto it = occurrences_.find(site);
-  if (it == occurrences_.end()) it = occurrences_.emplace(std::string(site), 0).first;
-  const uint64_t occurrence = it->second++;
-  // The seeded stream advances on every draw, so that a draw the replay
-  // lacks gets the value the seed gives at this position.
-  uint64_t value = choices_.choose(site, n);
+  const uint64_t slot = slot_key(context, text_hash(site));
+  const uint64_t occurrence = occurrences_[slot]++;
+  const uint64_t key = draw_key(slot, occurrence);
+  ++draws_;
+  // The seed's value of this decision, unless a chooser or a replay answers.
+  uint64_t value;
   if (options_.chooser) {
     value = std::min(options_.chooser(site, n), n - 1);
-  } else if (options_.replay) {
-    if (std::optional<uint64_t> recorded = plan_.find(site, occurrence)) {
-      value = std::min(*recorded, n - 1);
-    } else if (options_.fallback == Options::Fallback::kDefault) {
-      value = 0;
-    }
+  } else if (std::optional<uint64_t> recorded = options_.replay ? plan_.find(key) : std::nullopt) {
+    value = std::min(*recorded, n - 1);
+  } else if (options_.replay && options_.fallback == Options::Fallback::kDefault) {
+    value = 0;
+  } else {
+    value = choices_.value(key, n);
   }
-  if (record_) decisions_.push_back(Decision{std::string(site), occurrence, n, value});
+  if (record_) decisions_.push_back(Decision{task_path(context), std::string(site), occurrence, n, value});
   return value;
+}
+
+uint64_t SimBackend::task_key(uint64_t parent_key, std::string_view base) {
+  const uint64_t index = children_[slot_key(parent_key, text_hash(base))]++;
+  const uint64_t key = child_key(parent_key, component_hash(base, index));
+  if (record_) task_paths_.emplace(key, absl::StrCat(task_path(parent_key), "/", escape_path_component(base), "#", index));
+  return key;
+}
+
+const std::string& SimBackend::task_path(uint64_t key) const {
+  static const std::string* const kLoop = new std::string();
+  auto it = task_paths_.find(key);
+  return it == task_paths_.end() ? *kLoop : it->second;
 }
 
 bool SimBackend::buggify(std::string_view site) {
@@ -108,7 +123,8 @@ bool SimBackend::buggify(std::string_view site) {
     // Enabled for this run with probability 1/4 (the draw 3 of [0, 4); 0,
     // the default, leaves the site off), as FoundationDB's BUGGIFY.
     BuggifySite s;
-    s.enabled = choose(std::string("buggify.enabled:").append(site), 4) == 3;
+    // Per run, not per task: keyed by the loop, whichever task asks first.
+    s.enabled = draw(0, std::string("buggify.enabled:").append(site), 4) == 3;
     it = buggify_.emplace(std::string(site), s).first;
   }
   BuggifySite& s = it->second;

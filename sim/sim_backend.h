@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "api/event_loop.h"
 #include "api/loop_backend.h"
@@ -118,6 +119,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   uint64_t choose(std::string_view site, uint64_t n) override;
   void watch_signal(int sig, bool on) override;
   bool buggify(std::string_view site) override;
+  uint64_t task_key(uint64_t parent_key, std::string_view base) override;
   void close() override {}
 
   void on_event(internal::EventKind kind, uint64_t id) override;
@@ -127,7 +129,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
 
   uint64_t event_hash() const { return hash_; }
   uint64_t event_count() const { return events_; }
-  uint64_t choices_made() const { return choices_.draws(); }
+  // Decisions drawn so far (draws with more than one possible answer).
+  uint64_t choices_made() const { return draws_; }
   // The most recent events, oldest first (at most kTraceSize).
   std::vector<Event> last_events() const;
   static constexpr size_t kTraceSize = 256;
@@ -147,24 +150,33 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
 
  private:
   std::string deadlock_report() const;
-  uint64_t keyed_choose(std::string_view site, uint64_t n);
+  // The decision named (context task, site, occurrence): see sim/choice.h.
+  uint64_t draw(uint64_t context_key, std::string_view site, uint64_t n);
+  // The key of the task running now (0: none, the loop itself).
+  uint64_t context_key() const;
+  // A task's path ("/guarded#0/deposit#1"; "" for the loop itself).
+  const std::string& task_path(uint64_t key) const;
 
   Options options_;
   // options_.step_jitter_max > 0, and it in whole microseconds (per event).
   bool jitter_ = false;
   uint64_t jitter_max_us_ = 0;
   ChoiceSource choices_;
+  uint64_t draws_ = 0;
   EventLoop* loop_ = nullptr;
   int64_t now_ns_ = 0;
   uint64_t hash_ = 0;
   uint64_t events_ = 0;
   std::array<Event, kTraceSize> trace_{};
   std::set<int> watched_signals_;
-  // Draws are keyed by (site, occurrence): recording, replaying, chooser.
-  bool keyed_ = false;
+  // Occurrences so far per (context, site) slot, and children so far per
+  // (parent, base): lookups only, never iterated.
+  absl::flat_hash_map<uint64_t, uint64_t> occurrences_;
+  absl::flat_hash_map<uint64_t, uint64_t> children_;
   bool record_ = false;
   DecisionMap plan_;
-  std::map<std::string, uint64_t, std::less<>> occurrences_;
+  // With record_: every task's path, by key (for the decisions' records).
+  std::map<uint64_t, std::string> task_paths_;
   std::vector<Decision> decisions_;
   std::vector<EventRecord> events_log_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;

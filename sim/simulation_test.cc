@@ -158,36 +158,50 @@ TEST(Choices, StepJitterIsOffByDefaultAndAdvancesTimeWhenOn) {
   EXPECT_LE(with_jitter, absl::Microseconds(100) * 51 * 2);  // steps and callbacks
 }
 
-TEST(ChoiceSource, SameSeedSameStreamAndDrawsStayInRange) {
+TEST(ChoiceSource, ValueIsAFunctionOfSeedAndKeyAndStaysInRange) {
   ChoiceSource a(123), b(123), c(124);
-  bool differs = false;
-  for (int i = 0; i < 1000; ++i) {
-    const uint64_t n = 1 + static_cast<uint64_t>(i % 97);
-    const uint64_t x = a.choose("t", n);
-    EXPECT_EQ(x, b.choose("t", n));
+  bool differs_by_seed = false;
+  bool differs_by_key = false;
+  for (uint64_t i = 0; i < 1000; ++i) {
+    const uint64_t n = 2 + i % 97;
+    const uint64_t key = draw_key(0, "t", i);
+    const uint64_t x = a.value(key, n);
+    EXPECT_EQ(x, b.value(key, n));
+    EXPECT_EQ(x, a.value(key, n));  // no state: the same key, the same value
     EXPECT_LT(x, n);
-    const uint64_t from_b = b.next();
-    EXPECT_EQ(a.next(), from_b);
-    if (c.next() != from_b) differs = true;
+    if (c.value(key, n) != x) differs_by_seed = true;
+    if (a.value(draw_key(0, "u", i), n) != x) differs_by_key = true;
   }
-  EXPECT_TRUE(differs);
+  EXPECT_TRUE(differs_by_seed);
+  EXPECT_TRUE(differs_by_key);
+  EXPECT_EQ(a.value(draw_key(0, "only-one", 0), 1), 0u);
 }
 
-TEST(ChoiceSource, SingleAnswerDecisionsConsumeNothing) {
-  ChoiceSource a(5), b(5);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.choose("only-one", 1), 0u);
-  EXPECT_EQ(a.draws(), 0u);
-  EXPECT_EQ(a.next(), b.next());
-}
-
-TEST(ChoiceSource, BelowIsRoughlyUniform) {
+TEST(ChoiceSource, ValuesAreRoughlyUniform) {
   ChoiceSource c(9);
   std::vector<int> counts(10);
-  for (int i = 0; i < 100000; ++i) ++counts[c.below(10)];
+  for (uint64_t i = 0; i < 100000; ++i) ++counts[c.value(draw_key(0, "u", i), 10)];
   for (int k : counts) {
     EXPECT_GT(k, 9000);
     EXPECT_LT(k, 11000);
   }
+}
+
+TEST(ChoiceSource, KeysComposeFromTaskPaths) {
+  // A task's key is its parent's key combined with "<base>#<index>", and a
+  // replay file's path text gives the same key.
+  const uint64_t main = child_key(0, component_hash("guarded", 0));
+  EXPECT_EQ(main, child_key(0, text_hash("guarded#0")));
+  const uint64_t deposit1 = child_key(main, component_hash("deposit", 1));
+  EXPECT_EQ(deposit1, task_key_of_path("/guarded#0/deposit#1"));
+  EXPECT_NE(deposit1, task_key_of_path("/guarded#0/deposit#0"));
+  EXPECT_EQ(task_key_of_path("/"), 0u);
+  EXPECT_EQ(task_key_of_path(""), 0u);
+  EXPECT_EQ(child_key(0, component_hash("a/b c", 12)),
+            task_key_of_path("/" + escape_path_component("a/b c") + "#12"));
+  EXPECT_THROW(task_key_of_path("guarded#0"), std::invalid_argument);
+  EXPECT_THROW(task_key_of_path("/guarded"), std::invalid_argument);
+  EXPECT_THROW(task_key_of_path("/guarded#x"), std::invalid_argument);
 }
 
 Coro<int> choice_heavy() {

@@ -7,6 +7,7 @@
 #define TWINLOOP_TESTS_DETERMINISM_WORKLOAD_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "api/twinloop.h"
@@ -24,12 +25,26 @@ inline Coro<uint64_t> determinism_worker(int id, int rounds) {
   co_return acc;
 }
 
+// Six callbacks due at one deadline: their order is a drawn permutation
+// (the workers' sleeps rarely tie under step jitter). Returns the order.
+inline Coro<uint64_t> determinism_ties() {
+  auto order = std::make_shared<std::vector<int>>();
+  EventLoop& loop = get_running_loop();
+  const absl::Time when = loop.time() + absl::Milliseconds(3);
+  for (int i = 0; i < 6; ++i) loop.call_at(when, [order, i] { order->push_back(i); });
+  co_await sleep(absl::Milliseconds(4));
+  uint64_t folded = 0;
+  for (int i : *order) folded = folded * 10 + static_cast<uint64_t>(i);
+  co_return folded;
+}
+
 // Runs the workload and folds the results into one value.
 inline Coro<uint64_t> determinism_main() {
+  const uint64_t ties = co_await determinism_ties();
   std::vector<Task<uint64_t>> tasks;
   for (int id = 0; id < 8; ++id) tasks.push_back(create_task(determinism_worker(id, 20)));
   std::vector<uint64_t> results = co_await gather(std::move(tasks));
-  uint64_t folded = 0;
+  uint64_t folded = ties;
   for (uint64_t r : results) folded = folded * 1099511628211ull + r;
   co_return folded;
 }

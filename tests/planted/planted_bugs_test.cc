@@ -3,11 +3,17 @@
 // planted_driver_test, which expects the harness to find each bug within its
 // default seed count, print a command that reproduces it, and shrink it.
 //
-// Built twice: as planted_bugs_test, and as planted_bugs_changed_test with
-// TWINLOOP_PLANTED_UNRELATED_CHANGE defined, which adds an unrelated
-// background task (a metrics reporter with its own sleeps and fault point)
-// to every test. A replay file recorded by the first binary must still
-// reproduce the failure in the second.
+// Built four times: as planted_bugs_test, and with one unrelated edit made
+// first in every test body (tests/planted/BUILD):
+//   TWINLOOP_PLANTED_EDIT_EXTRA_TASK       an extra task started first (a
+//                                          metrics reporter with its own
+//                                          sleeps, executor work and fault point)
+//   TWINLOOP_PLANTED_EDIT_EXTRA_TO_THREAD  an extra to_thread call first
+//   TWINLOOP_PLANTED_EDIT_EXTRA_TIMER      an extra timer first
+// A replay file (and a seed) recorded by the first binary must still
+// reproduce the failure in the others: decisions are keyed by the drawing
+// task's creation path, their site and their occurrence in that task, none of
+// which the edits change (docs/testing.md, "Stable decision keys").
 #include <map>
 #include <string>
 #include <vector>
@@ -19,29 +25,27 @@
 namespace twinloop::planted {
 namespace {
 
-// The unrelated change: a reporter that wakes up now and then and may be
-// slowed down by a fault point of its own. It touches none of the state
-// below.
-[[maybe_unused]] Coro<void> metrics_reporter(int* reports) {
+// The extra task: a reporter that wakes up now and then, reads a gauge on
+// the executor and may be slowed down by a fault point of its own. It
+// touches none of the state below.
+[[maybe_unused]] Coro<void> metrics_reporter() {
   for (int i = 0; i < 3; ++i) {
     co_await sleep(absl::Milliseconds(7));
+    co_await to_thread([] {});
     if (buggify("planted.metrics_slow")) co_await sleep(absl::Milliseconds(3));
-    ++*reports;
   }
 }
 
-class UnrelatedChange {
- public:
-  UnrelatedChange() {
-#ifdef TWINLOOP_PLANTED_UNRELATED_CHANGE
-    task_ = create_task(metrics_reporter(&reports_), {.name = "metrics"});
+// The unrelated edit, the first statement of every test body.
+#if defined(TWINLOOP_PLANTED_EDIT_EXTRA_TASK)
+#define UNRELATED_EDIT() Task<void> unrelated_metrics = create_task(metrics_reporter())
+#elif defined(TWINLOOP_PLANTED_EDIT_EXTRA_TO_THREAD)
+#define UNRELATED_EDIT() co_await to_thread([] {})
+#elif defined(TWINLOOP_PLANTED_EDIT_EXTRA_TIMER)
+#define UNRELATED_EDIT() get_running_loop().call_later(absl::Milliseconds(1), [] {})
+#else
+#define UNRELATED_EDIT() static_cast<void>(0)
 #endif
-  }
-
- private:
-  [[maybe_unused]] int reports_ = 0;
-  Task<void> task_;
-};
 
 // ---------------------------------------------------------------- 1. lost update
 
@@ -79,7 +83,7 @@ Coro<void> deposit(Accounts* db, std::string who, int amount, absl::Duration sta
 }
 
 TWINLOOP_SIM_TEST(Planted, LostUpdateAcrossAnAwait) {
-  UnrelatedChange unrelated;
+  UNRELATED_EDIT();
   Accounts db;
   db.open("alice", 100);
   Task<void> a = create_task(deposit(&db, "alice", 10, absl::Milliseconds(0)));
@@ -140,7 +144,7 @@ Coro<void> refresher(Cache* cache, absl::Duration start) {
 }
 
 TWINLOOP_SIM_TEST(Planted, CheckThenActUnderTheWrongLock) {
-  UnrelatedChange unrelated;
+  UNRELATED_EDIT();
   Cache cache;
   Task<void> r1 = create_task(reader(&cache, absl::Milliseconds(2)));
   Task<void> r2 = create_task(reader(&cache, absl::Milliseconds(3)));
@@ -159,7 +163,9 @@ TWINLOOP_SIM_TEST(Planted, CheckThenActUnderTheWrongLock) {
 Coro<void> flush(Lock* lock, int* flushed) {
   co_await lock->acquire();
   try {
-    // The flush goes to storage on the executor; it is usually fast.
+    // Write the buffered records, then sync them; both go to storage on the
+    // executor, and the sync is usually fast.
+    co_await to_thread([] {});
     co_await wait_for(to_thread([] {}), absl::Milliseconds(8));
   } catch (const TimeoutError&) {
     co_return;  // gives up... holding the lock
@@ -169,7 +175,7 @@ Coro<void> flush(Lock* lock, int* flushed) {
 }
 
 TWINLOOP_SIM_TEST(Planted, TimeoutLeaksAHeldLock) {
-  UnrelatedChange unrelated;
+  UNRELATED_EDIT();
   Lock lock("journal");
   int flushed = 0;
   for (int i = 0; i < 3; ++i) {

@@ -4,7 +4,8 @@
 //  - the printed command reproduces exactly that failure;
 //  - with --twinloop_shrink, the minimal replay file has strictly fewer
 //    non-default choices than the original and still fails when replayed;
-//  - a replay file recorded before an unrelated code change still
+//  - a replay file (and a seed) recorded before an unrelated edit (an extra
+//    task, to_thread call or timer, first in the test body) still
 //    reproduces the failure after it (and reports where the runs diverge);
 //  - the determinism self-check flags the wall-clock-dependent test and
 //    passes on deterministic ones.
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -105,31 +107,56 @@ TEST_P(PlantedBug, FoundReproducedAndShrunk) {
   EXPECT_THAT(replayed.output, HasSubstr("the run matches the recording")) << replayed.output;
 }
 
-TEST_P(PlantedBug, ReplayFileSurvivesAnUnrelatedChange) {
-  const std::string name = GetParam();
-  const std::string dir = out_dir(absl::StrCat(name, "-change"));
+INSTANTIATE_TEST_SUITE_P(Bugs, PlantedBug,
+                         ::testing::Values("LostUpdateAcrossAnAwait", "CheckThenActUnderTheWrongLock",
+                                           "TimeoutLeaksAHeldLock"));
+
+std::string failure_kind(const std::string& output) {
+  std::smatch m;
+  std::regex re(R"(what failed \(([^)]*)\))");
+  return std::regex_search(output, m, re) ? std::string(m[1]) : std::string();
+}
+
+// A replay recorded before an unrelated edit (made first in every test body:
+// an extra task, an extra to_thread call, an extra timer) still fails after
+// it, the same way; so does the seed.
+class PlantedBugAfterAnEdit : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {};
+
+TEST_P(PlantedBugAfterAnEdit, ReplayAndSeedStillFail) {
+  const std::string name = std::get<0>(GetParam());
+  const std::string edit = std::get<1>(GetParam());
+  const std::string dir = out_dir(absl::StrCat(name, "-", edit));
   Result found = run(absl::StrCat(runfile("tests/planted/planted_bugs_test"), " --gtest_filter=Planted.", name,
                                   " --twinloop_replay_dir=", dir));
   ASSERT_NE(found.exit_code, 0) << found.output;
   const std::string path = field(found.output, "replay file");
+  const std::string seed = failed_seed(found.output);
+  const std::string kind = failure_kind(found.output);
   ASSERT_FALSE(path.empty()) << found.output;
-  const std::string kind = [&] {
-    std::smatch m;
-    std::regex re(R"(what failed \(([^)]*)\))");
-    return std::regex_search(found.output, m, re) ? std::string(m[1]) : std::string();
-  }();
+  ASSERT_FALSE(kind.empty()) << found.output;
+  const std::string edited = runfile(absl::StrCat("tests/planted/planted_bugs_", edit, "_test"));
 
-  Result changed = run(absl::StrCat(runfile("tests/planted/planted_bugs_changed_test"), " --gtest_filter=Planted.",
-                                    name, " --twinloop_replay=", path, " --twinloop_replay_dir=", dir));
-  EXPECT_NE(changed.exit_code, 0) << "the replay no longer reproduces:\n" << changed.output;
-  EXPECT_THAT(changed.output, HasSubstr(absl::StrCat("what failed (", kind, ")"))) << changed.output;
-  // The extra task changes the event stream: the harness says where.
-  EXPECT_THAT(changed.output, HasSubstr("diverged from the recording at event")) << changed.output;
+  Result replayed = run(absl::StrCat(edited, " --gtest_filter=Planted.", name, " --twinloop_replay=", path,
+                                     " --twinloop_replay_dir=", dir));
+  EXPECT_NE(replayed.exit_code, 0) << "the replay no longer reproduces after the edit:\n" << replayed.output;
+  EXPECT_EQ(failure_kind(replayed.output), kind) << replayed.output;
+  // The edit changes the event stream: the harness says where.
+  EXPECT_THAT(replayed.output, HasSubstr("diverged from the recording at event")) << replayed.output;
+
+  Result by_seed = run(absl::StrCat(edited, " --gtest_filter=Planted.", name, " --twinloop_seed=", seed,
+                                    " --twinloop_replay_dir=", dir));
+  EXPECT_NE(by_seed.exit_code, 0) << "seed " << seed << " no longer fails after the edit:\n" << by_seed.output;
+  EXPECT_EQ(failure_kind(by_seed.output), kind) << by_seed.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(Bugs, PlantedBug,
-                         ::testing::Values("LostUpdateAcrossAnAwait", "CheckThenActUnderTheWrongLock",
-                                           "TimeoutLeaksAHeldLock"));
+INSTANTIATE_TEST_SUITE_P(
+    Edits, PlantedBugAfterAnEdit,
+    ::testing::Combine(::testing::Values("LostUpdateAcrossAnAwait", "CheckThenActUnderTheWrongLock",
+                                         "TimeoutLeaksAHeldLock"),
+                       ::testing::Values("extra_task", "extra_to_thread", "extra_timer")),
+    [](const ::testing::TestParamInfo<std::tuple<const char*, const char*>>& info) {
+      return absl::StrCat(std::get<0>(info.param), "_", std::get<1>(info.param));
+    });
 
 TEST(DeterminismCheck, FlagsTheWallClockDependentTest) {
   const std::string binary = runfile("tests/planted/nondeterministic_test");
