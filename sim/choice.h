@@ -27,6 +27,7 @@
 #define TWINLOOP_SIM_CHOICE_H_
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace twinloop::sim {
@@ -45,29 +46,44 @@ inline uint64_t fnv1a(std::string_view s, uint64_t h = kFnvBasis) {
   return h;
 }
 
-// A well-mixed 64-bit hash of a text (site names, task path components).
-inline uint64_t text_hash(std::string_view s) { return mix64(fnv1a(s)); }
-
-// The key of the task whose path component (below its parent) is
-// "<base>#<index>": the index-th task its parent created with that base
-// (the task's explicit name, else its coroutine's function name). The root
-// (no task: the loop itself, and the parent of the main task) has key 0.
-// Computed without building the text; equals child_key(parent,
-// text_hash("<base>#<index>")).
-inline uint64_t component_hash(std::string_view base, uint64_t index) {
-  uint64_t h = fnv1a(base);
-  h = (h ^ static_cast<unsigned char>('#')) * 0x100000001b3ull;
-  char digits[20];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + index % 10);
-    index /= 10;
-  } while (index != 0);
-  while (n > 0) h = (h ^ static_cast<unsigned char>(digits[--n])) * 0x100000001b3ull;
-  return mix64(h);
+// A well-mixed 64-bit hash of a text (site names, task names), eight bytes
+// at a time, read little-endian whatever the platform (the last 1 to 7 bytes
+// as wyhash reads them: two overlapping 4-byte words, or three bytes).
+inline uint64_t text_hash(std::string_view s) {
+  const auto word = [](const char* p, size_t bytes) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, bytes);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w) >> (64 - 8 * bytes);
+#endif
+    return w;
+  };
+  const size_t n = s.size();
+  const char* p = s.data();
+  uint64_t h = 0x243F6A8885A308D3ull ^ (static_cast<uint64_t>(n) * 0x9E3779B97F4A7C15ull);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) h = mix64(h ^ word(p + i, 8));
+  const size_t r = n - i;
+  uint64_t tail = 0;
+  if (r >= 4) {
+    tail = word(p + i, 4) | (word(p + n - 4, 4) << 32);
+  } else if (r > 0) {
+    const auto byte = [&](size_t k) { return static_cast<uint64_t>(static_cast<unsigned char>(p[k])); };
+    tail = (byte(i) << 16) | (byte(i + r / 2) << 8) | byte(n - 1);
+  }
+  return mix64(h ^ tail);
 }
-inline uint64_t child_key(uint64_t parent_key, uint64_t component) {
-  return mix64(parent_key * 0x9E3779B97F4A7C15ull + component);
+
+// The key of the task that is the `index`-th task its parent created with
+// this `base` (the task's explicit name, else its coroutine's function
+// name): its path component is "<base>#<index>". The root (no task: the loop
+// itself, and the parent of the main task) has key 0.
+inline uint64_t child_key(uint64_t parent_key, uint64_t base_hash, uint64_t index) {
+  return mix64(parent_key * 0x9E3779B97F4A7C15ull + mix64(base_hash + index * 0xD1B54A32D192ED03ull));
+}
+// Where a parent counts its children of one base.
+inline uint64_t sibling_slot(uint64_t parent_key, uint64_t base_hash) {
+  return mix64(parent_key ^ (base_hash * 0xA24BAED4963EE407ull));
 }
 
 // The key of the `occurrence`-th (from 0) draw named `site` in the context

@@ -246,16 +246,17 @@ uint64_t task_key_of_path(std::string_view path) {
   if (path.empty() || path == "/") return 0;
   if (path[0] != '/') throw std::invalid_argument(absl::StrCat("task path '", av(path), "' does not start with '/'"));
   uint64_t key = 0;
-  std::string component;
+  std::string base;
   for (absl::string_view part : absl::StrSplit(av(path.substr(1)), '/')) {
     const size_t hash = part.rfind('#');
     uint64_t index = 0;
-    if (hash == absl::string_view::npos || !absl::SimpleAtoi(part.substr(hash + 1), &index) ||
-        !unescape(part, &component)) {
+    if (hash == absl::string_view::npos || hash + 1 == part.size() ||
+        part.find_first_not_of("0123456789", hash + 1) != absl::string_view::npos ||
+        !absl::SimpleAtoi(part.substr(hash + 1), &index) || !unescape(part.substr(0, hash), &base)) {
       throw std::invalid_argument(
           absl::StrCat("task path '", av(path), "': component '", part, "' is not <name>#<index>"));
     }
-    key = child_key(key, text_hash(component));
+    key = child_key(key, text_hash(base), index);
   }
   return key;
 }

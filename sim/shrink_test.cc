@@ -102,6 +102,7 @@ Coro<void> slow_executor() {
 Coro<void> lost_reply() {
   for (int i = 0; i < 10; ++i) {
     co_await sleep(absl::Milliseconds(1));
+    co_await to_thread([] {});  // noise: a drawn latency per request
     const bool lost = buggify("net.lose_reply");
     if (lost) {
       Future<void> reply = create_future<void>();

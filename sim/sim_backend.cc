@@ -82,10 +82,19 @@ uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
 
 uint64_t SimBackend::context_key() const { return loop_->decision_context(); }
 
+uint64_t& SimBackend::counter(Counters& c, uint64_t slot) {
+  if (c.last && c.last_slot == slot) return *c.last;
+  // An insertion may move every element, but the cached one is replaced by
+  // the element just found or inserted, so it is never stale.
+  c.last = &c.map[slot];
+  c.last_slot = slot;
+  return *c.last;
+}
+
 uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   if (n <= 1) return 0;
   const uint64_t slot = slot_key(context, text_hash(site));
-  const uint64_t occurrence = occurrences_[slot]++;
+  const uint64_t occurrence = counter(occurrences_, slot)++;
   const uint64_t key = draw_key(slot, occurrence);
   ++draws_;
   // The seed's value of this decision, unless a chooser or a replay answers.
@@ -104,8 +113,9 @@ uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
 }
 
 uint64_t SimBackend::task_key(uint64_t parent_key, std::string_view base) {
-  const uint64_t index = children_[slot_key(parent_key, text_hash(base))]++;
-  const uint64_t key = child_key(parent_key, component_hash(base, index));
+  const uint64_t base_hash = text_hash(base);
+  const uint64_t index = counter(children_, sibling_slot(parent_key, base_hash))++;
+  const uint64_t key = child_key(parent_key, base_hash, index);
   if (record_) task_paths_.emplace(key, absl::StrCat(task_path(parent_key), "/", escape_path_component(base), "#", index));
   return key;
 }

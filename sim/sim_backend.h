@@ -170,9 +170,16 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::array<Event, kTraceSize> trace_{};
   std::set<int> watched_signals_;
   // Occurrences so far per (context, site) slot, and children so far per
-  // (parent, base): lookups only, never iterated.
-  absl::flat_hash_map<uint64_t, uint64_t> occurrences_;
-  absl::flat_hash_map<uint64_t, uint64_t> children_;
+  // (parent, base) slot: lookups only, never iterated. The last slot is
+  // cached: spawning loops and drawing loops ask for the same one in a row.
+  struct Counters {
+    absl::flat_hash_map<uint64_t, uint64_t> map;
+    uint64_t last_slot = 0;
+    uint64_t* last = nullptr;
+  };
+  static uint64_t& counter(Counters& c, uint64_t slot);
+  Counters occurrences_;
+  Counters children_;
   bool record_ = false;
   DecisionMap plan_;
   // With record_: every task's path, by key (for the decisions' records).

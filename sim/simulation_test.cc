@@ -188,20 +188,37 @@ TEST(ChoiceSource, ValuesAreRoughlyUniform) {
 }
 
 TEST(ChoiceSource, KeysComposeFromTaskPaths) {
-  // A task's key is its parent's key combined with "<base>#<index>", and a
-  // replay file's path text gives the same key.
-  const uint64_t main = child_key(0, component_hash("guarded", 0));
-  EXPECT_EQ(main, child_key(0, text_hash("guarded#0")));
-  const uint64_t deposit1 = child_key(main, component_hash("deposit", 1));
+  // A task's key is its parent's key combined with its base (name or
+  // function) and its index, and a replay file's path text gives the same key.
+  const uint64_t main = child_key(0, text_hash("guarded"), 0);
+  const uint64_t deposit1 = child_key(main, text_hash("deposit"), 1);
   EXPECT_EQ(deposit1, task_key_of_path("/guarded#0/deposit#1"));
   EXPECT_NE(deposit1, task_key_of_path("/guarded#0/deposit#0"));
+  EXPECT_NE(deposit1, task_key_of_path("/guarded#1/deposit#1"));
   EXPECT_EQ(task_key_of_path("/"), 0u);
   EXPECT_EQ(task_key_of_path(""), 0u);
-  EXPECT_EQ(child_key(0, component_hash("a/b c", 12)),
-            task_key_of_path("/" + escape_path_component("a/b c") + "#12"));
+  EXPECT_EQ(child_key(0, text_hash("a/b c#d"), 12),
+            task_key_of_path("/" + escape_path_component("a/b c#d") + "#12"));
   EXPECT_THROW(task_key_of_path("guarded#0"), std::invalid_argument);
   EXPECT_THROW(task_key_of_path("/guarded"), std::invalid_argument);
   EXPECT_THROW(task_key_of_path("/guarded#x"), std::invalid_argument);
+  EXPECT_THROW(task_key_of_path("/guarded#"), std::invalid_argument);
+  EXPECT_THROW(task_key_of_path("/guarded#+1"), std::invalid_argument);
+}
+
+TEST(ChoiceSource, TextHashReadsEveryByte) {
+  // Lengths around the 8-byte words, and a difference in each position.
+  const std::string base = "abcdefghijklmnopqrstu";
+  for (size_t len = 0; len <= base.size(); ++len) {
+    const std::string a = base.substr(0, len);
+    EXPECT_NE(text_hash(a), text_hash(a + "x"));
+    for (size_t i = 0; i < len; ++i) {
+      std::string b = a;
+      b[i] = '#';
+      EXPECT_NE(text_hash(a), text_hash(b)) << len << " " << i;
+    }
+  }
+  EXPECT_NE(text_hash(std::string("a\0", 2)), text_hash("a"));
 }
 
 Coro<int> choice_heavy() {

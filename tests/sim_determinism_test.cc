@@ -15,7 +15,7 @@
 namespace twinloop::testing {
 namespace {
 
-constexpr uint64_t kGoldenHash = 0xcd1b6ea3d89eac04;  // seed 42
+constexpr uint64_t kGoldenHash = 0x8a2382792835bf2f;  // seed 42
 
 TEST(SimDeterminism, RepeatedRunsGiveIdenticalHashes) {
   sim::RunStats a, b;
