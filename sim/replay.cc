@@ -78,7 +78,8 @@ absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.
 
 // A malformed record: what was expected, and the line as it is (quoted).
 [[noreturn]] void bad_record(size_t line, absl::string_view expected, absl::string_view text) {
-  bad_line(line, absl::StrCat("expected '", expected, "', got ", quote_bytes(std::string_view(text.data(), text.size()))));
+  bad_line(line,
+           absl::StrCat("expected '", expected, "', got ", quote_bytes(std::string_view(text.data(), text.size()))));
 }
 
 // A number token as it can be shown in a message: itself if it is short and
@@ -262,7 +263,8 @@ Recording read_recording_file(const std::string& path) {
   const int err = errno;
   std::fclose(f);
   if (failed) {
-    throw std::runtime_error(absl::StrCat("cannot read replay file ", shown, ": ", std::generic_category().message(err)));
+    throw std::runtime_error(
+        absl::StrCat("cannot read replay file ", shown, ": ", std::generic_category().message(err)));
   }
   try {
     return parse_recording(text);
