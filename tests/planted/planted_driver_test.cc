@@ -3,7 +3,8 @@
 //  - the sweep finds each bug within its default seed count;
 //  - the printed command reproduces exactly that failure;
 //  - with --twinloop_shrink, the minimal replay file has strictly fewer
-//    non-default choices than the original and still fails when replayed;
+//    non-default choices than the original and, replayed, fails exactly as
+//    it records;
 //  - a replay file recorded before an unrelated code change still
 //    reproduces the failure after it (and reports where the runs diverge);
 //  - the determinism self-check flags the wall-clock-dependent test and
@@ -26,6 +27,7 @@ namespace twinloop::planted {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using Result = ::twinloop::test_util::CommandResult;
 
@@ -103,6 +105,9 @@ TEST_P(PlantedBug, FoundReproducedAndShrunk) {
                                      " --twinloop_replay_dir=", dir));
   EXPECT_NE(replayed.exit_code, 0) << "the minimal replay does not fail:\n" << replayed.output;
   EXPECT_THAT(replayed.output, HasSubstr("the run matches the recording")) << replayed.output;
+  // The minimal file records the minimal run's own failure, so replaying it
+  // fails exactly as recorded.
+  EXPECT_THAT(replayed.output, HasSubstr("recorded failure reproduced (")) << replayed.output;
 }
 
 TEST_P(PlantedBug, ReplayFileSurvivesAnUnrelatedChange) {
@@ -125,6 +130,9 @@ TEST_P(PlantedBug, ReplayFileSurvivesAnUnrelatedChange) {
   EXPECT_THAT(changed.output, HasSubstr(absl::StrCat("what failed (", kind, ")"))) << changed.output;
   // The extra task changes the event stream: the harness says where.
   EXPECT_THAT(changed.output, HasSubstr("diverged from the recording at event")) << changed.output;
+  // And gives its verdict: the same kind of failure, whatever its message.
+  EXPECT_THAT(changed.output, HasSubstr(absl::StrCat("twinloop: replay of ", path, ": "))) << changed.output;
+  EXPECT_THAT(changed.output, Not(HasSubstr("did not reproduce"))) << changed.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Bugs, PlantedBug,
