@@ -83,6 +83,15 @@ TEST(Sharding, SingleSeedRunsOnce) {
   EXPECT_EQ(lines(log).size(), 1u);
 }
 
+TEST(Workers, AParallelSweepWithoutFailuresRunsEverySeedAndPasses) {
+  const std::string log = tmp("probe-jobs.log");
+  std::filesystem::remove(log);
+  Result r = run(absl::StrCat("TWINLOOP_PROBE_LOG=", log), kProbe + " --twinloop_seeds=40 --twinloop_jobs=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(lines(log).size(), 40u);
+  EXPECT_THAT(r.output, HasSubstr("40 seeds in"));
+}
+
 TEST(Workers, ParallelSweepFindsTheSameFirstFailureWithProgress) {
   const std::string bugs = "tests/planted/planted_bugs_test --gtest_filter=Planted.TimeoutLeaksAHeldLock";
   Result one = run("", bugs + " --twinloop_replay_dir=" + tmp(""));
