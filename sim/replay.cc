@@ -1,12 +1,16 @@
 #include "sim/replay.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
+#include <system_error>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -71,6 +75,40 @@ absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.
 
 [[noreturn]] void bad_line(size_t line, const std::string& why) {
   throw std::invalid_argument(absl::StrCat("replay file line ", line, ": ", why));
+}
+
+// A malformed record: what was expected, and the line as it is (quoted).
+[[noreturn]] void bad_record(size_t line, absl::string_view expected, absl::string_view text) {
+  bad_line(line,
+           absl::StrCat("expected '", expected, "', got ", quote_bytes(std::string_view(text.data(), text.size()))));
+}
+
+// A number token as it can be shown in a message: itself if it is short and
+// made of digits (and a sign), else quoted and bounded.
+std::string shown_number(absl::string_view tok) {
+  const bool plain = !tok.empty() && tok.size() <= 24 &&
+                     tok.find_first_not_of("+-0123456789") == absl::string_view::npos;
+  return plain ? std::string(tok) : quote_bytes(std::string_view(tok.data(), tok.size()), 24);
+}
+
+// Whether `tok` is written as a decimal integer (whatever its size).
+bool is_decimal(absl::string_view tok) {
+  if (!tok.empty() && (tok[0] == '-' || tok[0] == '+')) tok.remove_prefix(1);
+  return !tok.empty() && tok.find_first_not_of("0123456789") == absl::string_view::npos;
+}
+
+// Parses field `tok` of record `record` (written `form`) as an integer of
+// type Int: a malformed token names the form, an integer out of Int's range
+// names the range (`range`, e.g. "[0, 2^64)").
+template <class Int>
+Int int_field(size_t line, absl::string_view tok, absl::string_view what, absl::string_view form,
+              absl::string_view text, absl::string_view range) {
+  Int v{};
+  if (absl::SimpleAtoi(tok, &v)) return v;
+  if (is_decimal(tok)) {
+    bad_line(line, absl::StrCat(what, " ", shown_number(tok), " out of range: must be in ", range));
+  }
+  bad_record(line, form, text);
 }
 
 }  // namespace
@@ -138,7 +176,8 @@ Recording parse_recording(std::string_view text) {
     if (!header) {
       int version = 0;
       if (f.size() != 2 || f[0] != "twinloop-replay" || !absl::SimpleAtoi(f[1], &version)) {
-        bad_line(line_no, "not a twinloop replay file (expected 'twinloop-replay <version>')");
+        bad_line(line_no, absl::StrCat("not a twinloop replay file (expected 'twinloop-replay <version>', got ",
+                                       quote_bytes(std::string_view(line.data(), line.size())), ")"));
       }
       if (version == 1) {
         bad_line(line_no, absl::StrCat("replay file version 1 was written by an older twinloop, which keyed "
@@ -155,21 +194,19 @@ Recording parse_recording(std::string_view text) {
     const absl::string_view key = f[0];
     std::string s;
     if (key == "seed") {
-      if (f.size() != 2 || !absl::SimpleAtoi(f[1], &r.seed)) bad_line(line_no, "expected 'seed <uint64>'");
+      if (f.size() != 2) bad_record(line_no, "seed <uint64>", line);
+      r.seed = int_field<uint64_t>(line_no, f[1], "seed", "seed <uint64>", line, "[0, 2^64)");
     } else if (key == "test" || key == "command" || key == "failure") {
-      if (f.size() != 2 || !unescape(f[1], &s)) bad_line(line_no, absl::StrCat("expected '", key, " <text>'"));
+      if (f.size() != 2 || !unescape(f[1], &s)) bad_record(line_no, absl::StrCat(key, " <percent-escaped text>"), line);
       (key == "test" ? r.test : key == "command" ? r.command : r.failure) = s;
     } else if (key == "option") {
-      int64_t v = 0;
-      if (f.size() != 3 || !unescape(f[1], &s) || !absl::SimpleAtoi(f[2], &v)) {
-        bad_line(line_no, "expected 'option <name> <int64>'");
-      }
-      r.options[s] = v;
+      if (f.size() != 3 || !unescape(f[1], &s)) bad_record(line_no, "option <name> <int64>", line);
+      r.options[s] = int_field<int64_t>(line_no, f[2], "option value", "option <name> <int64>", line, "[-2^63, 2^63)");
     } else if (key == "decision") {
       Decision d;
       if (f.size() != 6 || !unescape(f[2], &d.site) || !absl::SimpleAtoi(f[3], &d.occurrence) ||
           !absl::SimpleAtoi(f[4], &d.n) || !absl::SimpleAtoi(f[5], &d.value)) {
-        bad_line(line_no, "expected 'decision <task> <site> <occurrence> <n> <value>'");
+        bad_record(line_no, "decision <task> <site> <occurrence> <n> <value>", line);
       }
       d.task = f[1] == "/" ? std::string() : std::string(f[1]);
       try {
@@ -177,21 +214,35 @@ Recording parse_recording(std::string_view text) {
       } catch (const std::invalid_argument& e) {
         bad_line(line_no, e.what());
       }
-      if (d.n == 0 || d.value >= d.n) bad_line(line_no, "a decision's value must be in [0, n)");
+      if (d.n == 0) bad_line(line_no, "decision n = 0: a draw has at least 1 possible answer");
+      if (d.value >= d.n) {
+        bad_line(line_no, absl::StrCat("decision value ", d.value, " out of range: must be in [0, ", d.n, ")"));
+      }
       r.decisions.push_back(std::move(d));
     } else if (key == "event") {
       EventRecord e;
-      size_t index = 0;
-      if (f.size() != 6 || !absl::SimpleAtoi(f[1], &index) || !absl::SimpleAtoi(f[2], &e.time_ns) ||
-          !kind_from_name(f[3], &e.kind) || !absl::SimpleAtoi(f[4], &e.id) || !absl::SimpleHexAtoi(f[5], &e.hash)) {
-        bad_line(line_no, "expected 'event <index> <time_ns> <kind> <id> <hash>'");
+      constexpr absl::string_view kForm = "event <index> <time_ns> <kind> <id> <hash>";
+      if (f.size() != 6) bad_record(line_no, kForm, line);
+      const uint64_t index = int_field<uint64_t>(line_no, f[1], "event index", kForm, line, "[0, 2^64)");
+      e.time_ns = int_field<int64_t>(line_no, f[2], "event time_ns", kForm, line, "[-2^63, 2^63)");
+      if (!kind_from_name(f[3], &e.kind)) {
+        bad_line(line_no, absl::StrCat("unknown event kind ", quote_bytes(std::string_view(f[3].data(), f[3].size())),
+                                       " (expected task_step, callback, timer_due or signal)"));
       }
-      if (index != r.events.size()) bad_line(line_no, "events must be numbered 0, 1, 2, ...");
+      e.id = int_field<uint64_t>(line_no, f[4], "event id", kForm, line, "[0, 2^64)");
+      if (f[5].size() > 16 || !absl::SimpleHexAtoi(f[5], &e.hash)) {
+        bad_line(line_no, absl::StrCat("event hash ", quote_bytes(std::string_view(f[5].data(), f[5].size()), 24),
+                                       ": expected at most 16 hex digits"));
+      }
+      if (index != r.events.size()) {
+        bad_line(line_no, absl::StrCat("event index ", index, ": expected ", r.events.size(),
+                                       " (events are numbered 0, 1, 2, ...)"));
+      }
       r.events.push_back(e);
     } else if (key == "end") {
       ended = true;
     } else {
-      bad_line(line_no, absl::StrCat("unknown record '", key, "'"));
+      bad_line(line_no, absl::StrCat("unknown record ", quote_bytes(std::string_view(key.data(), key.size()), 40)));
     }
   }
   if (!header) throw std::invalid_argument("replay file is empty");
@@ -207,11 +258,58 @@ void write_recording_file(const std::string& path, const Recording& r) {
 }
 
 Recording read_recording_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(absl::StrCat("cannot read replay file ", path));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return parse_recording(buf.str());
+  const std::string shown = quote_bytes(path, 4096);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw std::runtime_error(absl::StrCat("cannot read replay file ", shown, ": it is a directory"));
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    throw std::runtime_error(
+        absl::StrCat("cannot read replay file ", shown, ": ", std::generic_category().message(errno)));
+  }
+  std::string text;
+  char buf[1 << 14];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    throw std::runtime_error(
+        absl::StrCat("cannot read replay file ", shown, ": ", std::generic_category().message(err)));
+  }
+  try {
+    return parse_recording(text);
+  } catch (const std::invalid_argument& e) {
+    // "replay file line 3: ..." -> "replay file 'x.replay', line 3: ...";
+    // "replay file is empty" -> "replay file 'x.replay' is empty".
+    const absl::string_view what = e.what();
+    constexpr absl::string_view kPrefix = "replay file ";
+    if (!absl::StartsWith(what, kPrefix)) throw;
+    const absl::string_view rest = what.substr(kPrefix.size());
+    throw std::invalid_argument(
+        absl::StrCat("replay file ", shown, absl::StartsWith(rest, "line ") ? ", " : " ", rest));
+  }
+}
+
+std::string quote_bytes(std::string_view s, size_t max_bytes) {
+  std::string out = "'";
+  const size_t shown = std::min(s.size(), max_bytes);
+  for (size_t i = 0; i < shown; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '\\' || c == '\'') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c >= 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('\'');
+  if (shown < s.size()) absl::StrAppend(&out, "... (", s.size() - shown, " more bytes)");
+  return out;
 }
 
 std::string default_replay_dir() {
@@ -244,7 +342,7 @@ std::string escape_path_component(std::string_view base) {
 
 uint64_t task_key_of_path(std::string_view path) {
   if (path.empty() || path == "/") return 0;
-  if (path[0] != '/') throw std::invalid_argument(absl::StrCat("task path '", av(path), "' does not start with '/'"));
+  if (path[0] != '/') throw std::invalid_argument(absl::StrCat("task path ", quote_bytes(path), " does not start with '/'"));
   uint64_t key = 0;
   std::string base;
   for (absl::string_view part : absl::StrSplit(av(path.substr(1)), '/')) {
@@ -254,7 +352,8 @@ uint64_t task_key_of_path(std::string_view path) {
         part.find_first_not_of("0123456789", hash + 1) != absl::string_view::npos ||
         !absl::SimpleAtoi(part.substr(hash + 1), &index) || !unescape(part.substr(0, hash), &base)) {
       throw std::invalid_argument(
-          absl::StrCat("task path '", av(path), "': component '", part, "' is not <name>#<index>"));
+          absl::StrCat("task path ", quote_bytes(path), ": component ",
+                       quote_bytes(std::string_view(part.data(), part.size())), " is not <name>#<index>"));
     }
     key = child_key(key, text_hash(base), index);
   }
@@ -285,6 +384,14 @@ std::optional<Divergence> first_divergence(const std::vector<EventRecord>& expec
 }
 
 std::string describe_divergence(const Divergence& d) {
+  if (d.expected && d.actual && d.expected->time_ns == d.actual->time_ns && d.expected->kind == d.actual->kind &&
+      d.expected->id == d.actual->id) {
+    return absl::StrFormat(
+        "the run diverged from the recording at event %d: both have %s there, but the running event hash differs "
+        "(expected %016x, got %016x); the hash covers every event's virtual time, kind and id since the start of "
+        "the run, so the runs differ earlier in a way the event list does not show, or the file was edited",
+        d.index, describe_event(*d.expected), d.expected->hash, d.actual->hash);
+  }
   return absl::StrCat("the run diverged from the recording at event ", d.index, ": expected ",
                       d.expected ? describe_event(*d.expected) : std::string("the end of the run"), ", got ",
                       d.actual ? describe_event(*d.actual) : std::string("the end of the run"));

@@ -42,8 +42,8 @@ namespace twinloop::sim {
 // task `task` (its path, "/guarded#0/deposit#1"; "" for the loop itself),
 // which had `n` possible answers and answered `value`.
 struct Decision {
-  std::string task;
-  std::string site;
+  std::string task = {};
+  std::string site = {};
   uint64_t occurrence = 0;
   uint64_t n = 0;
   uint64_t value = 0;
@@ -88,11 +88,21 @@ size_t non_default_choices(const std::vector<Decision>& decisions);
 
 std::string format_recording(const Recording& r);
 // Throws std::invalid_argument naming the line on a malformed file, and on a
-// version this build does not read.
+// version this build does not read. Messages quote what they echo from the
+// file with quote_bytes (escaped, bounded) and name the accepted range of an
+// out-of-range value.
 Recording parse_recording(std::string_view text);
-// Throw std::runtime_error when the file cannot be written or read.
+// Throw std::runtime_error when the file cannot be written or read (with the
+// system's reason: "No such file or directory", "it is a directory"), and
+// read_recording_file std::invalid_argument naming the file when it does
+// not parse.
 void write_recording_file(const std::string& path, const Recording& r);
 Recording read_recording_file(const std::string& path);
+
+// `s` between single quotes, safe to print on a terminal: bytes outside
+// printable ASCII, '\\' and '\'' are escaped (\x1b, \\, \'), and only the
+// first `max_bytes` bytes are shown ("... (N more bytes)").
+std::string quote_bytes(std::string_view s, size_t max_bytes = 80);
 
 // Where replay files go unless told otherwise: $TWINLOOP_REPLAY_DIR, else
 // $TEST_UNDECLARED_OUTPUTS_DIR (kept by Bazel), else the temporary directory.
@@ -133,7 +143,8 @@ struct Divergence {
 std::optional<Divergence> first_divergence(const std::vector<EventRecord>& expected,
                                            const std::vector<EventRecord>& actual);
 // "the run diverged from the recording at event 17: expected t=1s task_step
-// #3, got t=1s callback #9".
+// #3, got t=1s callback #9". When the two events agree on time, kind and id
+// and only the running event hash differs, it says so and shows both hashes.
 std::string describe_divergence(const Divergence& d);
 
 }  // namespace twinloop::sim

@@ -2,12 +2,18 @@
 // fallback used by shrinking, an external chooser, and buggify.
 #include "sim/replay.h"
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
@@ -19,6 +25,7 @@ namespace twinloop::sim {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Three tasks whose sleeps tie (the timer tie-break is drawn) plus executor
 // work (its latency is drawn). `extra` adds an unrelated draw site and task
@@ -138,6 +145,114 @@ TEST(ReplayFile, RejectsMalformedFilesNamingTheLine) {
   EXPECT_THROW(parse_recording("twinloop-replay 2\ndecision / a 0 4 4\nend\n"), std::invalid_argument);  // value >= n
   EXPECT_THROW(parse_recording("twinloop-replay 2\nevent 1 0 task_step 1 0\nend\n"), std::invalid_argument);
   EXPECT_THROW(read_recording_file("/nonexistent/replay.txt"), std::runtime_error);
+}
+
+std::string header() { return absl::StrCat("twinloop-replay ", Recording::kVersion, "\n"); }
+
+// parse_recording's error message for `text`.
+std::string parse_error(const std::string& text) {
+  try {
+    parse_recording(text);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string read_error(const std::string& path) {
+  try {
+    read_recording_file(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string tmp_path(const std::string& name) {
+  const char* d = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(d ? d : "/tmp", "/", name);
+}
+
+void expect_printable(const std::string& message) {
+  for (unsigned char c : message) {
+    EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "raw byte " << static_cast<int>(c) << " in: " << message;
+  }
+}
+
+TEST(ReplayFile, ErrorMessagesEscapeAndBoundTheBytesTheyQuote) {
+  const std::string garbage = header() + "seed 1\n\x1b[2J\x07junk\xff\xfe here\nend\n";
+  const std::string m = parse_error(garbage);
+  EXPECT_THAT(m, HasSubstr("line 3"));
+  EXPECT_THAT(m, HasSubstr("\\x1b[2J\\x07junk\\xff\\xfe"));
+  expect_printable(m);
+
+  const std::string long_record = parse_error(header() + std::string(100000, 'x') + "\nend\n");
+  EXPECT_THAT(long_record, HasSubstr("line 2"));
+  EXPECT_LT(long_record.size(), 400u) << long_record;
+  const std::string long_seed = parse_error(header() + "seed " + std::string(100000, '7') + "\nend\n");
+  EXPECT_LT(long_seed.size(), 400u) << long_seed;
+
+  const std::string bad_test = parse_error(header() + "test a%zz\x01\nend\n");
+  EXPECT_THAT(bad_test, HasSubstr("line 2"));
+  expect_printable(bad_test);
+}
+
+TEST(ReplayFile, OutOfRangeValuesNameTheAcceptedRange) {
+  const std::string seed = parse_error(header() + "seed 18446744073709551616\nend\n");
+  EXPECT_THAT(seed, HasSubstr("18446744073709551616 out of range: must be in [0, 2^64)"));
+  const std::string option = parse_error(header() + "option time_limit_us 9223372036854775808\nend\n");
+  EXPECT_THAT(option, HasSubstr("9223372036854775808 out of range: must be in [-2^63, 2^63)"));
+  // A decision record written by this build, with a value out of its range.
+  Recording r;
+  r.decisions.push_back(Decision{.site = "loop.timer_tie", .occurrence = 0, .n = 4, .value = 7});
+  EXPECT_THAT(parse_error(format_recording(r)), HasSubstr("value 7 out of range: must be in [0, 4)"));
+  r.decisions[0].n = 0;
+  r.decisions[0].value = 0;
+  EXPECT_THAT(parse_error(format_recording(r)), HasSubstr("n = 0: a draw has at least 1 possible answer"));
+  const std::string time = parse_error(header() + "event 0 9223372036854775808 task_step 1 0\nend\n");
+  EXPECT_THAT(time, HasSubstr("9223372036854775808 out of range: must be in [-2^63, 2^63)"));
+  EXPECT_THAT(parse_error(header() + "seed -1\nend\n"), HasSubstr("seed -1 out of range: must be in [0, 2^64)"));
+}
+
+TEST(ReplayFile, ReadErrorsSayWhatIsWrongWithThePath) {
+  const std::string missing = read_error("/nonexistent/replay.txt");
+  EXPECT_THAT(missing, HasSubstr("/nonexistent/replay.txt"));
+  EXPECT_THAT(missing, HasSubstr("No such file or directory"));
+
+  const std::string dir = tmp_path("a-directory");
+  std::filesystem::create_directories(dir);
+  const std::string directory = read_error(dir);
+  EXPECT_THAT(directory, HasSubstr("is a directory"));
+  EXPECT_THAT(directory, Not(HasSubstr("empty")));
+
+  const std::string empty = tmp_path("empty.replay");
+  std::ofstream(empty).close();
+  EXPECT_THAT(read_error(empty), HasSubstr("is empty"));
+  // Parse errors name the file.
+  const std::string bad = tmp_path("bad.replay");
+  std::ofstream(bad) << header() << "bogus\nend\n";
+  EXPECT_THAT(read_error(bad), HasSubstr(bad));
+  EXPECT_THAT(read_error(bad), HasSubstr("line 2"));
+}
+
+TEST(Divergence, TheSameEventWithAnotherHashSaysTheHashDiffers) {
+  const EventRecord expected{.time_ns = 3'000'000, .kind = internal::EventKind::kCallback, .id = 7, .hash = 0x1111};
+  EventRecord actual = expected;
+  actual.hash = 0xabcdef;
+  const std::optional<Divergence> d = first_divergence({expected}, {actual});
+  ASSERT_TRUE(d.has_value());
+  const std::string s = describe_divergence(*d);
+  EXPECT_THAT(s, HasSubstr("at event 0"));
+  EXPECT_THAT(s, HasSubstr("t=3ms callback #7"));
+  EXPECT_THAT(s, HasSubstr("running event hash"));
+  EXPECT_THAT(s, HasSubstr("0000000000001111"));
+  EXPECT_THAT(s, HasSubstr("0000000000abcdef"));
+  EXPECT_THAT(s, HasSubstr("virtual time, kind and id"));
+  EXPECT_THAT(s, Not(HasSubstr("expected t=3ms callback #7, got t=3ms callback #7")));
+  // Events that differ are still shown side by side.
+  actual.id = 8;
+  EXPECT_THAT(describe_divergence(*first_divergence({expected}, {actual})),
+              HasSubstr("expected t=3ms callback #7, got t=3ms callback #8"));
 }
 
 TEST(Replay, ReExecutesExactlyEvenWithAnotherSeed) {

@@ -113,7 +113,12 @@ struct ShrinkResult {
 // `fails(candidate)` must run the program replaying candidate.decisions with
 // Options::Fallback::kDefault (draws the candidate lacks answer 0) and return
 // that run's own Recording (Simulation::recording()) if it failed the same
-// way, std::nullopt if it passed (candidate_runner below builds one).
+// way, std::nullopt if it passed (candidate_runner below builds one). Set
+// the returned recording's `failure` to that run's own failure text: a
+// shrunk run often fails with another message ("leaked 1", not "leaked 2"),
+// and the minimal replay file must record what the minimal run does. The
+// failing run's test, command and failure are copied only where the adopted
+// run's recording has none.
 // `failing` is the recording of the original failing run; it is assumed to
 // fail when replayed and is not run again. Exceptions thrown by `fails`
 // propagate.

@@ -643,6 +643,11 @@ std::vector<uint64_t> seeds_for_shard(uint64_t first, uint64_t count, Shard shar
   return seeds;
 }
 
+uint64_t shard_seed_count(uint64_t count, Shard shard) {
+  check_shard(shard);
+  return shard_size(count, shard);
+}
+
 void acknowledge_sharding() {
   const char* path = std::getenv("TEST_SHARD_STATUS_FILE");
   if (path == nullptr || *path == '\0') return;

@@ -96,6 +96,10 @@ Shard shard_from_env();
 // = the whole range. Throws std::invalid_argument for an invalid shard or a
 // range that passes UINT64_MAX.
 std::vector<uint64_t> seeds_for_shard(uint64_t first, uint64_t count, Shard shard);
+// How many of `count` seeds belong to `shard` (seeds_for_shard(...).size(),
+// without building the list). Throws std::invalid_argument for an invalid
+// shard.
+uint64_t shard_seed_count(uint64_t count, Shard shard);
 
 // Bazel asks a sharded test to create (touch) TEST_SHARD_STATUS_FILE to say
 // it understands sharding; this does it if the variable is set (and is a

@@ -1,13 +1,22 @@
 #include "sim/testing.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,58 +39,287 @@ namespace {
 
 // ---------------------------------------------------------------- config
 
+enum class KnobType {
+  kSeedCount,  // uint64 >= 1
+  kSeed,       // uint64
+  kCount,      // int >= 0
+  kBool,       // 0, 1, true, false
+  kSeconds,    // a number in [0, 1e9]
+  kFraction,   // a number in [0, 1]
+  kText,       // non-empty
+};
+
 struct Knob {
   const char* flag;  // without the leading "--"
   const char* env;
+  KnobType type;
 };
 
-// The value of --flag=value (or of a bare --flag: "1"), else of $ENV.
-std::optional<std::string> lookup(const std::vector<std::string>& argv, const Knob& k) {
-  const std::string flag = absl::StrCat("--", k.flag);
-  std::optional<std::string> found;
-  for (size_t i = 1; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
-    if (a == flag) found = "1";
-    if (absl::StartsWith(a, flag + "=")) found = a.substr(flag.size() + 1);
-  }
-  if (found) return found;
-  if (const char* v = std::getenv(k.env)) return std::string(v);
-  return std::nullopt;
+// The harness's knobs: the flags and the environment variables that set them.
+constexpr Knob kKnobs[] = {
+    {"twinloop_seeds", "TWINLOOP_SEEDS", KnobType::kSeedCount},
+    {"twinloop_first_seed", "TWINLOOP_FIRST_SEED", KnobType::kSeed},
+    {"twinloop_seed", "TWINLOOP_SEED", KnobType::kSeed},
+    {"twinloop_replay", "TWINLOOP_REPLAY", KnobType::kText},
+    {"twinloop_shrink", "TWINLOOP_SHRINK", KnobType::kBool},
+    {"twinloop_shrink_seconds", "TWINLOOP_SHRINK_SECONDS", KnobType::kSeconds},
+    {"twinloop_check_determinism", "TWINLOOP_CHECK_DETERMINISM", KnobType::kFraction},
+    {"twinloop_jobs", "TWINLOOP_JOBS", KnobType::kCount},
+    {"twinloop_max_failures", "TWINLOOP_MAX_FAILURES", KnobType::kCount},
+    {"twinloop_progress", "TWINLOOP_PROGRESS", KnobType::kBool},
+    {"twinloop_replay_dir", "TWINLOOP_REPLAY_DIR", KnobType::kText},
+};
+
+// Every other TWINLOOP_* environment variable the project uses, anywhere.
+// THIS LIST MUST NAME EVERY SUCH VARIABLE: the harness rejects any TWINLOOP_*
+// variable that is neither a knob's (kKnobs) nor listed here, as a
+// misspelling. Add a variable here when you add one anywhere in the project.
+constexpr const char* kOtherVariables[] = {
+    "TWINLOOP_RC_REPLAY",   // sim/rapidcheck.h: replay a schedule under RapidCheck
+    "TWINLOOP_PROBE_LOG",   // tests/harness/shard_probe_test.cc
+    "TWINLOOP_SKIP_TSAN",   // ./twinloop test
+    "TWINLOOP_SKIP_CROSS",  // ./twinloop test
+    "TWINLOOP_ANCHORS",     // bench/compare.sh, bench/compare.py
+    "TWINLOOP_DEBUG",       // reserved: asyncio's debug mode (coming next)
+};
+
+// A knob's value as given, and where it came from ("--twinloop_seeds" as the
+// user spelt it, or "TWINLOOP_SEEDS").
+struct Given {
+  std::string value;
+  std::string source;
+  bool from_flag = false;
+  // "--twinloop_seeds=5", "TWINLOOP_SEEDS=5": for messages.
+  std::string as_written() const { return absl::StrCat(source, "=", value); }
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-[[noreturn]] void bad_knob(const Knob& k, const std::string& value, const char* expected) {
-  throw std::invalid_argument(absl::StrCat("twinloop: bad value '", value, "' for --", k.flag, " / ", k.env,
-                                           ": expected ", expected));
-}
-
-template <class Int>
-void read_int(const std::vector<std::string>& argv, const Knob& k, Int* out, Int min) {
-  if (auto v = lookup(argv, k)) {
-    Int x{};
-    if (!absl::SimpleAtoi(*v, &x) || x < min) bad_knob(k, *v, min == 0 ? "an integer >= 0" : "an integer >= 1");
-    *out = x;
-  }
-}
-
-void read_bool(const std::vector<std::string>& argv, const Knob& k, bool* out) {
-  if (auto v = lookup(argv, k)) {
-    if (*v == "1" || *v == "true" || *v == "yes") {
-      *out = true;
-    } else if (*v == "0" || *v == "false" || *v == "no") {
-      *out = false;
-    } else {
-      bad_knob(k, *v, "0 or 1");
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
     }
   }
+  return row[b.size()];
 }
 
-void read_fraction(const std::vector<std::string>& argv, const Knob& k, double* out, double max) {
-  if (auto v = lookup(argv, k)) {
-    double x = 0;
-    if (!absl::SimpleAtod(*v, &x) || !(x >= 0) || x > max) bad_knob(k, *v, "a number in range");
+// The candidate closest to `name` (edit distance; the first on ties).
+std::string closest(std::string_view name, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = SIZE_MAX;
+  for (const std::string& c : candidates) {
+    const size_t d = edit_distance(name, c);
+    if (d < best_distance) {
+      best = c;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+std::vector<std::string> known_flags() {
+  std::vector<std::string> out;
+  for (const Knob& k : kKnobs) out.push_back(k.flag);
+  return out;
+}
+
+std::vector<std::string> known_variables() {
+  std::vector<std::string> out;
+  for (const Knob& k : kKnobs) out.push_back(k.env);
+  for (const char* v : kOtherVariables) out.push_back(v);
+  return out;
+}
+
+const Knob* knob_by_flag(std::string_view flag) {
+  for (const Knob& k : kKnobs) {
+    if (flag == k.flag) return &k;
+  }
+  return nullptr;
+}
+
+bool is_bool_word(std::string_view v) { return v == "0" || v == "1" || v == "true" || v == "false"; }
+
+// An argument that is a flag rather than a value: "--x", "-x" (not "-1").
+bool looks_like_flag(std::string_view a) {
+  return a.size() >= 2 && a[0] == '-' && (a[1] == '-' || std::isalpha(static_cast<unsigned char>(a[1])));
+}
+
+// Reads argv and the environment into knob values, appending an error for
+// every unknown, incomplete or malformed flag and unknown variable.
+// `hint` gets the list of flags if something was unknown.
+std::map<std::string, Given> gather(const std::vector<std::string>& argv, std::vector<std::string>* errors,
+                                    std::string* hint) {
+  std::map<std::string, Given> given;
+  bool unknown = false;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    // GoogleTest's users write flags with one dash or two.
+    const size_t dashes = absl::StartsWith(a, "--") ? 2 : absl::StartsWith(a, "-") ? 1 : 0;
+    if (dashes == 0) continue;
+    const std::string_view body = std::string_view(a).substr(dashes);
+    if (!absl::StartsWith(lower(body), "twinloop")) continue;
+    const size_t eq = body.find('=');
+    const std::string name(body.substr(0, eq));
+    const std::string spelt = absl::StrCat(a.substr(0, dashes), name);
+    const Knob* k = knob_by_flag(name);
+    if (k == nullptr) {
+      errors->push_back(absl::StrCat("unknown flag ", quote_bytes(a), ": did you mean --",
+                                     closest(lower(name), known_flags()), "?"));
+      unknown = true;
+      continue;
+    }
+    std::string value;
+    if (k->type == KnobType::kBool) {
+      if (eq == std::string_view::npos) {
+        value = "1";
+        if (i + 1 < argv.size() && is_bool_word(argv[i + 1])) {
+          errors->push_back(absl::StrCat(spelt, " is followed by '", argv[i + 1],
+                                         "': a boolean flag takes its value after '=': write ", spelt, "=",
+                                         argv[i + 1]));
+          ++i;
+          continue;
+        }
+      } else {
+        value = std::string(body.substr(eq + 1));
+        if (value.empty()) {
+          errors->push_back(absl::StrCat(spelt, "= needs a value: write ", spelt, " (or ", spelt, "=1) or ", spelt,
+                                         "=0"));
+          continue;
+        }
+      }
+    } else if (eq != std::string_view::npos) {
+      value = std::string(body.substr(eq + 1));
+      if (value.empty()) {
+        errors->push_back(absl::StrCat(spelt, " needs a value: ", spelt, "=VALUE or ", spelt, " VALUE"));
+        continue;
+      }
+    } else if (i + 1 < argv.size() && !looks_like_flag(argv[i + 1])) {
+      value = argv[++i];
+    } else {
+      errors->push_back(absl::StrCat(
+          spelt, " needs a value",
+          i + 1 < argv.size() ? absl::StrCat(" (the next argument, ", quote_bytes(argv[i + 1]), ", is a flag)")
+                              : std::string(" (it is the last argument)"),
+          ": ", spelt, "=VALUE or ", spelt, " VALUE"));
+      continue;
+    }
+    given[k->flag] = Given{value, spelt, true};  // the last one wins, as with Abseil flags
+  }
+
+  // The environment, in a fixed order (sorted by name).
+  std::vector<std::pair<std::string, std::string>> vars;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string entry(*e);
+    if (!absl::StartsWith(entry, "TWINLOOP_")) continue;
+    const size_t eq = entry.find('=');
+    vars.emplace_back(entry.substr(0, eq), eq == std::string::npos ? std::string() : entry.substr(eq + 1));
+  }
+  std::sort(vars.begin(), vars.end());
+  const std::vector<std::string> variables = known_variables();
+  for (const auto& [name, value] : vars) {
+    const Knob* k = nullptr;
+    for (const Knob& knob : kKnobs) {
+      if (name == knob.env) k = &knob;
+    }
+    if (k == nullptr) {
+      if (std::find(variables.begin(), variables.end(), name) == variables.end()) {
+        errors->push_back(absl::StrCat("unknown environment variable ", quote_bytes(name), ": did you mean ",
+                                       closest(name, variables), "?"));
+        unknown = true;
+      }
+      continue;
+    }
+    if (given.count(k->flag)) continue;  // the flag wins
+    if (value.empty()) {
+      errors->push_back(absl::StrCat(name, " is set but empty: unset it or give it a value"));
+      continue;
+    }
+    given[k->flag] = Given{value, name, false};
+  }
+  if (unknown) {
+    std::string flags;
+    for (const Knob& k : kKnobs) absl::StrAppend(&flags, flags.empty() ? "" : ", ", "--", k.flag);
+    *hint = absl::StrCat("the harness's flags are ", flags,
+                         ", each also an environment variable TWINLOOP_<NAME> (docs/testing.md, \"Flags and "
+                         "environment variables\")");
+  }
+  return given;
+}
+
+// Converts the given values; appends an error for each bad one.
+class Reader {
+ public:
+  Reader(const std::map<std::string, Given>& given, std::vector<std::string>* errors)
+      : given_(given), errors_(errors) {}
+
+  const Given* find(const char* flag) const {
+    auto it = given_.find(flag);
+    return it == given_.end() ? nullptr : &it->second;
+  }
+
+  void bad(const char* flag, const Given& g, const char* expected) {
+    const Knob* k = knob_by_flag(flag);
+    errors_->push_back(absl::StrCat("bad value ", quote_bytes(g.value), " for ", g.source, ": expected ", expected,
+                                    " (flag --", k->flag, ", variable ", k->env, ")"));
+  }
+
+  void uint(const char* flag, uint64_t* out, uint64_t min) {
+    const Given* g = find(flag);
+    if (g == nullptr) return;
+    uint64_t x = 0;
+    if (!absl::SimpleAtoi(g->value, &x) || x < min) {
+      return bad(flag, *g, min == 0 ? "an integer in [0, 2^64)" : "an integer in [1, 2^64)");
+    }
     *out = x;
   }
-}
+
+  void count(const char* flag, int* out) {
+    const Given* g = find(flag);
+    if (g == nullptr) return;
+    int x = 0;
+    if (!absl::SimpleAtoi(g->value, &x) || x < 0) return bad(flag, *g, "an integer in [0, 2^31)");
+    *out = x;
+  }
+
+  void boolean(const char* flag, bool* out) {
+    const Given* g = find(flag);
+    if (g == nullptr) return;
+    if (g->value == "1" || g->value == "true") {
+      *out = true;
+    } else if (g->value == "0" || g->value == "false") {
+      *out = false;
+    } else {
+      bad(flag, *g, "0, 1, true or false");
+    }
+  }
+
+  void number(const char* flag, double* out, double max, const char* range) {
+    const Given* g = find(flag);
+    if (g == nullptr) return;
+    double x = 0;
+    if (!absl::SimpleAtod(g->value, &x) || !(x >= 0) || x > max) return bad(flag, *g, range);
+    *out = x;
+  }
+
+  void text(const char* flag, std::string* out) {
+    if (const Given* g = find(flag)) *out = g->value;
+  }
+
+ private:
+  const std::map<std::string, Given>& given_;
+  std::vector<std::string>* errors_;
+};
 
 // ---------------------------------------------------------------- running one seed
 
@@ -138,12 +376,7 @@ bool sampled(uint64_t seed, double fraction) {
   return u < fraction;
 }
 
-// ---------------------------------------------------------------- reporting
-
-std::string replay_dir() {
-  const Config& c = config();
-  return c.replay_dir.empty() ? default_replay_dir() : c.replay_dir;
-}
+// ---------------------------------------------------------------- the simulated tests of this binary
 
 std::string shell_quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") ==
@@ -153,23 +386,103 @@ std::string shell_quote(const std::string& s) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "'\\''"}}), "'");
 }
 
+// The --gtest_filter that selects the test `name` (sharded or not).
 std::string filter_for(const std::string& name) { return absl::StrCat(name, ":", name, "/*"); }
 
-// Commands that rerun `name` with `arg` (e.g. "--twinloop_seed=7").
-std::vector<std::string> commands_for(const std::string& name, const std::string& arg) {
-  std::vector<std::string> out;
-  if (const char* target = std::getenv("TEST_TARGET")) {
-    out.push_back(absl::StrCat("bazel test ", target, " --test_output=streamed --test_filter=",
-                               shell_quote(filter_for(name)), " --test_arg=", shell_quote(arg)));
+
+struct SimTestEntry {
+  std::string full;  // "Suite.Name"
+  std::string suite;
+  std::string name;  // without "/part_j_of_K"
+};
+
+std::vector<SimTestEntry>& registry() {
+  static std::vector<SimTestEntry> r;
+  return r;
+}
+
+// The number of parts each simulated test is registered as (shards).
+int& registered_parts() {
+  static int parts = 1;
+  return parts;
+}
+
+// "A.B, C.D, ..." (at most 20, then how many more).
+std::string list_sim_tests() {
+  std::string out;
+  const std::vector<SimTestEntry>& r = registry();
+  for (size_t i = 0; i < r.size() && i < 20; ++i) absl::StrAppend(&out, i ? ", " : "", r[i].full);
+  if (r.size() > 20) absl::StrAppend(&out, ", and ", r.size() - 20, " more");
+  return out.empty() ? std::string("(none)") : out;
+}
+
+// ---------------------------------------------------------------- the replay file, read once
+
+struct ReplayState {
+  bool loaded = false;
+  std::string error;
+  Recording recording;
+};
+
+ReplayState& replay_state() {
+  static ReplayState s;
+  const Config& c = config();
+  if (!s.loaded && !c.replay.empty()) {
+    s.loaded = true;
+    try {
+      s.recording = read_recording_file(c.replay);
+    } catch (const std::exception& e) {
+      s.error = absl::StrCat("twinloop: --twinloop_replay: ", e.what());
+    }
   }
-  const std::vector<std::string>& argv = ::testing::internal::GetArgvs();
-  std::string binary = argv.empty() ? std::string("<test binary>") : argv[0];
-  std::error_code ec;
-  std::filesystem::path abs = std::filesystem::absolute(binary, ec);
-  if (!ec) binary = abs.lexically_normal().string();
-  out.push_back(absl::StrCat(shell_quote(binary), " --gtest_filter=", shell_quote(filter_for(name)), " ",
-                             shell_quote(arg)));
-  return out;
+  return s;
+}
+
+// What is wrong with replaying the file in this binary and run ("" if
+// nothing): it does not parse, names no test, names a test this binary
+// does not have, or one the filter excludes.
+std::string replay_problem() {
+  const Config& c = config();
+  const ReplayState& s = replay_state();
+  if (!s.error.empty()) return s.error;
+  const std::string file = quote_bytes(c.replay, 4096);
+  const std::string& test = s.recording.test;
+  if (test.empty()) {
+    return absl::StrCat("twinloop: the replay file ", file,
+                        " names no test (it has no 'test' record), so it cannot be matched to one of this "
+                        "binary's simulated tests: ",
+                        list_sim_tests(), ". Add a line 'test Suite.Name' to it to choose one.");
+  }
+  const auto it = std::find_if(registry().begin(), registry().end(),
+                               [&](const SimTestEntry& e) { return e.full == test; });
+  if (it == registry().end()) {
+    return absl::StrCat("twinloop: the replay file ", file, " was recorded for ", quote_bytes(test),
+                        ", which this binary does not have; its simulated tests are: ", list_sim_tests());
+  }
+  // Sharded, the test's parts may run in other shards: nothing to check.
+  if (registered_parts() > 1) return "";
+  const ::testing::UnitTest& unit = *::testing::UnitTest::GetInstance();
+  for (int i = 0; i < unit.total_test_suite_count(); ++i) {
+    const ::testing::TestSuite* suite = unit.GetTestSuite(i);
+    if (suite->name() != it->suite) continue;
+    for (int j = 0; j < suite->total_test_count(); ++j) {
+      const ::testing::TestInfo* info = suite->GetTestInfo(j);
+      if (info->name() != it->name || info->should_run()) continue;
+      return absl::StrCat("twinloop: the replay file ", file, " was recorded for ", test, ", but --gtest_filter=",
+                          quote_bytes(GTEST_FLAG_GET(filter)),
+                          " excludes it (or it is disabled): nothing would replay. Run it with "
+                          "--gtest_filter=",
+                          shell_quote(filter_for(test)), " or without a filter.");
+    }
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------- reporting
+
+std::string replay_dir() {
+  const Config& c = config();
+  return c.replay_dir.empty() ? default_replay_dir() : c.replay_dir;
 }
 
 std::string indent(std::string_view text, std::string_view pad) {
@@ -188,10 +501,144 @@ std::string indent(std::string_view text, std::string_view pad) {
   return out;
 }
 
+// Where this target's replay files are named from: $TEST_TARGET
+// ("//tests/planted:planted_bugs_test" -> "tests_planted_planted_bugs_test"),
+// else the binary's name, so that two targets with the same test name do
+// not overwrite each other's files in a shared --twinloop_replay_dir.
+std::string target_slug() {
+  std::string slug;
+  if (const char* target = std::getenv("TEST_TARGET"); target != nullptr && *target != '\0') {
+    std::string_view t(target);
+    while (!t.empty() && (t.front() == '@' || t.front() == '/')) t.remove_prefix(1);
+    slug = std::string(t);
+  } else {
+    const std::vector<std::string>& argv = ::testing::internal::GetArgvs();
+    if (!argv.empty()) slug = std::filesystem::path(argv[0]).filename().string();
+  }
+  for (char& c : slug) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
+  }
+  return slug.empty() ? std::string("test") : slug;
+}
+
+// Under `bazel test`: the target's directory below bazel-bin/ and
+// bazel-testlogs/, from $TEST_TARGET ("//tests/planted:planted_bugs_test" ->
+// "tests/planted/planted_bugs_test"; "@repo//p:t" -> "external/repo/p/t").
+// "" outside Bazel.
+std::string bazel_target_dir() {
+  const char* target = std::getenv("TEST_TARGET");
+  if (target == nullptr || *target == '\0') return "";
+  std::string label(target);
+  std::string repo;
+  if (absl::StartsWith(label, "@")) {
+    const size_t slashes = label.find("//");
+    repo = label.substr(1, slashes == std::string::npos ? 0 : slashes - 1);
+    label.erase(0, slashes == std::string::npos ? label.size() : slashes);
+  }
+  while (absl::StartsWith(label, "/")) label.erase(0, 1);
+  const size_t colon = label.rfind(':');
+  std::string package, name;
+  if (colon == std::string::npos) {
+    package = label;
+    name = std::filesystem::path(package).filename().string();
+  } else {
+    package = label.substr(0, colon);
+    name = label.substr(colon + 1);
+  }
+  std::string dir;
+  if (!repo.empty()) absl::StrAppend(&dir, "external/", repo, "/");
+  if (!package.empty()) absl::StrAppend(&dir, package, "/");
+  return absl::StrCat(dir, name);
+}
+
+// Under `bazel test`, replay files written to $TEST_UNDECLARED_OUTPUTS_DIR
+// (the default) live in the sandbox during the run; Bazel then zips them
+// into bazel-testlogs/<package>/<target>[/shard_<i+1>_of_<K>]/test.outputs/outputs.zip.
+// Returns that zip's path (relative to the workspace root), or "" when the
+// files are written somewhere the user can open directly.
+std::string bazel_outputs_zip() {
+  const std::string target = bazel_target_dir();
+  const char* outputs = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  if (target.empty() || outputs == nullptr || *outputs == '\0') return "";
+  if (!config().replay_dir.empty() || replay_dir() != outputs) return "";
+  std::string dir = absl::StrCat("bazel-testlogs/", target, "/");
+  Shard shard;
+  try {
+    shard = shard_from_env();
+  } catch (const std::exception&) {
+  }
+  if (shard.count > 1) absl::StrAppend(&dir, "shard_", shard.index + 1, "_of_", shard.count, "/");
+  return absl::StrCat(dir, "test.outputs/outputs.zip");
+}
+
+constexpr char kExtractDir[] = "/tmp/twinloop";
+
+// A replay file the harness wrote, and how the user gets to it.
+struct SavedReplay {
+  std::string written;  // where this process wrote it ("" if it could not)
+  std::string error;    // why not
+  std::string zip;      // under Bazel: the outputs.zip that holds it
+  // The path to pass to --twinloop_replay after the run.
+  std::string user_path() const {
+    return zip.empty() ? written : absl::StrCat(kExtractDir, "/", std::filesystem::path(written).filename().string());
+  }
+  // "replay file: ..." lines of the report, `label` being "replay file".
+  std::string describe(const std::string& label) const {
+    if (!error.empty()) return absl::StrCat(label, ": (not written: ", error, ")\n");
+    if (zip.empty()) return absl::StrCat(label, ": ", written, "\n");
+    const std::string file = std::filesystem::path(written).filename().string();
+    return absl::StrCat(label, ": ", file, ", saved in ", zip,
+                        " when the test ends\n  get it out (from the workspace root): unzip -o ", zip, " ", file,
+                        " -d ", kExtractDir, "\n");
+  }
+};
+
+SavedReplay write_replay(const std::string& name, const std::string& suffix, Recording r, const std::string& failure,
+                         const std::string& command) {
+  r.test = name;
+  r.failure = failure;
+  r.command = command;
+  SavedReplay saved;
+  const std::string path = replay_file_path(replay_dir(), absl::StrCat(target_slug(), "-", name, "-", suffix));
+  try {
+    write_recording_file(path, r);
+  } catch (const std::exception& e) {
+    saved.error = e.what();
+    return saved;
+  }
+  saved.written = path;
+  saved.zip = bazel_outputs_zip();
+  return saved;
+}
+
+// Commands that rerun `name` with `arg` (e.g. "--twinloop_seed=7").
+std::vector<std::string> commands_for(const std::string& name, const std::string& arg) {
+  std::vector<std::string> out;
+  if (const char* target = std::getenv("TEST_TARGET")) {
+    out.push_back(absl::StrCat("bazel test ", target, " --test_output=streamed --test_filter=",
+                               shell_quote(filter_for(name)), " --test_arg=", shell_quote(arg)));
+  }
+  // Under Bazel the binary runs from a sandbox that is gone after the run:
+  // name it in bazel-bin/ (relative to the workspace root).
+  std::string binary;
+  if (const std::string target = bazel_target_dir(); !target.empty()) {
+    binary = absl::StrCat("bazel-bin/", target);
+  } else {
+    const std::vector<std::string>& argv = ::testing::internal::GetArgvs();
+    binary = argv.empty() ? std::string("<test binary>") : argv[0];
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(binary, ec);
+    if (!ec) binary = abs.lexically_normal().string();
+  }
+  out.push_back(absl::StrCat(shell_quote(binary), " --gtest_filter=", shell_quote(filter_for(name)), " ",
+                             shell_quote(arg)));
+  return out;
+}
+
 constexpr size_t kReportEvents = 20;
 
 std::string format_report(const std::string& name, const std::string& run_label, const SeedOutcome& o,
-                          const std::string& replay_path, const std::vector<std::string>& commands,
+                          const std::string& replay_lines, const std::vector<std::string>& commands,
                           const std::string& extra) {
   std::string s = absl::StrCat("\n======== twinloop: ", name, " FAILED at ", run_label, ", virtual time ",
                                absl::FormatDuration(absl::Nanoseconds(o.virtual_time_ns)), "\n");
@@ -207,31 +654,11 @@ std::string format_report(const std::string& name, const std::string& run_label,
     }
   }
   if (!extra.empty()) absl::StrAppend(&s, extra);
-  if (!replay_path.empty()) {
-    absl::StrAppend(&s, "replay file: ", replay_path, "\n");
-    if (std::getenv("TEST_UNDECLARED_OUTPUTS_DIR") && config().replay_dir.empty()) {
-      absl::StrAppend(&s, "  (under Bazel it is saved in the test's outputs: bazel-testlogs/<package>/<target>/",
-                      "test.outputs/, zipped as outputs.zip)\n");
-    }
-  }
+  absl::StrAppend(&s, replay_lines);
   absl::StrAppend(&s, "reproduce:\n");
   for (const std::string& c : commands) absl::StrAppend(&s, "  ", c, "\n");
   absl::StrAppend(&s, "========\n");
   return s;
-}
-
-std::string write_replay(const std::string& name, const std::string& suffix, Recording r, const std::string& failure,
-                         const std::string& command) {
-  r.test = name;
-  r.failure = failure;
-  r.command = command;
-  const std::string path = replay_file_path(replay_dir(), absl::StrCat(name, "-", suffix));
-  try {
-    write_recording_file(path, r);
-  } catch (const std::exception& e) {
-    return absl::StrCat("(not written: ", e.what(), ")");
-  }
-  return path;
 }
 
 // Reports the run's own GoogleTest failures (at their file and line) and the
@@ -254,6 +681,13 @@ void add_report(const std::string& report) {
   } else {
     ADD_FAILURE() << report;
   }
+}
+
+// Skips the running test (as GTEST_SKIP() would), at its TWINLOOP_SIM_TEST line.
+void skip(const std::string& why) {
+  const TestLocation& l = current_location();
+  ::testing::internal::AssertHelper(::testing::TestPartResult::kSkip, l.file ? l.file : __FILE__,
+                                    l.file ? l.line : __LINE__, why.c_str()) = ::testing::Message();
 }
 
 void report_failure(const SeedOutcome& o, const std::string& report) {
@@ -292,6 +726,27 @@ bool seed_fails(Body body, const Options& options, uint64_t seed) {
   return false;
 }
 
+// "kind: what", as replay files record a failure.
+std::string failure_text(const SeedOutcome& o) { return absl::StrCat(o.kind, ": ", o.what); }
+
+// A failure text on one line, bounded: whitespace runs (newlines,
+// indentation) become one space.
+std::string one_line(std::string_view text, size_t max = 300) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  if (out.size() > max) out = absl::StrCat(out.substr(0, max), "...");
+  return out;
+}
+
 // Re-runs a failing seed with recording, writes its replay file, shrinks it
 // if asked, and reports it.
 void report_seed(const std::string& name, Body body, const Options& options, uint64_t seed) {
@@ -309,56 +764,126 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
   }
   const std::string seed_arg = absl::StrCat("--twinloop_seed=", seed);
   std::vector<std::string> commands = commands_for(name, seed_arg);
-  const std::string path =
-      write_replay(name, absl::StrCat("seed", seed), o.recording, absl::StrCat(o.kind, ": ", o.what), commands[0]);
-  for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_replay=", path))) commands.push_back(cmd);
+  const SavedReplay saved = write_replay(name, absl::StrCat("seed", seed), o.recording, failure_text(o), commands[0]);
+  std::string replay_lines = saved.describe("replay file");
+  if (saved.error.empty()) {
+    for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_replay=", saved.user_path()))) {
+      commands.push_back(cmd);
+    }
+  }
 
-  std::string extra;
   if (c.shrink && o.kind != "nondeterminism") {
     const std::string kind = o.kind;
+    // A candidate "fails the same way" when it fails with the same kind; it
+    // returns its own recording with its own failure text, so the minimal
+    // file records what the minimal run failed with.
     auto fails = [&](const Recording& candidate) -> std::optional<Recording> {
       Options r = options_for_replay(candidate, options);
       r.replay = std::make_shared<Recording>(candidate);
       r.fallback = Options::Fallback::kDefault;
       r.record = true;
       SeedOutcome co = run_once(body, r);
-      if (co.failed && co.kind == kind) return co.recording;
-      return std::nullopt;
+      if (!co.failed || co.kind != kind) return std::nullopt;
+      co.recording.failure = failure_text(co);
+      return co.recording;
     };
     ShrinkOptions so;
     so.time_budget = absl::Seconds(c.shrink_seconds);
     ShrinkResult sr = shrink(o.recording, fails, so);
-    const std::string min_path = write_replay(name, absl::StrCat("seed", seed, ".min"), sr.minimal,
-                                              absl::StrCat(o.kind, ": ", o.what), "");
-    absl::StrAppend(&extra, "shrunk in ", sr.runs, " runs", sr.budget_exhausted ? " (budget exhausted)" : "",
-                    ":\n  before: ", describe(sr.before), "\n  after:  ", describe(sr.after),
-                    "\nminimal replay file: ", min_path, "\n");
-    for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_replay=", min_path))) {
-      commands.push_back(cmd);
+    const std::string min_failure = sr.minimal.failure.empty() ? failure_text(o) : sr.minimal.failure;
+    const SavedReplay min = write_replay(name, absl::StrCat("seed", seed, ".min"), sr.minimal, min_failure, "");
+    absl::StrAppend(&replay_lines, "shrunk in ", sr.runs, " runs", sr.budget_exhausted ? " (budget exhausted)" : "",
+                    ":\n  before: ", describe(sr.before), "\n  after:  ", describe(sr.after), "\n");
+    if (min_failure != failure_text(o))
+      absl::StrAppend(&replay_lines, "  the minimal run fails with: ", one_line(min_failure), "\n");
+    absl::StrAppend(&replay_lines, min.describe("minimal replay file"));
+    if (min.error.empty()) {
+      for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_replay=", min.user_path()))) {
+        commands.push_back(cmd);
+      }
     }
   }
-  report_failure(o, format_report(name, absl::StrCat("seed ", seed), o, path, commands, extra));
+  report_failure(o, format_report(name, absl::StrCat("seed ", seed), o, replay_lines, commands, ""));
 }
 
-void run_replay(const std::string& name, Body body, const Options& options) {
+// The verdict of a replay: did the recorded failure reproduce, and do the
+// events match the recording.
+std::string replay_verdict(const std::string& recorded, const SeedOutcome& now, const std::string& events) {
+  if (recorded.empty()) {
+    return now.failed ? absl::StrCat("the run failed (", one_line(failure_text(now)),
+                                     ") but the file records no failure; ", events)
+                      : absl::StrCat("the run passed, and the file records no failure; ", events);
+  }
+  if (!now.failed) {
+    return absl::StrCat("recorded failure did not reproduce: the run passed; ", events, " (recorded: ",
+                        one_line(recorded), ")");
+  }
+  const std::string text = failure_text(now);
+  if (text == recorded) return absl::StrCat("recorded failure reproduced (", now.kind, "); ", events);
+  std::string recorded_line = one_line(recorded);
+  std::string now_line = one_line(text);
+  const bool same_kind = absl::StartsWith(recorded, absl::StrCat(now.kind, ": "));
+  return absl::StrCat("the run failed differently: recorded ", recorded_line, ", now ", now_line,
+                      recorded_line == now_line ? " (the texts differ further on)" : "",
+                      same_kind ? " (the same kind of failure, another message)" : "", "; ", events);
+}
+
+void run_replay(const std::string& name, Body body, const Options& options, const Recording& rec) {
   const Config& c = config();
-  Recording rec = read_recording_file(c.replay);
   Options o = options_for_replay(rec, options);
   o.replay = std::make_shared<Recording>(rec);
   SeedOutcome out = run_once(body, o);
-  std::string extra;
   // Divergence: compare the events of this run with the recording's.
-  if (std::optional<Divergence> d = first_divergence(rec.events, out.recording.events)) {
-    absl::StrAppend(&extra, describe_divergence(*d), "\n");
-    std::fprintf(stderr, "twinloop: replaying %s: %s\n", c.replay.c_str(), describe_divergence(*d).c_str());
-  } else {
-    std::fprintf(stderr, "twinloop: replaying %s: the run matches the recording (%zu events)\n", c.replay.c_str(),
-                 out.recording.events.size());
-  }
+  const std::optional<Divergence> d = first_divergence(rec.events, out.recording.events);
+  const std::string events =
+      d ? describe_divergence(*d)
+        : absl::StrCat("the run matches the recording (", out.recording.events.size(), " events)");
+  const std::string verdict = replay_verdict(rec.failure, out, events);
+  std::fprintf(stderr, "twinloop: replay of %s: %s\n", c.replay.c_str(), verdict.c_str());
+  ::testing::Test::RecordProperty("twinloop_replay_verdict", verdict);
   if (out.failed) {
-    report_failure(out, format_report(name, absl::StrCat("replay of ", c.replay), out, c.replay,
-                                      commands_for(name, absl::StrCat("--twinloop_replay=", c.replay)), extra));
+    report_failure(out, format_report(name, absl::StrCat("replay of ", c.replay), out,
+                                      absl::StrCat("replay file: ", c.replay, "\n"),
+                                      commands_for(name, absl::StrCat("--twinloop_replay=", c.replay)),
+                                      absl::StrCat("verdict: ", verdict, "\n")));
   }
+}
+
+// ---------------------------------------------------------------- before any test
+
+// Parses the configuration and checks the replay file once, before any test
+// runs: on an error, GoogleTest runs no test and the binary fails.
+class HarnessEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    static const std::string error = check();
+    if (error.empty()) return;
+    // Once on stderr (after what GoogleTest printed so far), and once as
+    // GoogleTest's failure.
+    std::fflush(stdout);
+    std::fprintf(stderr, "\n%s\n(no test runs: GoogleTest lists every test as skipped)\n\n", error.c_str());
+    std::fflush(stderr);
+    // Fatal: GoogleTest then runs no test, and the binary exits non-zero.
+    ::testing::internal::AssertHelper(::testing::TestPartResult::kFatalFailure, "twinloop", -1, error.c_str()) =
+        ::testing::Message();
+  }
+
+ private:
+  static std::string check() {
+    try {
+      const Config& c = config();
+      for (const std::string& note : c.notes) std::fprintf(stderr, "%s\n", note.c_str());
+      if (!c.replay.empty()) return replay_problem();
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  }
+};
+
+std::function<SweepResult(const SweepOptions&, const std::function<bool(uint64_t)>&)>& sweep_runner() {
+  static std::function<SweepResult(const SweepOptions&, const std::function<bool(uint64_t)>&)> runner;
+  return runner;
 }
 
 }  // namespace
@@ -366,23 +891,72 @@ void run_replay(const std::string& name, Body body, const Options& options) {
 // ---------------------------------------------------------------- public
 
 Config config_from_flags_and_env(const std::vector<std::string>& argv) {
+  std::vector<std::string> errors;
+  std::string hint;
+  const std::map<std::string, Given> given = gather(argv, &errors, &hint);
+  Reader read(given, &errors);
   Config c;
-  read_int(argv, {"twinloop_seeds", "TWINLOOP_SEEDS"}, &c.seeds, uint64_t{1});
-  read_int(argv, {"twinloop_first_seed", "TWINLOOP_FIRST_SEED"}, &c.first_seed, uint64_t{0});
-  uint64_t seed = 0;
-  const Knob seed_knob{"twinloop_seed", "TWINLOOP_SEED"};
-  if (lookup(argv, seed_knob)) {
-    read_int(argv, seed_knob, &seed, uint64_t{0});
+  read.uint("twinloop_seeds", &c.seeds, 1);
+  read.uint("twinloop_first_seed", &c.first_seed, 0);
+  if (read.find("twinloop_seed")) {
+    uint64_t seed = 0;
+    read.uint("twinloop_seed", &seed, 0);
     c.seed = seed;
   }
-  if (auto v = lookup(argv, {"twinloop_replay", "TWINLOOP_REPLAY"})) c.replay = *v;
-  read_bool(argv, {"twinloop_shrink", "TWINLOOP_SHRINK"}, &c.shrink);
-  read_fraction(argv, {"twinloop_shrink_seconds", "TWINLOOP_SHRINK_SECONDS"}, &c.shrink_seconds, 1e9);
-  read_fraction(argv, {"twinloop_check_determinism", "TWINLOOP_CHECK_DETERMINISM"}, &c.check_determinism, 1);
-  read_int(argv, {"twinloop_jobs", "TWINLOOP_JOBS"}, &c.jobs, 0);
-  read_int(argv, {"twinloop_max_failures", "TWINLOOP_MAX_FAILURES"}, &c.max_failures, 0);
-  read_bool(argv, {"twinloop_progress", "TWINLOOP_PROGRESS"}, &c.progress);
-  if (auto v = lookup(argv, {"twinloop_replay_dir", "TWINLOOP_REPLAY_DIR"})) c.replay_dir = *v;
+  read.text("twinloop_replay", &c.replay);
+  read.boolean("twinloop_shrink", &c.shrink);
+  read.number("twinloop_shrink_seconds", &c.shrink_seconds, 1e9, "a number of seconds in [0, 1e9]");
+  read.number("twinloop_check_determinism", &c.check_determinism, 1, "a fraction in [0, 1]");
+  read.count("twinloop_jobs", &c.jobs);
+  read.count("twinloop_max_failures", &c.max_failures);
+  read.boolean("twinloop_progress", &c.progress);
+  read.text("twinloop_replay_dir", &c.replay_dir);
+
+  // Contradictions.
+  const Given* seed = read.find("twinloop_seed");
+  const Given* replay = read.find("twinloop_replay");
+  if (seed && replay) {
+    errors.push_back(absl::StrCat(seed->as_written(), " and ", replay->as_written(),
+                                  " contradict each other: one runs a seed, the other replays a recorded run; give "
+                                  "one of them"));
+  }
+  if (replay && c.shrink) {
+    errors.push_back(absl::StrCat(read.find("twinloop_shrink")->source, " does not apply to ", replay->as_written(),
+                                  ": shrinking starts from a failing seed (--twinloop_seed=N --twinloop_shrink)"));
+  }
+  if (replay && c.check_determinism > 0) {
+    errors.push_back(absl::StrCat(read.find("twinloop_check_determinism")->as_written(), " does not apply to ",
+                                  replay->as_written(), ": the determinism check runs seeds"));
+  }
+  if (c.seeds - 1 > UINT64_MAX - c.first_seed) {
+    errors.push_back(absl::StrCat("the seed range passes the largest seed (2^64 - 1): ", c.seeds, " seeds from ",
+                                  c.first_seed));
+  }
+  // Knobs of a sweep that a single seed or a replay does not use: said once.
+  if (seed || replay) {
+    std::string unused;
+    for (const char* flag : {"twinloop_seeds", "twinloop_first_seed", "twinloop_jobs", "twinloop_max_failures",
+                             "twinloop_progress"}) {
+      if (const Given* g = read.find(flag)) absl::StrAppend(&unused, unused.empty() ? "" : ", ", g->as_written());
+    }
+    if (!unused.empty() && errors.empty()) {
+      c.notes.push_back(absl::StrCat("twinloop: ", seed ? seed->as_written() : replay->as_written(), " given: ",
+                                     seed ? absl::StrCat("only seed ", c.seed.value_or(0), " runs")
+                                          : std::string("only the replay runs"),
+                                     "; ", unused, " not used"));
+    }
+  }
+
+  if (!errors.empty()) {
+    std::string all = errors.size() == 1
+                          ? absl::StrCat("twinloop: ", errors[0])
+                          : absl::StrCat("twinloop: ", errors.size(), " errors in the flags and environment:");
+    if (errors.size() > 1) {
+      for (const std::string& e : errors) absl::StrAppend(&all, "\n  ", e);
+    }
+    if (!hint.empty()) absl::StrAppend(&all, "\n(", hint, ")");
+    throw std::invalid_argument(all);
+  }
   return c;
 }
 
@@ -455,11 +1029,19 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   const Config& c = config();
   const std::string name = name_c;
   if (!c.replay.empty()) {
-    if (part == 0) run_replay(name, body, options);
+    // Only the test the file was recorded for replays (checked before any
+    // test ran: the file names a test of this binary).
+    const ReplayState& replay = replay_state();
+    if (!replay.error.empty()) throw std::runtime_error(replay.error);
+    if (replay.recording.test != name) {
+      return skip(absl::StrCat("replaying ", c.replay, ", recorded for ", replay.recording.test));
+    }
+    if (part != 0) return skip(absl::StrCat("replaying ", c.replay, " in part 0 of ", name));
+    run_replay(name, body, options, replay.recording);
     return;
   }
   if (c.seed) {
-    if (part != 0) return;
+    if (part != 0) return skip(absl::StrCat("--twinloop_seed=", *c.seed, " runs in part 0 of ", name));
     if (seed_fails(body, options, *c.seed)) report_seed(name, body, options, *c.seed);
     return;
   }
@@ -470,8 +1052,20 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   so.max_failures = c.max_failures;
   so.progress = c.progress;
   so.shard = Shard{part, parts};
-  SweepResult r = run_sweep(so, [&](uint64_t seed) { return seed_fails(body, options, seed); });
+  const std::function<bool(uint64_t)> run_seed = [&](uint64_t seed) { return seed_fails(body, options, seed); };
+  SweepResult r = sweep_runner() ? sweep_runner()(so, run_seed) : run_sweep(so, run_seed);
   if (c.progress || c.jobs != 1) std::fprintf(stderr, "twinloop: %s: %s\n", name.c_str(), format_rate(r).c_str());
+  // A sweep that found nothing must have run every seed it was given: a
+  // test that passes without running its seeds would lie.
+  const uint64_t asked = shard_seed_count(so.seeds, so.shard);
+  if (r.failed_seeds.empty() && r.seeds_run != asked) {
+    add_report(absl::StrCat("\n======== twinloop: ", name, ": the sweep ran ", r.seeds_run, " of the ", asked,
+                            " seeds it was asked to run (", so.seeds, " seeds from ", so.first_seed,
+                            parts > 1 ? absl::StrCat(", part ", part, " of ", parts) : std::string(),
+                            ") and found no failure: the seeds it did not run were not tested. This is a bug in the "
+                            "harness (sim/sweep.cc, sim/testing.cc).\n========\n"));
+    return;
+  }
   size_t reported = 0;
   for (uint64_t seed : r.failed_seeds) {
     if (c.max_failures > 0 && reported >= static_cast<size_t>(c.max_failures)) break;
@@ -498,8 +1092,17 @@ void FatalFailureHelper::operator=(const ::testing::Message& message) const {
   throw FatalFailure{};
 }
 
+void set_sweep_runner_for_testing(SweepRunner runner) { sweep_runner() = std::move(runner); }
+
 bool register_sim_test(const char* suite, const char* name, const char* file, int line, Options options,
                        Body body) {
+  // The first simulated test registers the check of the flags, the
+  // environment and the replay file, which runs once before any test.
+  static const bool environment_added = [] {
+    ::testing::AddGlobalTestEnvironment(new HarnessEnvironment);
+    return true;
+  }();
+  static_cast<void>(environment_added);
   Shard shard;
   try {
     shard = shard_from_env();
@@ -507,6 +1110,8 @@ bool register_sim_test(const char* suite, const char* name, const char* file, in
     std::fprintf(stderr, "twinloop: %s; running unsharded\n", e.what());
   }
   const std::string full = absl::StrCat(suite, ".", name);
+  registry().push_back(SimTestEntry{full, suite, name});
+  registered_parts() = shard.count;
   for (int part = 0; part < shard.count; ++part) {
     const std::string test_name =
         shard.count == 1 ? std::string(name) : absl::StrCat(name, "/part_", part, "_of_", shard.count);

@@ -24,19 +24,24 @@
 //
 // Knobs, as command-line flags of the test binary or environment variables
 // (flags win; under Bazel use --test_arg=--twinloop_seeds=1000 or
-// --test_env=TWINLOOP_SEEDS=1000):
+// --test_env=TWINLOOP_SEEDS=1000). A value follows '=' or comes as the next
+// argument (--twinloop_seeds 1000); one dash works too (-twinloop_seed=3).
+// A missing value, an unknown --twinloop* flag or TWINLOOP_* variable and
+// contradictory flags are errors, reported once before any test runs
+// (docs/testing.md, "Flag rules"):
 //
 //   --twinloop_seeds=N            TWINLOOP_SEEDS            seeds per test (100)
 //   --twinloop_first_seed=S       TWINLOOP_FIRST_SEED       first seed of the range (0)
 //   --twinloop_seed=S             TWINLOOP_SEED             run exactly this seed
-//   --twinloop_replay=FILE        TWINLOOP_REPLAY           replay a recorded run (sim/replay.h)
-//   --twinloop_shrink[=0|1]       TWINLOOP_SHRINK           shrink each failure (sim/shrink.h)
+//   --twinloop_replay=FILE        TWINLOOP_REPLAY           replay a recorded run (sim/replay.h) in the
+//                                                           test it names; the others are skipped
+//   --twinloop_shrink[=0|1|true|false] TWINLOOP_SHRINK      shrink each failure (sim/shrink.h)
 //   --twinloop_shrink_seconds=T   TWINLOOP_SHRINK_SECONDS   wall-clock bound on shrinking (20)
 //   --twinloop_check_determinism=F TWINLOOP_CHECK_DETERMINISM run a fraction F in [0, 1] of the
 //                                                           seeds twice and compare their events
 //   --twinloop_jobs=J             TWINLOOP_JOBS             worker processes (1; 0 = all cores)
 //   --twinloop_max_failures=N     TWINLOOP_MAX_FAILURES     stop after N failing seeds (1; 0 = all)
-//   --twinloop_progress[=0|1]     TWINLOOP_PROGRESS         live progress line on stderr
+//   --twinloop_progress[=0|1|true|false] TWINLOOP_PROGRESS  live progress line on stderr
 //   --twinloop_replay_dir=DIR     TWINLOOP_REPLAY_DIR       where replay files go (default:
 //                                                           $TEST_UNDECLARED_OUTPUTS_DIR, else $TMPDIR)
 //
@@ -55,6 +60,7 @@
 #define TWINLOOP_SIM_TESTING_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +69,7 @@
 #include "gtest/gtest.h"
 #include "sim/replay.h"
 #include "sim/sim_backend.h"
+#include "sim/sweep.h"
 
 namespace twinloop::sim::testing {
 
@@ -79,10 +86,17 @@ struct Config {
   int max_failures = 1;
   bool progress = false;
   std::string replay_dir;
+  // Said once on stderr before the tests run: given flags that have no
+  // effect ("--twinloop_seed=3 given: only seed 3 runs; --twinloop_seeds=50
+  // not used").
+  std::vector<std::string> notes;
 };
 
-// Reads the flags (from GoogleTest's argv) and the environment. Throws
-// std::invalid_argument naming the flag or variable on a bad value.
+// Reads the flags (from GoogleTest's argv) and the environment (flag rules:
+// docs/testing.md). Throws std::invalid_argument listing every error: a bad
+// value (naming the flag and the variable), a flag without its value, an
+// unknown --twinloop* / -twinloop* flag or TWINLOOP_* variable (naming the
+// closest known one), contradictory flags.
 Config config_from_flags_and_env(const std::vector<std::string>& argv);
 // The config of this process (parsed once).
 const Config& config();
@@ -114,10 +128,16 @@ using Body = Coro<void> (*)();
 SeedOutcome run_once(Body body, const Options& options);
 
 // Runs the test `name` ("Suite.Name") as configured: the whole seed range,
-// part `part` of `parts` of it, a single seed, or a replay file.
+// part `part` of `parts` of it, a single seed, or a replay file (only in the
+// test the file was recorded for; others are skipped).
 void run_sim_test(const char* name, Options options, Body body, int part, int parts);
 
 namespace internal {
+
+// Tests of the harness only: run_sim_test sweeps with `runner` instead of
+// run_sweep (nullptr: run_sweep again).
+using SweepRunner = std::function<SweepResult(const SweepOptions&, const std::function<bool(uint64_t)>&)>;
+void set_sweep_runner_for_testing(SweepRunner runner);
 
 // Registers `name` as one GoogleTest test, or as GTEST_TOTAL_SHARDS parts.
 bool register_sim_test(const char* suite, const char* name, const char* file, int line, Options options,

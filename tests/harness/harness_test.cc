@@ -12,9 +12,12 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
+#include "gtest/gtest-spi.h"
+#include "sim/sweep.h"
 
 namespace twinloop::sim::testing {
 namespace {
@@ -189,14 +192,14 @@ TEST(Config, DefaultsFlagsAndEnvironment) {
   setenv("TWINLOOP_SEEDS", "500", 1);
   setenv("TWINLOOP_JOBS", "2", 1);
   Config e = config_from_flags_and_env({"bin", "--twinloop_seeds=700", "--twinloop_shrink", "--twinloop_seed=42",
-                                        "--twinloop_check_determinism=0.5", "--twinloop_replay=/tmp/x.replay"});
+                                        "--twinloop_check_determinism=0.5"});
   EXPECT_EQ(e.seeds, 700u);  // the flag wins over the environment
   EXPECT_EQ(e.jobs, 2);      // from the environment
   EXPECT_TRUE(e.shrink);
   ASSERT_TRUE(e.seed.has_value());
   EXPECT_EQ(*e.seed, 42u);
   EXPECT_DOUBLE_EQ(e.check_determinism, 0.5);
-  EXPECT_EQ(e.replay, "/tmp/x.replay");
+  EXPECT_EQ(config_from_flags_and_env({"bin", "--twinloop_replay=/tmp/x.replay"}).replay, "/tmp/x.replay");
   unsetenv("TWINLOOP_SEEDS");
   unsetenv("TWINLOOP_JOBS");
 }
@@ -212,6 +215,78 @@ TEST(Config, BadValuesAreClearErrors) {
   EXPECT_THROW(config_from_flags_and_env({"bin", "--twinloop_seeds=0"}), std::invalid_argument);
   EXPECT_THROW(config_from_flags_and_env({"bin", "--twinloop_check_determinism=2"}), std::invalid_argument);
   EXPECT_THROW(config_from_flags_and_env({"bin", "--twinloop_shrink=maybe"}), std::invalid_argument);
+}
+
+// The error config_from_flags_and_env reports for `argv`.
+std::string config_error(const std::vector<std::string>& argv) {
+  try {
+    config_from_flags_and_env(argv);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Config, ValuesFollowAnEqualsSignOrASpace) {
+  Config c = config_from_flags_and_env({"bin", "--twinloop_seeds", "1000", "-twinloop_first_seed=5",
+                                        "--twinloop_replay_dir", "/tmp/r", "--twinloop_shrink=false"});
+  EXPECT_EQ(c.seeds, 1000u);
+  EXPECT_EQ(c.first_seed, 5u);
+  EXPECT_EQ(c.replay_dir, "/tmp/r");
+  EXPECT_FALSE(c.shrink);
+  EXPECT_THAT(config_error({"bin", "--twinloop_seed"}), HasSubstr("--twinloop_seed needs a value"));
+  EXPECT_THAT(config_error({"bin", "--twinloop_seed="}), HasSubstr("--twinloop_seed needs a value"));
+  EXPECT_THAT(config_error({"bin", "--twinloop_replay", "--twinloop_seeds=3"}),
+              HasSubstr("--twinloop_replay needs a value"));
+  EXPECT_THAT(config_error({"bin", "--twinloop_progress", "1"}), HasSubstr("write --twinloop_progress=1"));
+}
+
+TEST(Config, UnknownFlagsAndVariablesNameTheClosestKnownOne) {
+  EXPECT_THAT(config_error({"bin", "--twinloop_sed=4"}), HasSubstr("did you mean --twinloop_seed?"));
+  EXPECT_THAT(config_error({"bin", "--twinloop-seed=4"}), HasSubstr("did you mean --twinloop_seed?"));
+  EXPECT_THAT(config_error({"bin", "--twinloop_max_failure=4"}), HasSubstr("did you mean --twinloop_max_failures?"));
+  EXPECT_THAT(config_error({"bin", "--TwinLoop_seed=4"}), HasSubstr("did you mean --twinloop_seed?"));
+  setenv("TWINLOOP_REPLAYDIR", "/tmp", 1);
+  EXPECT_THAT(config_error({"bin"}), HasSubstr("did you mean TWINLOOP_REPLAY_DIR?"));
+  unsetenv("TWINLOOP_REPLAYDIR");
+  EXPECT_THAT(config_error({"bin", "--twinloopish"}), HasSubstr("unknown flag '--twinloopish'"));
+  // Other flags and arguments are not the harness's: ignored.
+  EXPECT_EQ(config_error({"bin", "--gtest_filter=x", "-v", "twinloop_seed"}), "(no error)");
+}
+
+TEST(Config, ContradictoryFlags) {
+  EXPECT_THAT(config_error({"bin", "--twinloop_seed=1", "--twinloop_replay=/x"}),
+              HasSubstr("--twinloop_seed=1 and --twinloop_replay=/x"));
+  EXPECT_THAT(config_error({"bin", "--twinloop_shrink", "--twinloop_replay=/x"}), HasSubstr("--twinloop_shrink"));
+  Config c = config_from_flags_and_env({"bin", "--twinloop_seed=3", "--twinloop_seeds=50"});
+  ASSERT_EQ(c.notes.size(), 1u);
+  EXPECT_THAT(c.notes[0], HasSubstr("only seed 3 runs"));
+  EXPECT_THAT(config_error({"bin", "--twinloop_first_seed=18446744073709551615", "--twinloop_seeds=2"}),
+              HasSubstr("passes the largest seed"));
+}
+
+// ---------------------------------------------------------------- the sweep ran every seed
+
+Coro<void> trivially_passes() { co_await sleep(absl::Milliseconds(1)); }
+
+TEST(SweepCheck, ASweepThatRanFewerSeedsThanAskedFailsTheTest) {
+  const uint64_t seeds = config().seeds;
+  if (seeds < 8) GTEST_SKIP() << "needs a range of at least 8 seeds";
+  // A sweep that stops after 1 seed without a failure.
+  internal::set_sweep_runner_for_testing([](const SweepOptions& o, const std::function<bool(uint64_t)>& run_seed) {
+    SweepResult r;
+    r.failed_seeds.clear();
+    static_cast<void>(run_seed(o.first_seed + static_cast<uint64_t>(o.shard.index)));
+    r.seeds_run = 1;
+    return r;
+  });
+  const std::string whole = absl::StrCat("the sweep ran 1 of the ", seeds, " seeds");
+  EXPECT_NONFATAL_FAILURE(run_sim_test("Short.Sweep", Options{}, &trivially_passes, 0, 1), whole);
+  const std::string part = absl::StrCat("the sweep ran 1 of the ", (seeds - 2) / 4 + 1, " seeds");
+  EXPECT_NONFATAL_FAILURE(run_sim_test("Short.Sweep", Options{}, &trivially_passes, 1, 4), part);
+  // A complete sweep passes.
+  internal::set_sweep_runner_for_testing(nullptr);
+  run_sim_test("Short.Sweep", Options{}, &trivially_passes, 0, 1);
 }
 
 }  // namespace

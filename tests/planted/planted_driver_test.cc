@@ -3,7 +3,8 @@
 //  - the sweep finds each bug within its default seed count;
 //  - the printed command reproduces exactly that failure;
 //  - with --twinloop_shrink, the minimal replay file has strictly fewer
-//    non-default choices than the original and still fails when replayed;
+//    non-default choices than the original and, replayed, fails exactly as
+//    it records;
 //  - a replay file (and a seed) recorded before an unrelated edit (an extra
 //    task, to_thread call or timer, first in the test body) still
 //    reproduces the failure after it (and reports where the runs diverge);
@@ -28,6 +29,7 @@ namespace twinloop::planted {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using Result = ::twinloop::test_util::CommandResult;
 
@@ -105,6 +107,9 @@ TEST_P(PlantedBug, FoundReproducedAndShrunk) {
                                      " --twinloop_replay_dir=", dir));
   EXPECT_NE(replayed.exit_code, 0) << "the minimal replay does not fail:\n" << replayed.output;
   EXPECT_THAT(replayed.output, HasSubstr("the run matches the recording")) << replayed.output;
+  // The minimal file records the minimal run's own failure, so replaying it
+  // fails exactly as recorded.
+  EXPECT_THAT(replayed.output, HasSubstr("recorded failure reproduced (")) << replayed.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Bugs, PlantedBug,
@@ -142,6 +147,9 @@ TEST_P(PlantedBugAfterAnEdit, ReplayAndSeedStillFail) {
   EXPECT_EQ(failure_kind(replayed.output), kind) << replayed.output;
   // The edit changes the event stream: the harness says where.
   EXPECT_THAT(replayed.output, HasSubstr("diverged from the recording at event")) << replayed.output;
+  // And gives its verdict: the same kind of failure, whatever its message.
+  EXPECT_THAT(replayed.output, HasSubstr(absl::StrCat("twinloop: replay of ", path, ": "))) << replayed.output;
+  EXPECT_THAT(replayed.output, Not(HasSubstr("did not reproduce"))) << replayed.output;
 
   Result by_seed = run(absl::StrCat(edited, " --gtest_filter=Planted.", name, " --twinloop_seed=", seed,
                                     " --twinloop_replay_dir=", dir));
