@@ -518,6 +518,55 @@ TEST_P(AsCompletedConformance, NextFutureReturnsTheOriginalTasks) {
   }());
 }
 
+// CPython test_tasks.py test_as_completed_reverse_wait: `futs =
+// list(as_completed(fs))`, then awaiting the second one first gives the
+// earliest completion. The iterations outlive the iterator (a use after free
+// without their own reference to its state).
+TEST_P(AsCompletedConformance, IterationsOutliveTheIterator) {
+  run([&]() -> Coro<void> {
+    std::vector<int> finished;
+    std::vector<Coro<int>> futs;
+    {
+      std::vector<Coro<int>> coros;
+      coros.push_back(logged_value_after(10 * kMs, 1, &finished));
+      coros.push_back(logged_value_after(20 * kMs, 2, &finished));
+      auto it = as_completed(std::move(coros));
+      while (!it.empty()) futs.push_back(it.next());
+    }
+    EXPECT_EQ(futs.size(), 2u);
+    if (futs.size() != 2) co_return;
+    EXPECT_EQ(co_await std::move(futs[1]), 1);
+    EXPECT_EQ(co_await std::move(futs[0]), 2);
+    EXPECT_THAT(finished, ElementsAre(1, 2));
+  }());
+}
+
+// The same for the async-iterator form (next_future()) and the range-for
+// iterator's operator*.
+TEST_P(AsCompletedConformance, FutureIterationsOutliveTheIterator) {
+  run([&]() -> Coro<void> {
+    std::vector<int> finished;
+    Task<int> late = create_task(logged_value_after(20 * kMs, 1, &finished));
+    Task<int> early = create_task(logged_value_after(5 * kMs, 2, &finished));
+    std::vector<Coro<Future<int>>> futs;
+    std::vector<Coro<int>> values;
+    {
+      auto it = as_completed(std::vector<Task<int>>{late, early});
+      futs.push_back(it.next_future());
+      futs.push_back(it.next_future());
+    }
+    for (Coro<int> next : as_completed(std::vector<Task<int>>{late, early})) values.push_back(std::move(next));
+    Future<int> first = co_await std::move(futs[0]);
+    Future<int> second = co_await std::move(futs[1]);
+    EXPECT_TRUE(first == early);
+    EXPECT_TRUE(second == late);
+    EXPECT_EQ(values.size(), 2u);
+    if (values.size() != 2) co_return;
+    EXPECT_EQ(co_await std::move(values[0]), 2);
+    EXPECT_EQ(co_await std::move(values[1]), 1);
+  }());
+}
+
 // ---------------------------------------------------------------- shield
 
 class ShieldConformance : public LoopTest {};

@@ -149,6 +149,27 @@ TEST_P(TimeoutConformance, RescheduleOutsideTheBlockRaisesRuntimeError) {
   }());
 }
 
+Coro<void> reschedule_then_sleep(Timeout& t, absl::Duration delay) {
+  t.reschedule(get_running_loop().time() + delay);
+  co_await nap(kNever);
+}
+
+// CPython timeouts.py: `async with timeout(d):` keeps the Timeout object
+// alive for the block. Here run()'s Coro owns its own reference, so the
+// Timeout handle it came from may be gone before it is awaited (ASan
+// reports the use after scope without it).
+TEST_P(TimeoutConformance, RunCoroOutlivesTheTimeoutItCameFrom) {
+  run([&]() -> Coro<void> {
+    Coro<int> in_time = timeout(kNever).run(value_after(kMs, 7));
+    Coro<void> expiring = timeout(kMs).run(nap(kNever));
+    Coro<void> with_handle = timeout(kNever).run([](Timeout& t) { return reschedule_then_sleep(t, kMs); });
+    EXPECT_EQ(co_await std::move(in_time), 7);
+    EXPECT_THROW(co_await std::move(expiring), TimeoutError);
+    EXPECT_THROW(co_await std::move(with_handle), TimeoutError);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
+}
+
 Coro<void> sleep_under_timeout(Timeout* cm, bool* saw_cancelled, bool* saw_timeout) {
   try {
     co_await cm->run(nap(kNever));
@@ -237,6 +258,41 @@ std::vector<std::string> messages_of(const ExceptionGroup& eg) {
   std::vector<std::string> out;
   for (const std::exception_ptr& e : eg.exceptions()) out.push_back(runtime_error_message(e));
   return out;
+}
+
+Coro<void> append_after(absl::Duration delay, int value, std::vector<int>* out) {
+  co_await sleep(delay);
+  out->push_back(value);
+}
+
+// CPython taskgroups.py: `async with TaskGroup() as tg:` keeps the group
+// alive for the block. Here run()'s Coro owns its own reference to the
+// group, so the TaskGroup it came from may be gone before it is awaited
+// (ASan reports the use after free without it).
+TEST_P(TaskGroupConformance, RunCoroOutlivesTheTaskGroupItCameFrom) {
+  run([&]() -> Coro<void> {
+    std::vector<int> done;
+    Coro<int> block = TaskGroup().run([&done](TaskGroup& tg) -> Coro<int> {
+      tg.create_task(append_after(2 * kMs, 2, &done));
+      tg.create_task(append_after(kMs, 1, &done));
+      co_return 42;
+    });
+    Coro<void> failing = TaskGroup().run([](TaskGroup& tg) -> Coro<void> {
+      tg.create_task(fail_after(kMs, "child failed"));
+      co_await nap(kNever);
+    });
+    EXPECT_EQ(co_await std::move(block), 42);
+    EXPECT_THAT(done, ::testing::ElementsAre(1, 2));
+    bool raised = false;
+    try {
+      co_await std::move(failing);
+    } catch (const ExceptionGroup& eg) {
+      raised = true;
+      EXPECT_THAT(messages_of(eg), ::testing::ElementsAre("child failed"));
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
 }
 
 // CPython test_taskgroups.py test_cancel_children_on_child_error /
