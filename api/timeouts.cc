@@ -33,6 +33,9 @@ void TimeoutState::arm() {
   }
 }
 
+// CPython 3.14 timeouts.py Timeout.reschedule: outside ENTERED, "Timeout has
+// not been entered" in CREATED, else f"Cannot change state of
+// {self._state.value} Timeout".
 void TimeoutState::reschedule(absl::Time when) {
   switch (state_) {
     case Timeout::State::kEntered:
@@ -40,8 +43,9 @@ void TimeoutState::reschedule(absl::Time when) {
     case Timeout::State::kCreated:
       throw std::runtime_error("Timeout has not been entered");
     case Timeout::State::kExpiring:
-    case Timeout::State::kExpired:
       throw std::runtime_error("Cannot change state of expiring Timeout");
+    case Timeout::State::kExpired:
+      throw std::runtime_error("Cannot change state of expired Timeout");
     case Timeout::State::kExited:
       throw std::runtime_error("Cannot change state of finished Timeout");
   }

@@ -86,13 +86,18 @@ class TimeoutState final : public RefCounted {
 
 class Timeout {
  public:
+  // asyncio's _State: CREATED "created", ENTERED "active", EXPIRING
+  // "expiring", EXPIRED "expired", EXITED "finished".
   using State = internal::TimeoutStateKind;
 
   // `when` on the loop's clock; absl::InfiniteFuture() for no deadline.
   explicit Timeout(absl::Time when);
 
   absl::Time when() const;
-  // Moves the deadline (absl::InfiniteFuture(): none). Only while entered.
+  // Moves the deadline (absl::InfiniteFuture(): none). Only while entered;
+  // else std::runtime_error: "Timeout has not been entered" before, and
+  // "Cannot change state of <expiring|expired|finished> Timeout" after
+  // (asyncio's wording, with the state's value).
   void reschedule(absl::Time when);
   bool expired() const;
   State state() const;

@@ -149,6 +149,49 @@ TEST_P(TimeoutConformance, RescheduleOutsideTheBlockRaisesRuntimeError) {
   }());
 }
 
+// What reschedule() raises now ("" if it raises nothing).
+std::string reschedule_error(Timeout& cm, absl::Time when) {
+  try {
+    cm.reschedule(when);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// CPython 3.14 timeouts.py Timeout.reschedule: outside ENTERED it raises
+// RuntimeError("Timeout has not been entered") in CREATED, else
+// f"Cannot change state of {state.value} Timeout": "expiring" inside a
+// block whose deadline passed, "expired" once that block is left, "finished"
+// after a block left in time.
+TEST_P(TimeoutConformance, RescheduleOutsideTheBlockNamesTheState) {
+  run([&]() -> Coro<void> {
+    const absl::Time later = get_running_loop().time() + kNever;
+    Timeout cm = timeout(kMs);
+    EXPECT_EQ(reschedule_error(cm, later), "Timeout has not been entered");
+    std::string while_active = "not reached";
+    std::string while_expiring = "not reached";
+    EXPECT_THROW(co_await cm.run([&](Timeout& t) -> Coro<void> {
+      while_active = reschedule_error(t, t.when());  // allowed: same deadline
+      try {
+        co_await nap(kNever);
+      } catch (const CancelledError&) {
+        while_expiring = reschedule_error(t, later);
+        throw;
+      }
+    }),
+                 TimeoutError);
+    EXPECT_EQ(while_active, "");
+    EXPECT_EQ(while_expiring, "Cannot change state of expiring Timeout");
+    EXPECT_EQ(cm.state(), Timeout::State::kExpired);
+    EXPECT_EQ(reschedule_error(cm, later), "Cannot change state of expired Timeout");
+
+    Timeout in_time = timeout(kNever);
+    co_await in_time.run(nap(kMs));
+    EXPECT_EQ(reschedule_error(in_time, later), "Cannot change state of finished Timeout");
+  }());
+}
+
 Coro<void> reschedule_then_sleep(Timeout& t, absl::Duration delay) {
   t.reschedule(get_running_loop().time() + delay);
   co_await nap(kNever);
