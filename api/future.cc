@@ -1,6 +1,10 @@
 #include "api/future.h"
 
+#include <cxxabi.h>
+
+#include <cstdlib>
 #include <stdexcept>
+#include <typeinfo>
 
 #include "absl/strings/str_format.h"
 #include "api/task.h"
@@ -26,6 +30,34 @@ struct PendingCallback {
     };
   }
 };
+
+// The type of the exception `e` holds, demangled ("std::runtime_error"), or
+// "" if it cannot be told.
+std::string exception_type_name(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (...) {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    if (!type) return std::string();
+    int status = 0;
+    char* name = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+    std::string out = status == 0 && name ? name : "";
+    std::free(name);
+    return out;
+  }
+}
+
+// CPython 3.14 tasks.py _log_on_exception.
+void log_shielded_exception(FutureBase& f) {
+  if (f.cancelled()) return;
+  std::exception_ptr e = f.exception();  // marks it retrieved: no "never retrieved" report
+  if (!e) return;
+  const std::string type = exception_type_name(e);
+  ExceptionContext c = ExceptionContext::of(
+      type.empty() ? "exception in shielded future" : type + " exception in shielded future", e);
+  c.future = f.describe();
+  f.loop().call_exception_handler(c);
+}
 
 }  // namespace
 
@@ -84,6 +116,12 @@ void FutureBase::discard_awaited_by(uint64_t task_id) {
 void FutureBase::set_label(std::string label) {
   if (!extras_) extras_ = std::make_unique<Extras>();
   extras_->label = std::move(label);
+}
+
+void FutureBase::add_shield_logger() {
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  if (extras_->shield_logger) remove_done_callback(extras_->shield_logger);
+  extras_->shield_logger = add_done_callback(&log_shielded_exception);
 }
 
 std::exception_ptr FutureBase::make_cancelled_error() const {

@@ -133,6 +133,13 @@ class FutureBase : public RefCounted {
   void add_link(FutureLink* link);
   // Unregisters a link that has not been scheduled yet (a no-op otherwise).
   void remove_link(FutureLink* link);
+  // shield()'s exception logger (asyncio's module-level _log_on_exception,
+  // one function, so a future carries at most one): removed if present and
+  // added again as the last done callback, as asyncio's
+  // remove_done_callback + add_done_callback. Once this future is done and
+  // not cancelled, the logger retrieves its exception and, if there is one,
+  // reports it: "<type> exception in shielded future".
+  void add_shield_logger();
   // An exception set later counts as retrieved (its owner is gone, as
   // asyncio's gather marks a child's exception retrieved in its callback).
   void mark_retrieved() { retrieved_ = true; }
@@ -215,6 +222,7 @@ class FutureBase : public RefCounted {
     std::string cancel_message;
     std::string label;
     absl::InlinedVector<uint64_t, 2> awaited_by;
+    uint64_t shield_logger = 0;  // add_shield_logger's token, 0 if none
     static void* operator new(size_t bytes) { return pool_allocate(bytes); }
     static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
   };
