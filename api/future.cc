@@ -124,12 +124,23 @@ void FutureBase::add_shield_logger() {
   extras_->shield_logger = add_done_callback(&log_shielded_exception);
 }
 
+// CPython 3.14 futures.py _make_cancelled_error: the saved _cancelled_exc
+// if any (asyncio then forgets it, to break reference cycles through its
+// traceback; an exception_ptr makes none, so it is kept for every retrieval).
 std::exception_ptr FutureBase::make_cancelled_error() const {
+  if (extras_ && extras_->cancelled_error) return extras_->cancelled_error;
   return std::make_exception_ptr(CancelledError(cancel_message()));
 }
 
+bool FutureBase::cancel_with_error(std::exception_ptr error, std::string msg) {
+  if (state_ != State::kPending) return false;
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  extras_->cancelled_error = std::move(error);
+  return cancel_future(std::move(msg));
+}
+
 std::exception_ptr FutureBase::exception() {
-  if (state_ == State::kCancelled) throw CancelledError(cancel_message());
+  if (state_ == State::kCancelled) std::rethrow_exception(make_cancelled_error());
   if (state_ == State::kPending) throw InvalidStateError("Exception is not set.");
   retrieved_ = true;
   return exception_;
@@ -140,7 +151,7 @@ void FutureBase::throw_result() {
     retrieved_ = true;
     std::rethrow_exception(exception_);
   }
-  if (state_ == State::kCancelled) throw CancelledError(cancel_message());
+  if (state_ == State::kCancelled) std::rethrow_exception(make_cancelled_error());
   throw InvalidStateError("Result is not set.");
 }
 
