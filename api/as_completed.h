@@ -13,6 +13,9 @@
 // order, whichever iteration is awaited first. After the timeout, every
 // remaining iteration raises TimeoutError; nothing is cancelled. Iterating
 // past the end raises std::out_of_range (Python's StopIteration).
+// Each Coro handed out (next(), next_future(), *it) owns a reference to the
+// iteration's state, so it may be awaited after the AsCompleted is gone, as
+// in Python's `futs = list(as_completed(fs))`.
 #ifndef TWINLOOP_API_AS_COMPLETED_H_
 #define TWINLOOP_API_AS_COMPLETED_H_
 
@@ -62,29 +65,33 @@ class AsCompletedState final : public RefCounted {
 
   size_t left() const { return left_; }
 
-  // The next completed future, or a null one after the timeout.
+  // The next completed future, or a null one after the timeout. The
+  // coroutine holds its own reference to this state from its creation, so it
+  // stays valid after the AsCompleted that made it is gone (Python's
+  // `futs = list(as_completed(fs))`, then awaiting each).
   Coro<Future<T>> take() {
     if (left_ == 0) throw std::out_of_range("as_completed: no more futures");
     --left_;
-    return wait_one();
+    return wait_one(Ref<AsCompletedState>(this));
   }
 
  private:
-  Coro<Future<T>> wait_one() {
-    Ref<AsCompletedState> keep(this);
-    while (done_.empty()) {
+  // Static, taking the state by value: a member coroutine would hold only
+  // `this` until its first step.
+  static Coro<Future<T>> wait_one(Ref<AsCompletedState> self) {
+    while (self->done_.empty()) {
       Future<void> w = create_future<void>();
-      getters_.push_back(w);
+      self->getters_.push_back(w);
       try {
         co_await w;
       } catch (...) {
         // A woken getter that is cancelled passes the wake-up on.
-        if (w.done() && !w.cancelled()) wake_one();
+        if (w.done() && !w.cancelled()) self->wake_one();
         throw;
       }
     }
-    Future<T> f = done_.front();
-    done_.pop_front();
+    Future<T> f = self->done_.front();
+    self->done_.pop_front();
     if (!f) throw TimeoutError();  // sentinel from on_timeout
     co_return f;
   }

@@ -392,9 +392,23 @@ void EventLoop::report_slow(std::string_view what, int64_t took_ns) {
   log(absl::StrFormat("Executing %s took %.3f seconds", what, took_ns / 1e9));
 }
 
+namespace {
+// CPython 3.14 unix_events.py _check_signal: ValueError(f'invalid signal
+// number {sig}') unless sig is in signal.valid_signals(), which on Linux is
+// what sigfillset() fills (1 to NSIG - 1 without the C library's reserved
+// real-time signals).
+void check_signal(int sig) {
+  sigset_t valid;
+  sigfillset(&valid);
+  if (sig <= 0 || sig >= NSIG || sigismember(&valid, sig) != 1) {
+    throw std::invalid_argument(absl::StrFormat("invalid signal number %d", sig));
+  }
+}
+}  // namespace
+
 void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
+  check_signal(sig);  // before check_open, as asyncio
   check_open();
-  if (sig <= 0 || sig >= NSIG) throw std::invalid_argument(absl::StrFormat("sig %d out of range(1, %d)", sig, NSIG));
   if (sig == SIGKILL || sig == SIGSTOP) throw std::runtime_error(absl::StrFormat("sig %d cannot be caught", sig));
   // Watch first: if the backend refuses, no handler is left behind.
   if (signal_handlers_.count(sig) == 0) backend_->watch_signal(sig, true);
@@ -402,6 +416,7 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
 }
 
 bool EventLoop::remove_signal_handler(int sig) {
+  check_signal(sig);
   auto it = signal_handlers_.find(sig);
   if (it == signal_handlers_.end()) return false;
   signal_handlers_.erase(it);

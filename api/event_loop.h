@@ -238,10 +238,12 @@ class EventLoop : public internal::RefCounted {
   // ---- signals (asyncio add_signal_handler / remove_signal_handler)
 
   // The callback runs from the ready queue, not in signal context.
-  // std::invalid_argument for an invalid signal number, std::runtime_error
-  // for SIGKILL / SIGSTOP. Replaces an earlier handler for the same signal.
+  // std::invalid_argument("invalid signal number N") for a number outside
+  // asyncio's signal.valid_signals(), std::runtime_error for SIGKILL /
+  // SIGSTOP. Replaces an earlier handler for the same signal.
   void add_signal_handler(int sig, std::function<void()> callback);
-  // Returns false if no handler was set.
+  // Returns false if no handler was set; std::invalid_argument for an
+  // invalid signal number, as add_signal_handler (asyncio's _check_signal).
   bool remove_signal_handler(int sig);
   // Called by the backend on the loop thread when `sig` arrived.
   void deliver_signal(int sig);

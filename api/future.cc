@@ -1,6 +1,10 @@
 #include "api/future.h"
 
+#include <cxxabi.h>
+
+#include <cstdlib>
 #include <stdexcept>
+#include <typeinfo>
 
 #include "absl/strings/str_format.h"
 #include "api/task.h"
@@ -26,6 +30,34 @@ struct PendingCallback {
     };
   }
 };
+
+// The type of the exception `e` holds, demangled ("std::runtime_error"), or
+// "" if it cannot be told.
+std::string exception_type_name(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (...) {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    if (!type) return std::string();
+    int status = 0;
+    char* name = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+    std::string out = status == 0 && name ? name : "";
+    std::free(name);
+    return out;
+  }
+}
+
+// CPython 3.14 tasks.py _log_on_exception.
+void log_shielded_exception(FutureBase& f) {
+  if (f.cancelled()) return;
+  std::exception_ptr e = f.exception();  // marks it retrieved: no "never retrieved" report
+  if (!e) return;
+  const std::string type = exception_type_name(e);
+  ExceptionContext c = ExceptionContext::of(
+      type.empty() ? "exception in shielded future" : type + " exception in shielded future", e);
+  c.future = f.describe();
+  f.loop().call_exception_handler(c);
+}
 
 }  // namespace
 
@@ -86,12 +118,29 @@ void FutureBase::set_label(std::string label) {
   extras_->label = std::move(label);
 }
 
+void FutureBase::add_shield_logger() {
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  if (extras_->shield_logger) remove_done_callback(extras_->shield_logger);
+  extras_->shield_logger = add_done_callback(&log_shielded_exception);
+}
+
+// CPython 3.14 futures.py _make_cancelled_error: the saved _cancelled_exc
+// if any (asyncio then forgets it, to break reference cycles through its
+// traceback; an exception_ptr makes none, so it is kept for every retrieval).
 std::exception_ptr FutureBase::make_cancelled_error() const {
+  if (extras_ && extras_->cancelled_error) return extras_->cancelled_error;
   return std::make_exception_ptr(CancelledError(cancel_message()));
 }
 
+bool FutureBase::cancel_with_error(std::exception_ptr error, std::string msg) {
+  if (state_ != State::kPending) return false;
+  if (!extras_) extras_ = std::make_unique<Extras>();
+  extras_->cancelled_error = std::move(error);
+  return cancel_future(std::move(msg));
+}
+
 std::exception_ptr FutureBase::exception() {
-  if (state_ == State::kCancelled) throw CancelledError(cancel_message());
+  if (state_ == State::kCancelled) std::rethrow_exception(make_cancelled_error());
   if (state_ == State::kPending) throw InvalidStateError("Exception is not set.");
   retrieved_ = true;
   return exception_;
@@ -102,7 +151,7 @@ void FutureBase::throw_result() {
     retrieved_ = true;
     std::rethrow_exception(exception_);
   }
-  if (state_ == State::kCancelled) throw CancelledError(cancel_message());
+  if (state_ == State::kCancelled) std::rethrow_exception(make_cancelled_error());
   throw InvalidStateError("Result is not set.");
 }
 

@@ -7,7 +7,9 @@
 //
 // Contract (asyncio's):
 //  - result() / exception() raise InvalidStateError while pending and
-//    CancelledError(msg) when cancelled; result() rethrows a stored exception.
+//    CancelledError(msg) when cancelled (for a task whose coroutine raised
+//    its own CancelledError, that same instance, every time; asyncio hands
+//    it out once, then a new one); result() rethrows a stored exception.
 //  - set_result / set_exception on a done future raise InvalidStateError;
 //    cancel() on a done future returns false.
 //  - Done callbacks run through call_soon, in registration order, one loop
@@ -133,6 +135,13 @@ class FutureBase : public RefCounted {
   void add_link(FutureLink* link);
   // Unregisters a link that has not been scheduled yet (a no-op otherwise).
   void remove_link(FutureLink* link);
+  // shield()'s exception logger (asyncio's module-level _log_on_exception,
+  // one function, so a future carries at most one): removed if present and
+  // added again as the last done callback, as asyncio's
+  // remove_done_callback + add_done_callback. Once this future is done and
+  // not cancelled, the logger retrieves its exception and, if there is one,
+  // reports it: "<type> exception in shielded future".
+  void add_shield_logger();
   // An exception set later counts as retrieved (its owner is gone, as
   // asyncio's gather marks a child's exception retrieved in its callback).
   void mark_retrieved() { retrieved_ = true; }
@@ -160,8 +169,15 @@ class FutureBase : public RefCounted {
   void add_awaited_by(uint64_t task_id);
   void discard_awaited_by(uint64_t task_id);
   std::vector<uint64_t> awaited_by_ids() const;
-  // A CancelledError carrying the cancel message.
+  // asyncio's _make_cancelled_error: the CancelledError a task's coroutine
+  // ended with (the very instance: cancel_with_error), else a new one
+  // carrying the cancel message. result(), exception() and co_await raise it.
   std::exception_ptr make_cancelled_error() const;
+  // Cancels with `error` (a CancelledError, or a subclass, that a task's
+  // coroutine raised; asyncio's Task._cancelled_exc) as what retrieving the
+  // outcome raises, and its message as the cancel message. No-op returning
+  // false if done.
+  bool cancel_with_error(std::exception_ptr error, std::string msg);
   // "<Future pending>", "<Task finished name='x'>", "<Future pending Lock.acquire()>" ...
   virtual std::string describe() const;
 
@@ -215,6 +231,8 @@ class FutureBase : public RefCounted {
     std::string cancel_message;
     std::string label;
     absl::InlinedVector<uint64_t, 2> awaited_by;
+    uint64_t shield_logger = 0;  // add_shield_logger's token, 0 if none
+    std::exception_ptr cancelled_error;  // cancel_with_error's, else null
     static void* operator new(size_t bytes) { return pool_allocate(bytes); }
     static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
   };

@@ -1,6 +1,8 @@
 #include "api/graph.h"
 
 #include <algorithm>
+#include <string_view>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -10,7 +12,15 @@ namespace {
 
 FrameCallGraphEntry entry_of(const AwaitSite& site) {
   return FrameCallGraphEntry{std::string(coroutine_function_name(site.function)), site.file ? site.file : "?",
-                             site.line};
+                             site.line, true};
+}
+
+// Whether the place that asked for the graph is inside the coroutine
+// `innermost` (same function name and, when the coroutine has awaited
+// something, same file) rather than in a plain function it called.
+bool same_function(const AwaitSite& innermost, const AwaitSite& here) {
+  if (coroutine_function_name(innermost.function) != coroutine_function_name(here.function)) return false;
+  return !innermost.file || !here.file || std::string_view(innermost.file) == here.file;
 }
 
 void apply_limit(std::vector<FrameCallGraphEntry>& stack, std::optional<int> limit) {
@@ -44,8 +54,26 @@ FutureCallGraph build(FutureBase& f, std::optional<int> limit, const AwaitSite* 
     if (!limit || *limit != 0) {
       // Outermost to innermost along child_, then reversed (asyncio lists
       // the innermost frame first).
-      for (PromiseBase* p = t->root_promise(); p; p = p->child_) g.call_stack.push_back(entry_of(p->site_));
-      if (here && !g.call_stack.empty()) g.call_stack.back() = entry_of(*here);
+      const PromiseBase* innermost = nullptr;
+      for (PromiseBase* p = t->root_promise(); p; p = p->child_) {
+        g.call_stack.push_back(entry_of(p->site_));
+        innermost = p;
+      }
+      if (here && innermost) {
+        // The current task: asyncio walks the real frames from the caller of
+        // capture_call_graph. Asked from the innermost coroutine itself, its
+        // entry moves to the asking line; asked from a plain function (which
+        // a coroutine called, directly or not), that function is a new
+        // innermost frame, not an "async" one (test_graph.py
+        // test_stack_tgroup: c5() called by coroutine c4 gives c5, c4, ...).
+        if (same_function(innermost->site_, *here)) {
+          g.call_stack.back() = entry_of(*here);
+        } else {
+          FrameCallGraphEntry plain = entry_of(*here);
+          plain.coroutine = false;
+          g.call_stack.push_back(std::move(plain));
+        }
+      }
       std::reverse(g.call_stack.begin(), g.call_stack.end());
       apply_limit(g.call_stack, limit);
     }
@@ -74,7 +102,8 @@ void render(const FutureCallGraph& g, std::vector<std::string>& buf, int level) 
   if (!g.call_stack.empty()) {
     buf.push_back(indent + "  + Call stack:");
     for (const FrameCallGraphEntry& e : g.call_stack)
-      buf.push_back(absl::StrFormat("%s  |   File '%s', line %d, in async %s()", indent, e.file, e.line, e.function));
+      buf.push_back(absl::StrFormat("%s  |   File '%s', line %d, in %s%s()", indent, e.file, e.line,
+                                    e.coroutine ? "async " : "", e.function));
   }
   if (!g.awaited_by.empty()) {
     buf.push_back(indent + "  + Awaited by:");

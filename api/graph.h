@@ -15,8 +15,18 @@
 //
 // The call stack lists the chain of awaiting coroutines inside the task,
 // innermost first: each coroutine by its function name and the line of the
-// co_await it is suspended at (for the current task, the innermost entry is
-// the line that asked for the graph). "Awaited by" lists the tasks that
+// co_await it is suspended at. For the current task, the place that asked
+// for the graph comes first: asked from the innermost coroutine itself, its
+// entry shows the asking line; asked from a plain function that the
+// innermost coroutine called, that function is added as a frame of its own
+// ("in f()", not "in async f()"), and the coroutine keeps the line of its
+// last co_await (CPython test_graph.py test_stack_tgroup: c5() called by
+// coroutine c4 gives c5, c4, c3, c2). Only the function that called
+// capture_call_graph (or format_/print_call_graph) is known: a chain of
+// several plain functions shows as that one alone, and a plain function
+// named like the coroutine that called it (in the same file), such as a
+// lambda called from a coroutine lambda (both "operator()"), is taken for
+// the coroutine. "Awaited by" lists the tasks that
 // await this one: a task blocked on it, and the edges asyncio records for
 // gather (children awaited by the task that called gather), shield (inner
 // awaited by the caller), wait (each future awaited by the waiting task) and
@@ -44,6 +54,9 @@ struct FrameCallGraphEntry {
   std::string function;
   std::string file;
   int line = 0;
+  // A coroutine's frame ("in async f()"), or the plain function that asked
+  // for the current task's graph ("in f()").
+  bool coroutine = true;
 };
 
 struct FutureCallGraph {

@@ -128,7 +128,9 @@ void TaskBase::finish_with_exception(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const CancelledError& c) {
-    self_->cancel_future(c.what());
+    // asyncio's Task.__step: `self._cancelled_exc = exc`, so awaiting the
+    // task raises this very instance.
+    self_->cancel_with_error(e, c.what());
   } catch (...) {
     self_->set_exception(std::move(e));
   }

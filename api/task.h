@@ -20,7 +20,9 @@
 //    starts its coroutine.
 //  - The task is cancelled() only if its coroutine ends with CancelledError
 //    (or returns while a cancel is pending); catching the error and
-//    returning leaves it finished normally.
+//    returning leaves it finished normally. Awaiting it, result() and
+//    exception() then raise the very CancelledError object the coroutine
+//    ended with (a subclass keeps its type; asyncio's _cancelled_exc).
 //
 // Ownership: unlike asyncio (which keeps only weak references, a known
 // pitfall), the loop keeps every unfinished task alive, so fire-and-forget

@@ -67,6 +67,7 @@ class TaskGroupState final : public RefCounted {
 
 }  // namespace internal
 
+// A handle (like Future): copies share one group.
 class TaskGroup {
  public:
   TaskGroup() : state_(internal::make_ref<internal::TaskGroupState>()) {}
@@ -97,31 +98,40 @@ class TaskGroup {
     return create_task(std::move(a).as_coro(), std::move(options));
   }
 
-  // Runs `body(*this)` (returning Coro<R>) as the block of `async with`.
-  // The TaskGroup must outlive the returned Coro (it does in
-  // `co_await TaskGroup().run(...)`).
+  // Runs `body(tg)` (returning Coro<R>) as the block of `async with`, where
+  // `tg` is a TaskGroup handle sharing this group's state. The returned Coro
+  // owns its own reference to the group, so the TaskGroup may be gone before
+  // it is awaited (`auto c = TaskGroup().run(body); co_await c;`).
   template <class Body>
   auto run(Body body) -> Coro<awaitable_value_t<std::invoke_result_t<Body&, TaskGroup&>>> {
+    return run_block(*this, std::move(body));
+  }
+
+ private:
+  // Static, taking the group by value: a member coroutine would hold only
+  // `this`, which may dangle by the time the coroutine starts.
+  template <class Body>
+  static auto run_block(TaskGroup self, Body body)
+      -> Coro<awaitable_value_t<std::invoke_result_t<Body&, TaskGroup&>>> {
     using R = awaitable_value_t<std::invoke_result_t<Body&, TaskGroup&>>;
-    state_->enter();
+    self.state_->enter();
     std::exception_ptr error;
     std::optional<internal::Stored<R>> value;
     try {
       if constexpr (std::is_void_v<R>) {
-        co_await body(*this);
+        co_await body(self);
         value.emplace();
       } else {
-        value.emplace(co_await body(*this));
+        value.emplace(co_await body(self));
       }
     } catch (...) {
       error = std::current_exception();
     }
-    co_await state_->exit(error);
+    co_await self.state_->exit(error);
     if (error) std::rethrow_exception(error);
     if constexpr (!std::is_void_v<R>) co_return std::move(*value);
   }
 
- private:
   internal::Ref<internal::TaskGroupState> state_;
 };
 

@@ -1,27 +1,25 @@
 #include "api/timeouts.h"
 
+#include <stdexcept>
+#include <utility>
+
 #include "api/future.h"
 
 namespace twinloop {
 
-Timeout timeout(absl::Duration delay) {
-  EventLoop& loop = get_running_loop();
-  if (delay == absl::InfiniteDuration()) return Timeout(absl::InfiniteFuture());
-  return Timeout(loop.time() + delay);
-}
+namespace internal {
 
-Timeout timeout_at(absl::Time when) { return Timeout(when); }
-
-void Timeout::enter() {
-  if (state_ != State::kCreated) throw std::runtime_error("Timeout has already been entered");
-  internal::TaskBase* task = internal::current_task_or_throw("Timeout");
+void TimeoutState::enter() {
+  if (state_ != Timeout::State::kCreated) throw std::runtime_error("Timeout has already been entered");
+  TaskBase* task = current_task_or_throw("Timeout");
   task_ = task;
-  state_ = State::kEntered;
+  state_ = Timeout::State::kEntered;
   cancelling_ = task->cancelling();
   arm();
 }
 
-void Timeout::arm() {
+// The timer callbacks hold `this` plainly: the destructor cancels them.
+void TimeoutState::arm() {
   handle_.cancel();
   handle_ = TimerHandle();
   soon_.cancel();
@@ -35,36 +33,40 @@ void Timeout::arm() {
   }
 }
 
-void Timeout::reschedule(absl::Time when) {
+// CPython 3.14 timeouts.py Timeout.reschedule: outside ENTERED, "Timeout has
+// not been entered" in CREATED, else f"Cannot change state of
+// {self._state.value} Timeout".
+void TimeoutState::reschedule(absl::Time when) {
   switch (state_) {
-    case State::kEntered:
+    case Timeout::State::kEntered:
       break;
-    case State::kCreated:
+    case Timeout::State::kCreated:
       throw std::runtime_error("Timeout has not been entered");
-    case State::kExpiring:
-    case State::kExpired:
+    case Timeout::State::kExpiring:
       throw std::runtime_error("Cannot change state of expiring Timeout");
-    case State::kExited:
+    case Timeout::State::kExpired:
+      throw std::runtime_error("Cannot change state of expired Timeout");
+    case Timeout::State::kExited:
       throw std::runtime_error("Cannot change state of finished Timeout");
   }
   when_ = when;
   arm();
 }
 
-void Timeout::on_timeout() {
+void TimeoutState::on_timeout() {
   task_->future().cancel();
-  state_ = State::kExpiring;
+  state_ = Timeout::State::kExpiring;
   handle_ = TimerHandle();
   soon_ = Handle();
 }
 
-void Timeout::exit(std::exception_ptr error) {
+void TimeoutState::exit(std::exception_ptr error) {
   handle_.cancel();
   handle_ = TimerHandle();
   soon_.cancel();
   soon_ = Handle();
-  if (state_ == State::kExpiring) {
-    state_ = State::kExpired;
+  if (state_ == Timeout::State::kExpiring) {
+    state_ = Timeout::State::kExpired;
     // Only if no new cancel request arrived since entry is this our doing.
     if (task_->uncancel() <= cancelling_ && error && is_cancelled_error(error)) {
       try {
@@ -73,11 +75,32 @@ void Timeout::exit(std::exception_ptr error) {
         std::throw_with_nested(TimeoutError());
       }
     }
-  } else if (state_ == State::kEntered) {
-    state_ = State::kExited;
+  } else if (state_ == Timeout::State::kEntered) {
+    state_ = Timeout::State::kExited;
   }
   if (error) std::rethrow_exception(error);
 }
+
+}  // namespace internal
+
+Timeout::Timeout(absl::Time when) : state_(internal::make_ref<internal::TimeoutState>(when)) {}
+
+absl::Time Timeout::when() const { return state_->when_; }
+void Timeout::reschedule(absl::Time when) { state_->reschedule(when); }
+bool Timeout::expired() const {
+  return state_->state_ == State::kExpiring || state_->state_ == State::kExpired;
+}
+Timeout::State Timeout::state() const { return state_->state_; }
+void Timeout::enter() { state_->enter(); }
+void Timeout::exit(std::exception_ptr error) { state_->exit(std::move(error)); }
+
+Timeout timeout(absl::Duration delay) {
+  EventLoop& loop = get_running_loop();
+  if (delay == absl::InfiniteDuration()) return Timeout(absl::InfiniteFuture());
+  return Timeout(loop.time() + delay);
+}
+
+Timeout timeout_at(absl::Time when) { return Timeout(when); }
 
 namespace internal {
 

@@ -21,7 +21,8 @@
 // absl::InfiniteDuration() / absl::InfiniteFuture() mean "no deadline"
 // (asyncio's None). States: CREATED -> ENTERED -> EXPIRING -> EXPIRED, or
 // EXITED; reschedule() outside ENTERED raises std::runtime_error, and a
-// Timeout cannot be entered twice.
+// Timeout cannot be entered twice. A Timeout is a handle (like Future):
+// copies share one timeout.
 // Deliberate difference: asyncio also splices a TimeoutError into the
 // __context__ chain of other exceptions leaving an expired block; C++
 // exceptions have no such chain, so those propagate unchanged.
@@ -45,58 +46,96 @@
 #include "api/awaitable.h"
 #include "api/coro.h"
 #include "api/event_loop.h"
+#include "api/internal/ref.h"
 #include "api/task.h"
 
 namespace twinloop {
 
-class Timeout {
- public:
-  enum class State { kCreated, kEntered, kExpiring, kExpired, kExited };
+namespace internal {
 
-  // `when` on the loop's clock; absl::InfiniteFuture() for no deadline.
-  explicit Timeout(absl::Time when) : when_(when) {}
-  Timeout(const Timeout&) = delete;
-  Timeout& operator=(const Timeout&) = delete;
-  ~Timeout() {
+// Timeout::State.
+enum class TimeoutStateKind { kCreated, kEntered, kExpiring, kExpired, kExited };
+
+// What a Timeout handle refers to: asyncio's Timeout object.
+class TimeoutState final : public RefCounted {
+ public:
+  explicit TimeoutState(absl::Time when) : when_(when) {}
+  ~TimeoutState() override {
     handle_.cancel();
     soon_.cancel();
   }
 
-  absl::Time when() const { return when_; }
-  // Moves the deadline (absl::InfiniteFuture(): none). Only while entered.
+  void enter();
+  void exit(std::exception_ptr error);
   void reschedule(absl::Time when);
-  bool expired() const { return state_ == State::kExpiring || state_ == State::kExpired; }
-  State state() const { return state_; }
+
+  absl::Time when_;
+  TimeoutStateKind state_ = TimeoutStateKind::kCreated;
+
+ private:
+  void arm();
+  void on_timeout();
+
+  TaskBase* task_ = nullptr;
+  int cancelling_ = 0;
+  TimerHandle handle_;  // the deadline timer
+  Handle soon_;         // or the call_soon when the deadline had passed
+};
+
+}  // namespace internal
+
+class Timeout {
+ public:
+  // asyncio's _State: CREATED "created", ENTERED "active", EXPIRING
+  // "expiring", EXPIRED "expired", EXITED "finished".
+  using State = internal::TimeoutStateKind;
+
+  // `when` on the loop's clock; absl::InfiniteFuture() for no deadline.
+  explicit Timeout(absl::Time when);
+
+  absl::Time when() const;
+  // Moves the deadline (absl::InfiniteFuture(): none). Only while entered;
+  // else std::runtime_error: "Timeout has not been entered" before, and
+  // "Cannot change state of <expiring|expired|finished> Timeout" after
+  // (asyncio's wording, with the state's value).
+  void reschedule(absl::Time when);
+  bool expired() const;
+  State state() const;
 
   // Runs `body` (a Coro<R>, or a callable taking Timeout& and returning one)
-  // under this timeout in the current task.
+  // under this timeout in the current task. The returned Coro owns its own
+  // reference to the timeout, so the Timeout may be gone before it is
+  // awaited (`auto c = timeout(d).run(body); co_await c;`).
   template <class Body>
   auto run(Body body) {
     if constexpr (CoroConvertible<Body>) {
-      return run_coro(std::move(body).as_coro());
+      return run_coro(*this, std::move(body).as_coro());
     } else if constexpr (std::is_invocable_v<Body&, Timeout&>) {
       using R = awaitable_value_t<std::invoke_result_t<Body&, Timeout&>>;
-      return run_callable<R>(std::move(body));
+      return run_callable<R>(*this, std::move(body));
     } else {
-      return run_coro(std::move(body));
+      return run_coro(*this, std::move(body));
     }
   }
 
  private:
+  // Both static, taking the handle by value: a member coroutine would hold
+  // only `this`, which may dangle by the time the coroutine starts.
+
   // Keeps the callable (and so its captures) alive in this frame while the
   // coroutine it returns runs.
   template <class R, class Body>
-  Coro<R> run_callable(Body body) {
+  static Coro<R> run_callable(Timeout self, Body body) {
     if constexpr (std::is_void_v<R>) {
-      co_await run_coro(body(*this));
+      co_await run_coro(self, body(self));
     } else {
-      co_return co_await run_coro(body(*this));
+      co_return co_await run_coro(self, body(self));
     }
   }
 
   template <class R>
-  Coro<R> run_coro(Coro<R> body) {
-    enter();
+  static Coro<R> run_coro(Timeout self, Coro<R> body) {
+    self.enter();
     std::exception_ptr error;
     if constexpr (std::is_void_v<R>) {
       try {
@@ -104,7 +143,7 @@ class Timeout {
       } catch (...) {
         error = std::current_exception();
       }
-      exit(error);
+      self.exit(error);
       co_return;
     } else {
       std::optional<R> value;
@@ -113,7 +152,7 @@ class Timeout {
       } catch (...) {
         error = std::current_exception();
       }
-      exit(error);
+      self.exit(error);
       co_return std::move(*value);
     }
   }
@@ -122,15 +161,10 @@ class Timeout {
   // Leaves the block: rethrows `error`, converted to TimeoutError when this
   // timeout caused it; returns normally if there was no error.
   void exit(std::exception_ptr error);
-  void on_timeout();
-  void arm();
 
-  absl::Time when_;
-  State state_ = State::kCreated;
-  internal::TaskBase* task_ = nullptr;
-  int cancelling_ = 0;
-  TimerHandle handle_;  // the deadline timer
-  Handle soon_;         // or the call_soon when the deadline had passed
+  // A handle: copies (the one in run()'s frame, the Timeout& a body gets)
+  // share one state.
+  internal::Ref<internal::TimeoutState> state_;
 };
 
 // A Timeout expiring `delay` from now (absl::InfiniteDuration(): never).

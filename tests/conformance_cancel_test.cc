@@ -1,14 +1,17 @@
 // Cross-loop conformance: asyncio's task cancellation rules (CPython 3.14
 // Lib/asyncio/tasks.py Task.cancel / cancelling / uncancel / __step), on the
 // real and the simulated loop.
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "api/coro.h"
 #include "api/errors.h"
 #include "api/event_loop.h"
 #include "api/future.h"
+#include "api/gather.h"
 #include "api/task.h"
 #include "gtest/gtest.h"
 #include "tests/loop_fixture.h"
@@ -316,6 +319,106 @@ TEST_P(CancelConformance, CancellingSleepCancelsItsTimer) {
     t.cancel();
     EXPECT_THROW(co_await t, CancelledError);
     EXPECT_EQ(loop.timer_count(), 0u);
+  }());
+}
+
+// A CancelledError of the program's own.
+struct MyCancel : CancelledError {
+  explicit MyCancel(std::string message) : CancelledError(std::move(message)) {}
+};
+
+// Sleeps until cancelled, then raises `own` instead of the CancelledError it
+// received.
+Coro<int> replace_cancel_with(std::exception_ptr own) {
+  bool cancelled = false;
+  try {
+    co_await sleep(kNever);
+  } catch (const CancelledError&) {
+    cancelled = true;
+  }
+  if (cancelled) std::rethrow_exception(own);
+  co_return 0;
+}
+
+// Raises `own` at its second step, without having been cancelled.
+Coro<int> raise_after_a_step(std::exception_ptr own) {
+  co_await sleep(kZero);
+  std::rethrow_exception(own);
+  co_return 0;
+}
+
+// What `fn` raises (null if nothing).
+template <class Fn>
+std::exception_ptr raised_by(Fn fn) {
+  try {
+    fn();
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
+}
+
+// CPython 3.14 tasks.py Task.__step (`except CancelledError as exc:
+// self._cancelled_exc = exc; super().cancel()`) and futures.py
+// _make_cancelled_error (which raises that saved instance): awaiting a task
+// whose coroutine ended with its own CancelledError raises that very object,
+// a subclass keeping its dynamic type; result() and exception() raise it too.
+// (test_tasks.py test_cancel_with_message_then_future_result relies on it:
+// there the message survives only through the saved instance.)
+TEST_P(CancelConformance, AwaitingRethrowsTheCancelledErrorTheCoroutineRaised) {
+  run([&]() -> Coro<void> {
+    const std::exception_ptr mine = std::make_exception_ptr(MyCancel("mine"));
+    Task<int> t = create_task(replace_cancel_with(mine));
+    co_await sleep(kZero);
+    EXPECT_TRUE(t.cancel("asked"));
+    std::exception_ptr awaited;
+    bool is_mine = false;
+    try {
+      co_await t;
+    } catch (const CancelledError& e) {
+      awaited = std::current_exception();
+      is_mine = dynamic_cast<const MyCancel*>(&e) != nullptr;
+    }
+    EXPECT_TRUE(t.cancelled());
+    EXPECT_TRUE(is_mine);
+    EXPECT_TRUE(awaited == mine);
+    EXPECT_TRUE(raised_by([&] { t.result(); }) == mine);
+    EXPECT_TRUE(raised_by([&] { (void)t.exception(); }) == mine);
+    EXPECT_TRUE(raised_by([&] { t.result(); }) == mine);  // every retrieval
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
+}
+
+// The same for a CancelledError with a message that the coroutine raises
+// without being cancelled: the task ends cancelled, with that message, and
+// gather (tasks.py _done_callback: `exc = fut._make_cancelled_error()`)
+// passes the same instance on.
+TEST_P(CancelConformance, OwnCancelledErrorWithoutCancelIsTheOneRaised) {
+  run([&]() -> Coro<void> {
+    const std::exception_ptr own = std::make_exception_ptr(CancelledError("on my own"));
+    Task<int> t = create_task(raise_after_a_step(own));
+    std::exception_ptr awaited;
+    std::string message;
+    try {
+      co_await t;
+    } catch (const CancelledError& e) {
+      awaited = std::current_exception();
+      message = e.what();
+    }
+    EXPECT_TRUE(t.cancelled());
+    EXPECT_TRUE(awaited == own);
+    EXPECT_EQ(message, "on my own");
+
+    const std::exception_ptr again = std::make_exception_ptr(MyCancel("again"));
+    Task<int> u = create_task(raise_after_a_step(again));
+    std::exception_ptr from_gather;
+    try {
+      co_await gather(u);
+    } catch (const CancelledError&) {
+      from_gather = std::current_exception();
+    }
+    EXPECT_TRUE(from_gather == again);
+    EXPECT_EQ(current_task()->cancelling(), 0);
   }());
 }
 

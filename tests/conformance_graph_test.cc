@@ -1,8 +1,10 @@
 // Call-graph introspection on both loops (asyncio 3.14 graph.py;
 // CPython Lib/test/test_asyncio/test_graph.py).
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
@@ -211,6 +213,81 @@ TEST_P(GraphConformance, FormatMatchesAsyncioLayout) {
     }
     f.set_result(5);
     EXPECT_EQ(co_await w, 5);
+  }());
+}
+
+// CPython test_graph.py test_stack_tgroup, line for line: a plain function
+// c5() called by coroutine c4 captures the current task's graph.
+std::optional<FutureCallGraph> stack_for_c5;
+constexpr int kC5Line = __LINE__ + 1;
+void c5() { stack_for_c5 = capture_call_graph(); }
+constexpr int kC4Line = __LINE__ + 2;
+Coro<void> c4() {
+  co_await sleep(absl::ZeroDuration());
+  c5();
+}
+Coro<void> c3() { co_await c4(); }
+Coro<void> c2() { co_await c3(); }
+Coro<void> c1(Task<void> task) { co_await task; }
+
+std::vector<bool> coroutine_flags_of(const FutureCallGraph& g) {
+  std::vector<bool> out;
+  for (const FrameCallGraphEntry& e : g.call_stack) out.push_back(e.coroutine);
+  return out;
+}
+
+TEST_P(GraphConformance, PlainFunctionCalledByACoroutineIsItsOwnFrame) {
+  run([]() -> Coro<void> {
+    stack_for_c5.reset();
+    co_await task_group([](TaskGroup& tg) -> Coro<void> {
+      Task<void> task = tg.create_task(c2(), {.name = "c2_root"});
+      tg.create_task(c1(task), {.name = "sub_main_1"});
+      tg.create_task(c1(task), {.name = "sub_main_2"});
+      co_return;
+    });
+    EXPECT_TRUE(stack_for_c5.has_value());
+    if (!stack_for_c5) co_return;
+    const FutureCallGraph& g = *stack_for_c5;
+    EXPECT_EQ(g.name, "c2_root");
+    // ['s c5', 'a c4', 'a c3', 'a c2']
+    EXPECT_THAT(functions_of(g), ElementsAre("c5", "c4", "c3", "c2"));
+    EXPECT_THAT(coroutine_flags_of(g), ElementsAre(false, true, true, true));
+    EXPECT_EQ(g.call_stack[0].line, kC5Line);
+    EXPECT_THAT(g.call_stack[0].file, HasSubstr("conformance_graph_test.cc"));
+    EXPECT_EQ(g.call_stack[1].line, kC4Line);  // c4's last co_await
+    // Awaited by the task running the group (asyncio: T<anon>) and both c1s.
+    std::vector<std::string> awaiters;
+    for (const FutureCallGraph& a : g.awaited_by) awaiters.push_back(a.name);
+    EXPECT_THAT(awaiters, ElementsAre("Task-1", "sub_main_1", "sub_main_2"));
+    // The text names a plain frame without "async".
+    const std::string text = internal::render_call_graph(g);
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("line ", kC5Line, ", in c5()\n")));
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("line ", kC4Line, ", in async c4()\n")));
+    stack_for_c5.reset();
+  }());
+}
+
+// The direct case: asked from the innermost coroutine itself, its own entry
+// moves to the asking line; nothing is added.
+std::optional<FutureCallGraph> stack_for_d4;
+constexpr int kD4CaptureLine = __LINE__ + 3;
+Coro<void> d4() {
+  co_await sleep(absl::ZeroDuration());
+  stack_for_d4 = capture_call_graph();
+}
+Coro<void> d3() { co_await d4(); }
+
+TEST_P(GraphConformance, CoroutineAskingItselfShowsTheAskingLine) {
+  run([]() -> Coro<void> {
+    stack_for_d4.reset();
+    Task<void> t = create_task(d3(), {.name = "direct"});  // not inside the co_await: g++ 12
+    co_await t;
+    EXPECT_TRUE(stack_for_d4.has_value());
+    if (!stack_for_d4) co_return;
+    EXPECT_THAT(functions_of(*stack_for_d4), ElementsAre("d4", "d3"));
+    EXPECT_THAT(coroutine_flags_of(*stack_for_d4), ElementsAre(true, true));
+    EXPECT_EQ(stack_for_d4->call_stack[0].line, kD4CaptureLine);
+    stack_for_d4.reset();
   }());
 }
 

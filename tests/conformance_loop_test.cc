@@ -2,12 +2,14 @@
 // basics and exception reporting, on the real and the simulated loop.
 // The spec is CPython 3.14's asyncio; each case names what it mirrors.
 #include <algorithm>
+#include <csignal>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "api/coro.h"
 #include "api/errors.h"
@@ -214,6 +216,37 @@ TEST_P(EventLoopConformance, SleepLastsAtLeastItsDelay) {
     const absl::Time t0 = loop.time();
     co_await sleep(absl::Milliseconds(10));
     EXPECT_GE(loop.time() - t0, absl::Milliseconds(10));
+  }());
+}
+
+// The message of the std::invalid_argument `fn` raises ("" if none).
+template <class Fn>
+std::string invalid_argument_of(Fn fn) {
+  try {
+    fn();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// CPython 3.14 unix_events.py _check_signal, called first by both
+// add_signal_handler and remove_signal_handler: ValueError(f'invalid signal
+// number {sig}') (std::invalid_argument) for a number outside
+// signal.valid_signals(). test_unix_events.py test_add_signal_handler /
+// test_remove_signal_handler_... check add and remove alike.
+TEST_P(EventLoopConformance, InvalidSignalNumbersRaiseForAddAndRemove) {
+  run([&]() -> Coro<void> {
+    EventLoop& loop = get_running_loop();
+    for (int sig : {0, -1, NSIG, NSIG + 1}) {
+      EXPECT_EQ(invalid_argument_of([&] { loop.add_signal_handler(sig, [] {}); }),
+                absl::StrCat("invalid signal number ", sig));
+      EXPECT_EQ(invalid_argument_of([&] { loop.remove_signal_handler(sig); }),
+                absl::StrCat("invalid signal number ", sig));
+    }
+    // A valid number with no handler: False, not an error.
+    EXPECT_FALSE(loop.remove_signal_handler(SIGUSR1));
+    co_return;
   }());
 }
 

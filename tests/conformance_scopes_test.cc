@@ -149,6 +149,70 @@ TEST_P(TimeoutConformance, RescheduleOutsideTheBlockRaisesRuntimeError) {
   }());
 }
 
+// What reschedule() raises now ("" if it raises nothing).
+std::string reschedule_error(Timeout& cm, absl::Time when) {
+  try {
+    cm.reschedule(when);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// CPython 3.14 timeouts.py Timeout.reschedule: outside ENTERED it raises
+// RuntimeError("Timeout has not been entered") in CREATED, else
+// f"Cannot change state of {state.value} Timeout": "expiring" inside a
+// block whose deadline passed, "expired" once that block is left, "finished"
+// after a block left in time.
+TEST_P(TimeoutConformance, RescheduleOutsideTheBlockNamesTheState) {
+  run([&]() -> Coro<void> {
+    const absl::Time later = get_running_loop().time() + kNever;
+    Timeout cm = timeout(kMs);
+    EXPECT_EQ(reschedule_error(cm, later), "Timeout has not been entered");
+    std::string while_active = "not reached";
+    std::string while_expiring = "not reached";
+    EXPECT_THROW(co_await cm.run([&](Timeout& t) -> Coro<void> {
+      while_active = reschedule_error(t, t.when());  // allowed: same deadline
+      try {
+        co_await nap(kNever);
+      } catch (const CancelledError&) {
+        while_expiring = reschedule_error(t, later);
+        throw;
+      }
+    }),
+                 TimeoutError);
+    EXPECT_EQ(while_active, "");
+    EXPECT_EQ(while_expiring, "Cannot change state of expiring Timeout");
+    EXPECT_EQ(cm.state(), Timeout::State::kExpired);
+    EXPECT_EQ(reschedule_error(cm, later), "Cannot change state of expired Timeout");
+
+    Timeout in_time = timeout(kNever);
+    co_await in_time.run(nap(kMs));
+    EXPECT_EQ(reschedule_error(in_time, later), "Cannot change state of finished Timeout");
+  }());
+}
+
+Coro<void> reschedule_then_sleep(Timeout& t, absl::Duration delay) {
+  t.reschedule(get_running_loop().time() + delay);
+  co_await nap(kNever);
+}
+
+// CPython timeouts.py: `async with timeout(d):` keeps the Timeout object
+// alive for the block. Here run()'s Coro owns its own reference, so the
+// Timeout handle it came from may be gone before it is awaited (ASan
+// reports the use after scope without it).
+TEST_P(TimeoutConformance, RunCoroOutlivesTheTimeoutItCameFrom) {
+  run([&]() -> Coro<void> {
+    Coro<int> in_time = timeout(kNever).run(value_after(kMs, 7));
+    Coro<void> expiring = timeout(kMs).run(nap(kNever));
+    Coro<void> with_handle = timeout(kNever).run([](Timeout& t) { return reschedule_then_sleep(t, kMs); });
+    EXPECT_EQ(co_await std::move(in_time), 7);
+    EXPECT_THROW(co_await std::move(expiring), TimeoutError);
+    EXPECT_THROW(co_await std::move(with_handle), TimeoutError);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
+}
+
 Coro<void> sleep_under_timeout(Timeout* cm, bool* saw_cancelled, bool* saw_timeout) {
   try {
     co_await cm->run(nap(kNever));
@@ -237,6 +301,41 @@ std::vector<std::string> messages_of(const ExceptionGroup& eg) {
   std::vector<std::string> out;
   for (const std::exception_ptr& e : eg.exceptions()) out.push_back(runtime_error_message(e));
   return out;
+}
+
+Coro<void> append_after(absl::Duration delay, int value, std::vector<int>* out) {
+  co_await sleep(delay);
+  out->push_back(value);
+}
+
+// CPython taskgroups.py: `async with TaskGroup() as tg:` keeps the group
+// alive for the block. Here run()'s Coro owns its own reference to the
+// group, so the TaskGroup it came from may be gone before it is awaited
+// (ASan reports the use after free without it).
+TEST_P(TaskGroupConformance, RunCoroOutlivesTheTaskGroupItCameFrom) {
+  run([&]() -> Coro<void> {
+    std::vector<int> done;
+    Coro<int> block = TaskGroup().run([&done](TaskGroup& tg) -> Coro<int> {
+      tg.create_task(append_after(2 * kMs, 2, &done));
+      tg.create_task(append_after(kMs, 1, &done));
+      co_return 42;
+    });
+    Coro<void> failing = TaskGroup().run([](TaskGroup& tg) -> Coro<void> {
+      tg.create_task(fail_after(kMs, "child failed"));
+      co_await nap(kNever);
+    });
+    EXPECT_EQ(co_await std::move(block), 42);
+    EXPECT_THAT(done, ::testing::ElementsAre(1, 2));
+    bool raised = false;
+    try {
+      co_await std::move(failing);
+    } catch (const ExceptionGroup& eg) {
+      raised = true;
+      EXPECT_THAT(messages_of(eg), ::testing::ElementsAre("child failed"));
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
 }
 
 // CPython test_taskgroups.py test_cancel_children_on_child_error /
