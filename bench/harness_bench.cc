@@ -19,7 +19,7 @@
 #include "absl/time/time.h"
 #include "api/twinloop.h"
 #include "sim/simulation.h"
-#include "sim/sweep.h"
+#include "sim/harness/sweep.h"
 
 namespace {
 

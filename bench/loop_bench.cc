@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "bench/workloads.h"
 
 namespace twinloop_bench {
@@ -84,9 +85,6 @@ void BM_VirtualSleep(benchmark::State& state, Loop loop) {
   state.counters["sim_s"] = span_s;
 }
 
-#define TWINLOOP_BENCH(func, label, loop) \
-  BENCHMARK_CAPTURE(func, label, loop)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond)
-
 TWINLOOP_BENCH(BM_PingPong, real, Loop::kReal);
 TWINLOOP_BENCH(BM_PingPong, sim, Loop::kSim);
 TWINLOOP_BENCH(BM_SpawnMany, real, Loop::kReal);
@@ -97,21 +95,3 @@ TWINLOOP_BENCH(BM_VirtualSleep, sim, Loop::kSim);
 
 }  // namespace
 }  // namespace twinloop_bench
-
-// Defaults (5 repetitions, aggregates only) come first so that flags given
-// on the command line override them.
-int main(int argc, char** argv) {
-  std::vector<char*> args{argv[0]};
-  std::string reps = "--benchmark_repetitions=5";
-  std::string aggregates = "--benchmark_display_aggregates_only=true";
-  args.push_back(reps.data());
-  args.push_back(aggregates.data());
-  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-  int n = static_cast<int>(args.size());
-  args.push_back(nullptr);
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "bench/sync_workloads.h"
 #include "bench/workloads.h"
 
@@ -96,9 +97,6 @@ void BM_Lock(benchmark::State& state, Loop loop, long tasks, LockStyle style, bo
   state.counters["handovers_per_pair"] = static_cast<double>(handovers) / static_cast<double>(ops);
 }
 
-#define TWINLOOP_BENCH(func, label, ...) \
-  BENCHMARK_CAPTURE(func, label, __VA_ARGS__)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond)
-
 TWINLOOP_BENCH(BM_QueuePingPong, real_unbounded, Loop::kReal, 0);
 TWINLOOP_BENCH(BM_QueuePingPong, real_bounded, Loop::kReal, 1);
 TWINLOOP_BENCH(BM_QueuePingPong, sim_unbounded, Loop::kSim, 0);
@@ -130,21 +128,3 @@ TWINLOOP_BENCH(BM_Lock, sim_8x_scoped_yield, Loop::kSim, 8, LockStyle::kScoped, 
 
 }  // namespace
 }  // namespace twinloop_bench
-
-// Defaults (5 repetitions, aggregates only) come first so that flags given
-// on the command line override them.
-int main(int argc, char** argv) {
-  std::vector<char*> args{argv[0]};
-  std::string reps = "--benchmark_repetitions=5";
-  std::string aggregates = "--benchmark_display_aggregates_only=true";
-  args.push_back(reps.data());
-  args.push_back(aggregates.data());
-  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-  int n = static_cast<int>(args.size());
-  args.push_back(nullptr);
-  benchmark::Initialize(&n, args.data());
-  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -8,8 +8,7 @@
 
 #include "absl/time/time.h"
 #include "api/twinloop.h"
-#include "real/run.h"
-#include "sim/simulation.h"
+#include "bench/bench_util.h"
 
 namespace twinloop_bench {
 
@@ -18,16 +17,6 @@ using twinloop::Future;
 using twinloop::Task;
 
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <class T>
-T run_on(Loop loop, Coro<T> main) {
-  if (loop == Loop::kReal) return twinloop::real::run(std::move(main));
-  return twinloop::sim::run(std::move(main), twinloop::sim::Options{.seed = 1});
-}
 
 // ---------------------------------------------------------------- ping-pong
 //

@@ -17,9 +17,10 @@
 #include <cstdint>
 #include <string_view>
 
+#include "bench/bench_util.h"
+
 namespace twinloop_bench {
 
-enum class Loop { kReal, kSim };
 std::string_view loop_name(Loop loop);
 
 // 1. ping-pong: two tasks hand an integer back and forth through futures

@@ -1,5 +1,5 @@
 // How to write a RapidCheck property over a simulated run whose workload and
-// schedule shrink together (sim/rapidcheck.h; docs/testing.md).
+// schedule shrink together (sim/harness/rc_simulation.h; docs/testing.md).
 //
 // The workload: random transfers between three accounts, each a task that
 // starts after a random delay and reads, then writes, two balances through a
@@ -21,8 +21,8 @@
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
 #include "rapidcheck/gtest.h"
-#include "sim/rapidcheck.h"
-#include "sim/replay.h"
+#include "sim/harness/rc_simulation.h"
+#include "sim/harness/replay_file.h"
 
 namespace twinloop::examples {
 namespace {

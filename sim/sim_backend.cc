@@ -159,18 +159,19 @@ void SimBackend::raise_signal(int sig) {
 }
 
 void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
-  trace_[events_ % kTraceSize] = Event{now_ns_, kind, id};
   ++events_;
   hash_ = mix64(hash_ ^ static_cast<uint64_t>(now_ns_));
   hash_ = mix64(hash_ ^ (static_cast<uint64_t>(kind) << 56) ^ id);
-  if (record_) events_log_.push_back(EventRecord{now_ns_, kind, id, hash_});
+  const EventRecord e{now_ns_, kind, id, hash_};
+  trace_[(events_ - 1) % kTraceSize] = e;
+  if (record_) events_log_.push_back(e);
   if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
     now_ns_ += static_cast<int64_t>(choose("loop.step_jitter_us", jitter_max_us_ + 1)) * 1000;
   }
 }
 
-std::vector<Event> SimBackend::last_events() const {
-  std::vector<Event> out;
+std::vector<EventRecord> SimBackend::last_events() const {
+  std::vector<EventRecord> out;
   const uint64_t n = events_ < kTraceSize ? events_ : kTraceSize;
   for (uint64_t i = events_ - n; i < events_; ++i) out.push_back(trace_[i % kTraceSize]);
   return out;

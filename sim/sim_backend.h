@@ -34,7 +34,7 @@
 #include "api/event_loop.h"
 #include "api/loop_backend.h"
 #include "sim/choice.h"
-#include "sim/replay.h"
+#include "sim/recording.h"
 
 namespace twinloop::sim {
 
@@ -61,7 +61,7 @@ struct Options {
   // fires with a probability; both are draws). Off: buggify() is false.
   bool buggify = true;
 
-  // ---- Recording and replaying (sim/replay.h; the harness sets these)
+  // ---- Recording and replaying (sim/harness/replay_file.h; the harness sets these)
   // Keep every decision (site, occurrence, n, value) and every event with
   // its running hash: Simulation::recording().
   bool record = false;
@@ -100,12 +100,6 @@ class TimeLimitError : public std::runtime_error {
 // per line (each line starts with a newline and two spaces).
 std::string describe_live_tasks(EventLoop& loop);
 
-// One scheduling event as the simulator saw it.
-struct Event {
-  int64_t time_ns;
-  internal::EventKind kind;
-  uint64_t id;
-};
 
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
@@ -132,7 +126,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // Decisions drawn so far (draws with more than one possible answer).
   uint64_t choices_made() const { return draws_; }
   // The most recent events, oldest first (at most kTraceSize).
-  std::vector<Event> last_events() const;
+  std::vector<EventRecord> last_events() const;
   static constexpr size_t kTraceSize = 256;
 
   // With Options::record: every decision and event so far.
@@ -167,7 +161,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   int64_t now_ns_ = 0;
   uint64_t hash_ = 0;
   uint64_t events_ = 0;
-  std::array<Event, kTraceSize> trace_{};
+  std::array<EventRecord, kTraceSize> trace_{};
   std::set<int> watched_signals_;
   // Occurrences so far per (context, site) slot, and children so far per
   // (parent, base) slot: lookups only, never iterated. The last slot is

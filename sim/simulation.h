@@ -27,7 +27,7 @@
 #include "api/event_loop.h"
 #include "api/internal/ref.h"
 #include "api/runner.h"
-#include "sim/replay.h"
+#include "sim/recording.h"
 #include "sim/sim_backend.h"
 
 namespace twinloop::sim {
@@ -54,7 +54,7 @@ class Simulation {
   // Virtual time (absl::UnixEpoch() is the start of the run).
   absl::Time now() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->now_ns()); }
   absl::Duration elapsed() const { return absl::Nanoseconds(backend_->now_ns()); }
-  std::vector<Event> last_events() const { return backend_->last_events(); }
+  std::vector<EventRecord> last_events() const { return backend_->last_events(); }
 
   // With Options::record (or replay): the run so far as a Recording (seed,
   // options, decisions, events), ready for write_recording_file.

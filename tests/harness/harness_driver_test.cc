@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/replay.h"
+#include "sim/harness/replay_file.h"
 #include "tests/subprocess.h"
 
 namespace twinloop::harness {

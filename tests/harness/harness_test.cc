@@ -1,8 +1,8 @@
-// The GoogleTest harness (sim/testing.h), in process: simulated tests that
+// The GoogleTest harness (sim/harness/testing.h), in process: simulated tests that
 // pass over the whole seed range, and run_once's verdict on bodies that fail
 // in every way a seed can fail. tests/harness/harness_driver_test.cc runs
 // failing tests as subprocesses and checks their reports.
-#include "sim/testing.h"
+#include "sim/harness/testing.h"
 
 #include <cstdlib>
 #include <memory>
@@ -17,9 +17,9 @@
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
-#include "sim/sweep.h"
+#include "sim/harness/sweep.h"
 
-namespace twinloop::sim::testing {
+namespace twinloop::sim::harness {
 namespace {
 
 using ::testing::HasSubstr;
@@ -290,4 +290,4 @@ TEST(SweepCheck, ASweepThatRanFewerSeedsThanAskedFailsTheTest) {
 }
 
 }  // namespace
-}  // namespace twinloop::sim::testing
+}  // namespace twinloop::sim::harness

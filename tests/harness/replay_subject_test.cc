@@ -10,7 +10,7 @@
 // Subject.Leaks must skip them.
 #include "absl/time/time.h"
 #include "api/twinloop.h"
-#include "sim/testing.h"
+#include "sim/harness/testing.h"
 
 namespace twinloop::harness {
 namespace {

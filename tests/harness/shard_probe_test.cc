@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "api/twinloop.h"
-#include "sim/testing.h"
+#include "sim/harness/testing.h"
 
 namespace twinloop::harness {
 namespace {

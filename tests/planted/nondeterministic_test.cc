@@ -6,7 +6,7 @@
 
 #include "absl/time/time.h"
 #include "api/twinloop.h"
-#include "sim/testing.h"
+#include "sim/harness/testing.h"
 
 namespace twinloop::planted {
 namespace {

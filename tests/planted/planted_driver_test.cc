@@ -23,7 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
-#include "sim/replay.h"
+#include "sim/harness/replay_file.h"
 
 namespace twinloop::planted {
 namespace {

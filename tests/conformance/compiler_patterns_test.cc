@@ -13,7 +13,7 @@
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/loop_fixture.h"
+#include "tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

@@ -1,4 +1,4 @@
-// twinloop/sim/shrink.h: shrinking a failing simulated run to a small one.
+// twinloop/sim/harness/shrink.h: shrinking a failing simulated run to a small one.
 //
 // A failing seed usually fails among thousands of irrelevant decisions: timer
 // tie-breaks, executor latencies, buggify sites. The shrinker searches for a
@@ -68,7 +68,7 @@
 
 #include "absl/time/time.h"
 #include "api/coro.h"
-#include "sim/replay.h"
+#include "sim/recording.h"
 #include "sim/sim_backend.h"
 
 namespace twinloop::sim {

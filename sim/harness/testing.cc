@@ -1,4 +1,4 @@
-#include "sim/testing.h"
+#include "sim/harness/testing.h"
 
 #include <unistd.h>
 
@@ -30,11 +30,12 @@
 #include "api/event_loop.h"
 #include "gtest/gtest-spi.h"
 #include "sim/choice.h"
-#include "sim/shrink.h"
+#include "sim/harness/replay_file.h"
+#include "sim/harness/shrink.h"
+#include "sim/harness/sweep.h"
 #include "sim/simulation.h"
-#include "sim/sweep.h"
 
-namespace twinloop::sim::testing {
+namespace twinloop::sim::harness {
 namespace {
 
 // ---------------------------------------------------------------- config
@@ -75,7 +76,7 @@ constexpr Knob kKnobs[] = {
 // variable that is neither a knob's (kKnobs) nor listed here, as a
 // misspelling. Add a variable here when you add one anywhere in the project.
 constexpr const char* kOtherVariables[] = {
-    "TWINLOOP_RC_REPLAY",   // sim/rapidcheck.h: replay a schedule under RapidCheck
+    "TWINLOOP_RC_REPLAY",   // sim/harness/rc_simulation.h: replay a schedule under RapidCheck
     "TWINLOOP_PROBE_LOG",   // tests/harness/shard_probe_test.cc
     "TWINLOOP_SKIP_TSAN",   // ./twinloop test
     "TWINLOOP_SKIP_CROSS",  // ./twinloop test
@@ -649,8 +650,7 @@ std::string format_report(const std::string& name, const std::string& run_label,
     const size_t n = std::min(o.last_events.size(), kReportEvents);
     absl::StrAppend(&s, "last ", n, " events:\n");
     for (size_t i = o.last_events.size() - n; i < o.last_events.size(); ++i) {
-      const Event& e = o.last_events[i];
-      absl::StrAppend(&s, "  ", describe_event(EventRecord{e.time_ns, e.kind, e.id, 0}), "\n");
+      absl::StrAppend(&s, "  ", describe_event(o.last_events[i]), "\n");
     }
   }
   if (!extra.empty()) absl::StrAppend(&s, extra);
@@ -1063,7 +1063,7 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
                             " seeds it was asked to run (", so.seeds, " seeds from ", so.first_seed,
                             parts > 1 ? absl::StrCat(", part ", part, " of ", parts) : std::string(),
                             ") and found no failure: the seeds it did not run were not tested. This is a bug in the "
-                            "harness (sim/sweep.cc, sim/testing.cc).\n========\n"));
+                            "harness (sim/harness/sweep.cc, sim/harness/testing.cc).\n========\n"));
     return;
   }
   size_t reported = 0;
@@ -1143,4 +1143,4 @@ bool register_sim_test(const char* suite, const char* name, const char* file, in
 }
 
 }  // namespace internal
-}  // namespace twinloop::sim::testing
+}  // namespace twinloop::sim::harness

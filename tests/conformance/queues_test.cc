@@ -22,7 +22,7 @@
 #include "api/timeouts.h"
 #include "gtest/gtest.h"
 #include "sim/simulation.h"
-#include "tests/loop_fixture.h"
+#include "tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

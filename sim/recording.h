@@ -1,37 +1,29 @@
-// twinloop/sim/replay.h: what a simulated run decided and did, as data and as
-// a replay file.
+// twinloop/sim/recording.h: what a simulated run decided and did, as data.
 //
 // A Recording holds every decision of a run, keyed by the task that drew it,
 // its site and its occurrence ("the 2nd draw named executor.latency_us in
 // task /guarded#0/deposit#1"; sim/choice.h explains the keys), and every
 // scheduling event with the running event hash after it. Re-running with the
-// recording's decisions re-executes the run exactly; if the program changed,
-// the decisions whose keys still match are reused, the others fall back to
-// the seed (replay) or to the default 0 (shrinking), and the first event that
-// differs from the recording is reported as the divergence.
+// recording's decisions (Options::replay, sim/sim_backend.h) re-executes the
+// run exactly; if the program changed, the decisions whose keys still match
+// are reused, the others fall back to the seed (replay) or to the default 0
+// (shrinking), and the first event that differs from the recording is
+// reported as the divergence.
 //
-// The replay file is text, one record per line, versioned (docs/testing.md
-// has the grammar):
+//   twinloop::sim::Simulation sim({.seed = 7, .record = true});
+//   sim.run(main_coro());
+//   twinloop::sim::Recording r = sim.recording();     // decisions and events
 //
-//   twinloop-replay 2
-//   seed 42
-//   test MySuite.MyTest
-//   option executor_latency_max_us 10000
-//   ...
-//   failure deadlock at virtual time 3s ...
-//   decision /guarded#0/worker#1 loop.timer_tie 0 2 1
-//   decision /guarded#0/flush#2 buggify.fire:db.cc:12 3 4 3
-//   event 0 0 task_step 1 9f2c0d1e33a4b5c6
-//   end
-#ifndef TWINLOOP_SIM_REPLAY_H_
-#define TWINLOOP_SIM_REPLAY_H_
+// The harness writes recordings as replay files
+// (sim/harness/replay_file.h); the loop itself does no file I/O.
+#ifndef TWINLOOP_SIM_RECORDING_H_
+#define TWINLOOP_SIM_RECORDING_H_
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "api/event_loop.h"
@@ -50,7 +42,8 @@ struct Decision {
   friend bool operator==(const Decision&, const Decision&) = default;
 };
 
-// One scheduling event and the running event hash after it.
+// One scheduling event (virtual time, kind, task or handle id) and the
+// running event hash after it.
 struct EventRecord {
   int64_t time_ns = 0;
   internal::EventKind kind = internal::EventKind::kTaskStep;
@@ -64,56 +57,43 @@ const char* event_kind_name(internal::EventKind kind);
 // "t=1.5s task_step #3".
 std::string describe_event(const EventRecord& e);
 
-// Everything a replay file holds.
+// A run: everything a replay file holds.
 struct Recording {
-  // 2: decisions keyed by task path, site and occurrence (1 had no task).
+  // The replay file format's version (sim/harness/replay_file.h). 2:
+  // decisions keyed by task path, site and occurrence (1 had no task).
   static constexpr int kVersion = 2;
   uint64_t seed = 0;
   // Free-form metadata (the test's name, the command that reproduces it,
   // what failed); not used to replay.
-  std::string test;
-  std::string command;
-  std::string failure;
+  std::string test = {};
+  std::string command = {};
+  std::string failure = {};
   // Options of the run that matter for replaying it, by name
   // ("executor_latency_max_us", "shuffle_equal_timers", "step_jitter_max_us",
   // "time_limit_us"); see recorded_options / options_for_replay
   // (sim/sim_backend.h).
-  std::map<std::string, int64_t> options;
-  std::vector<Decision> decisions;
-  std::vector<EventRecord> events;
+  std::map<std::string, int64_t> options = {};
+  std::vector<Decision> decisions = {};
+  std::vector<EventRecord> events = {};
 };
 
 // Decisions that are not the default (value != 0).
 size_t non_default_choices(const std::vector<Decision>& decisions);
-
-std::string format_recording(const Recording& r);
-// Throws std::invalid_argument naming the line on a malformed file, and on a
-// version this build does not read. Messages quote what they echo from the
-// file with quote_bytes (escaped, bounded) and name the accepted range of an
-// out-of-range value.
-Recording parse_recording(std::string_view text);
-// Throw std::runtime_error when the file cannot be written or read (with the
-// system's reason: "No such file or directory", "it is a directory"), and
-// read_recording_file std::invalid_argument naming the file when it does
-// not parse.
-void write_recording_file(const std::string& path, const Recording& r);
-Recording read_recording_file(const std::string& path);
 
 // `s` between single quotes, safe to print on a terminal: bytes outside
 // printable ASCII, '\\' and '\'' are escaped (\x1b, \\, \'), and only the
 // first `max_bytes` bytes are shown ("... (N more bytes)").
 std::string quote_bytes(std::string_view s, size_t max_bytes = 80);
 
-// Where replay files go unless told otherwise: $TWINLOOP_REPLAY_DIR, else
-// $TEST_UNDECLARED_OUTPUTS_DIR (kept by Bazel), else the temporary directory.
-std::string default_replay_dir();
-// "<dir>/twinloop-<stem>.replay", with characters other than letters,
-// digits, '-', '_' and '.' in `stem` replaced by '_'.
-std::string replay_file_path(const std::string& dir, std::string_view stem);
+// Percent-escaping, as replay files write names: '%', whitespace, control
+// characters (and '/' with `slash`) become %XX. unescape returns false for
+// a malformed escape.
+std::string percent_escape(std::string_view s, bool slash = false);
+bool percent_unescape(std::string_view s, std::string* out);
 
 // A task path's component for `base` (a task name or function name): '%',
 // '/' and whitespace or control characters percent-escaped.
-std::string escape_path_component(std::string_view base);
+inline std::string escape_path_component(std::string_view base) { return percent_escape(base, /*slash=*/true); }
 // The task key (sim/choice.h) of a task path ("" or "/": the loop itself).
 // Throws std::invalid_argument for a malformed path (a component that is not
 // "<base>#<index>", or a bad escape).
@@ -137,8 +117,8 @@ class DecisionMap {
 // stream there (nullopt where that stream had already ended).
 struct Divergence {
   size_t index = 0;
-  std::optional<EventRecord> expected;
-  std::optional<EventRecord> actual;
+  std::optional<EventRecord> expected = std::nullopt;
+  std::optional<EventRecord> actual = std::nullopt;
 };
 std::optional<Divergence> first_divergence(const std::vector<EventRecord>& expected,
                                            const std::vector<EventRecord>& actual);
@@ -149,4 +129,4 @@ std::string describe_divergence(const Divergence& d);
 
 }  // namespace twinloop::sim
 
-#endif  // TWINLOOP_SIM_REPLAY_H_
+#endif  // TWINLOOP_SIM_RECORDING_H_

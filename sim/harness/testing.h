@@ -1,6 +1,6 @@
-// twinloop/sim/testing.h: simulated tests in GoogleTest.
+// twinloop/sim/harness/testing.h: simulated tests in GoogleTest.
 //
-//   #include "sim/testing.h"
+//   #include "sim/harness/testing.h"
 //
 //   TWINLOOP_SIM_TEST(Bank, TransfersConserveMoney) {
 //     Bank bank;
@@ -33,9 +33,9 @@
 //   --twinloop_seeds=N            TWINLOOP_SEEDS            seeds per test (100)
 //   --twinloop_first_seed=S       TWINLOOP_FIRST_SEED       first seed of the range (0)
 //   --twinloop_seed=S             TWINLOOP_SEED             run exactly this seed
-//   --twinloop_replay=FILE        TWINLOOP_REPLAY           replay a recorded run (sim/replay.h) in the
+//   --twinloop_replay=FILE        TWINLOOP_REPLAY           replay a recorded run (sim/harness/replay_file.h) in the
 //                                                           test it names; the others are skipped
-//   --twinloop_shrink[=0|1|true|false] TWINLOOP_SHRINK      shrink each failure (sim/shrink.h)
+//   --twinloop_shrink[=0|1|true|false] TWINLOOP_SHRINK      shrink each failure (sim/harness/shrink.h)
 //   --twinloop_shrink_seconds=T   TWINLOOP_SHRINK_SECONDS   wall-clock bound on shrinking (20)
 //   --twinloop_check_determinism=F TWINLOOP_CHECK_DETERMINISM run a fraction F in [0, 1] of the
 //                                                           seeds twice and compare their events
@@ -51,7 +51,7 @@
 // parts to different shards, so the shards together run every seed once.
 //
 // In a file that includes this header, ASSERT_* (and FAIL()) throw
-// twinloop::sim::testing::FatalFailure after recording the failure, instead
+// twinloop::sim::harness::FatalFailure after recording the failure, instead
 // of `return`ing (a coroutine cannot `return`). The harness catches it; a
 // `catch (...)` in the body would too, but the failure stays recorded. In a
 // plain TEST in such a file, a failed ASSERT_* also reports an unknown C++
@@ -67,11 +67,11 @@
 
 #include "api/coro.h"
 #include "gtest/gtest.h"
-#include "sim/replay.h"
+#include "sim/harness/sweep.h"
+#include "sim/recording.h"
 #include "sim/sim_backend.h"
-#include "sim/sweep.h"
 
-namespace twinloop::sim::testing {
+namespace twinloop::sim::harness {
 
 // The harness's knobs (see the table above).
 struct Config {
@@ -115,7 +115,7 @@ struct SeedOutcome {
   std::string tasks;
   std::string buggify;
   int64_t virtual_time_ns = 0;
-  std::vector<Event> last_events;
+  std::vector<EventRecord> last_events;
   Recording recording;  // if the run recorded
   // GoogleTest failures of the run, to re-report them.
   std::vector<::testing::TestPartResult> failures;
@@ -157,12 +157,12 @@ class FatalFailureHelper {
 };
 
 }  // namespace internal
-}  // namespace twinloop::sim::testing
+}  // namespace twinloop::sim::harness
 
 #define TWINLOOP_SIM_TEST_WITH_OPTIONS(suite, name, options)                                          \
   static ::twinloop::Coro<void> twinloop_sim_body_##suite##_##name();                               \
   [[maybe_unused]] static const bool twinloop_sim_registered_##suite##_##name =                     \
-      ::twinloop::sim::testing::internal::register_sim_test(#suite, #name, __FILE__, __LINE__, options, \
+      ::twinloop::sim::harness::internal::register_sim_test(#suite, #name, __FILE__, __LINE__, options, \
                                                             &twinloop_sim_body_##suite##_##name);   \
   static ::twinloop::Coro<void> twinloop_sim_body_##suite##_##name()
 
@@ -172,6 +172,6 @@ class FatalFailureHelper {
 // ASSERT_* inside coroutines: record, then throw (see above).
 #undef GTEST_FATAL_FAILURE_
 #define GTEST_FATAL_FAILURE_(message) \
-  ::twinloop::sim::testing::internal::FatalFailureHelper(__FILE__, __LINE__, message) = ::testing::Message()
+  ::twinloop::sim::harness::internal::FatalFailureHelper(__FILE__, __LINE__, message) = ::testing::Message()
 
 #endif  // TWINLOOP_SIM_TESTING_H_

@@ -1,4 +1,4 @@
-#include "sim/shrink.h"
+#include "sim/harness/shrink.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "sim/sweep.h"
+#include "sim/harness/sweep.h"
 
 #include <fcntl.h>
 #include <poll.h>

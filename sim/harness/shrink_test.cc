@@ -1,6 +1,8 @@
 // The shrinker: planted bugs found by scanning seeds, shrunk to the decisions
 // that matter, checked by replaying the result.
-#include "sim/shrink.h"
+#include "sim/harness/shrink.h"
+
+#include "sim/harness/replay_file.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-// twinloop/tests/loop_fixture.h: run one test body on both loops.
+// twinloop/tests/conformance/loop_fixture.h: run one test body on both loops.
 //
 // The cross-loop conformance suite writes every case once, as a coroutine,
 // and runs it on the real epoll loop and on the simulated loop (Seastar runs
@@ -20,8 +20,8 @@
 //  - assert ordering and relative timing only, never exact timestamps;
 //  - inside a coroutine use EXPECT_* (ASSERT_* would `return`), and never
 //    co_await inside a catch handler (C++20 forbids it): set a flag there.
-#ifndef TWINLOOP_TESTS_LOOP_FIXTURE_H_
-#define TWINLOOP_TESTS_LOOP_FIXTURE_H_
+#ifndef TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_
+#define TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_
 
 #include <cstdint>
 #include <ostream>
@@ -163,4 +163,4 @@ inline std::string runtime_error_message(const std::exception_ptr& e) {
           ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kSim, 3}),      \
       ::twinloop::conformance::loop_param_name)
 
-#endif  // TWINLOOP_TESTS_LOOP_FIXTURE_H_
+#endif  // TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_

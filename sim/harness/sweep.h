@@ -1,4 +1,4 @@
-// twinloop/sim/sweep.h: run one simulated test over a range of seeds, in
+// twinloop/sim/harness/sweep.h: run one simulated test over a range of seeds, in
 // this process or in forked worker processes, and split the range between
 // Bazel / GoogleTest shards.
 //

@@ -14,7 +14,7 @@
 #include "api/gather.h"
 #include "api/task.h"
 #include "gtest/gtest.h"
-#include "tests/loop_fixture.h"
+#include "tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

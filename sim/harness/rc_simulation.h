@@ -1,4 +1,4 @@
-// twinloop/sim/rapidcheck.h: simulated runs inside RapidCheck properties,
+// twinloop/sim/harness/rc_simulation.h: simulated runs inside RapidCheck properties,
 // so that a failing case shrinks its workload AND its schedule together.
 //
 //   RC_GTEST_PROP(Bank, TransfersConserveMoney, ()) {
@@ -44,7 +44,7 @@
 
 #include "api/coro.h"
 #include "rapidcheck.h"
-#include "sim/replay.h"
+#include "sim/harness/replay_file.h"
 #include "sim/simulation.h"
 
 namespace twinloop::sim {
@@ -96,7 +96,7 @@ class RcSimulation {
     }
   }
 
-  // Where the replay files of `name` go (sim/replay.h's default_replay_dir).
+  // Where the replay files of `name` go (sim/harness/replay_file.h's default_replay_dir).
   static std::string replay_path(const std::string& name, bool first = false) {
     return replay_file_path(default_replay_dir(), std::string("rc-") + name + (first ? ".first" : ""));
   }

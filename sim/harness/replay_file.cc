@@ -1,4 +1,4 @@
-#include "sim/replay.h"
+#include "sim/harness/replay_file.h"
 
 #include <algorithm>
 #include <cctype>
@@ -21,44 +21,6 @@
 namespace twinloop::sim {
 namespace {
 
-// Site names and metadata are written with '%', whitespace and control
-// characters percent-escaped, so every record stays one line of tokens.
-std::string escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '%' || c <= ' ' || c == 0x7f) {
-      absl::StrAppendFormat(&out, "%%%02X", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-bool unescape(absl::string_view s, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out->push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return false;
-    const int hi = hex_digit(s[i + 1]);
-    const int lo = hex_digit(s[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
-}
-
 bool kind_from_name(absl::string_view name, internal::EventKind* kind) {
   for (internal::EventKind k : {internal::EventKind::kTaskStep, internal::EventKind::kCallback,
                                 internal::EventKind::kTimerDue, internal::EventKind::kSignal}) {
@@ -72,6 +34,7 @@ bool kind_from_name(absl::string_view name, internal::EventKind* kind) {
 
 // Debian's Abseil has its own string_view type.
 absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+std::string_view sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 [[noreturn]] void bad_line(size_t line, const std::string& why) {
   throw std::invalid_argument(absl::StrCat("replay file line ", line, ": ", why));
@@ -113,44 +76,19 @@ Int int_field(size_t line, absl::string_view tok, absl::string_view what, absl::
 
 }  // namespace
 
-const char* event_kind_name(internal::EventKind kind) {
-  switch (kind) {
-    case internal::EventKind::kTaskStep:
-      return "task_step";
-    case internal::EventKind::kCallback:
-      return "callback";
-    case internal::EventKind::kTimerDue:
-      return "timer_due";
-    case internal::EventKind::kSignal:
-      return "signal";
-  }
-  return "unknown";
-}
-
-std::string describe_event(const EventRecord& e) {
-  return absl::StrCat("t=", absl::FormatDuration(absl::Nanoseconds(e.time_ns)), " ", event_kind_name(e.kind), " #",
-                      e.id);
-}
-
-size_t non_default_choices(const std::vector<Decision>& decisions) {
-  size_t n = 0;
-  for (const Decision& d : decisions) n += d.value != 0;
-  return n;
-}
-
 std::string format_recording(const Recording& r) {
   std::string out = absl::StrCat("twinloop-replay ", Recording::kVersion, "\n");
   absl::StrAppend(&out, "# A simulated run: its decisions (site occurrence n value) and its events\n",
                   "# (index time_ns kind id hash-after). Replay: --twinloop_replay=<this file>.\n");
   absl::StrAppend(&out, "seed ", r.seed, "\n");
-  if (!r.test.empty()) absl::StrAppend(&out, "test ", escape(r.test), "\n");
-  if (!r.command.empty()) absl::StrAppend(&out, "command ", escape(r.command), "\n");
-  if (!r.failure.empty()) absl::StrAppend(&out, "failure ", escape(r.failure), "\n");
-  for (const auto& [name, value] : r.options) absl::StrAppend(&out, "option ", escape(name), " ", value, "\n");
+  if (!r.test.empty()) absl::StrAppend(&out, "test ", percent_escape(r.test), "\n");
+  if (!r.command.empty()) absl::StrAppend(&out, "command ", percent_escape(r.command), "\n");
+  if (!r.failure.empty()) absl::StrAppend(&out, "failure ", percent_escape(r.failure), "\n");
+  for (const auto& [name, value] : r.options) absl::StrAppend(&out, "option ", percent_escape(name), " ", value, "\n");
   absl::StrAppend(&out, "# ", r.decisions.size(), " decisions, ", non_default_choices(r.decisions),
                   " not default\n");
   for (const Decision& d : r.decisions) {
-    absl::StrAppend(&out, "decision ", d.task.empty() ? "/" : d.task, " ", escape(d.site), " ", d.occurrence, " ",
+    absl::StrAppend(&out, "decision ", d.task.empty() ? "/" : d.task, " ", percent_escape(d.site), " ", d.occurrence, " ",
                     d.n, " ", d.value, "\n");
   }
   absl::StrAppend(&out, "# ", r.events.size(), " events\n");
@@ -197,14 +135,14 @@ Recording parse_recording(std::string_view text) {
       if (f.size() != 2) bad_record(line_no, "seed <uint64>", line);
       r.seed = int_field<uint64_t>(line_no, f[1], "seed", "seed <uint64>", line, "[0, 2^64)");
     } else if (key == "test" || key == "command" || key == "failure") {
-      if (f.size() != 2 || !unescape(f[1], &s)) bad_record(line_no, absl::StrCat(key, " <percent-escaped text>"), line);
+      if (f.size() != 2 || !percent_unescape(sv(f[1]), &s)) bad_record(line_no, absl::StrCat(key, " <percent-escaped text>"), line);
       (key == "test" ? r.test : key == "command" ? r.command : r.failure) = s;
     } else if (key == "option") {
-      if (f.size() != 3 || !unescape(f[1], &s)) bad_record(line_no, "option <name> <int64>", line);
+      if (f.size() != 3 || !percent_unescape(sv(f[1]), &s)) bad_record(line_no, "option <name> <int64>", line);
       r.options[s] = int_field<int64_t>(line_no, f[2], "option value", "option <name> <int64>", line, "[-2^63, 2^63)");
     } else if (key == "decision") {
       Decision d;
-      if (f.size() != 6 || !unescape(f[2], &d.site) || !absl::SimpleAtoi(f[3], &d.occurrence) ||
+      if (f.size() != 6 || !percent_unescape(sv(f[2]), &d.site) || !absl::SimpleAtoi(f[3], &d.occurrence) ||
           !absl::SimpleAtoi(f[4], &d.n) || !absl::SimpleAtoi(f[5], &d.value)) {
         bad_record(line_no, "decision <task> <site> <occurrence> <n> <value>", line);
       }
@@ -293,25 +231,6 @@ Recording read_recording_file(const std::string& path) {
   }
 }
 
-std::string quote_bytes(std::string_view s, size_t max_bytes) {
-  std::string out = "'";
-  const size_t shown = std::min(s.size(), max_bytes);
-  for (size_t i = 0; i < shown; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '\\' || c == '\'') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c >= 0x7f) {
-      absl::StrAppendFormat(&out, "\\x%02x", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  out.push_back('\'');
-  if (shown < s.size()) absl::StrAppend(&out, "... (", s.size() - shown, " more bytes)");
-  return out;
-}
-
 std::string default_replay_dir() {
   if (const char* d = std::getenv("TWINLOOP_REPLAY_DIR")) return d;
   if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) return d;
@@ -326,75 +245,6 @@ std::string replay_file_path(const std::string& dir, std::string_view stem) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
   }
   return absl::StrCat(dir, "/twinloop-", file, ".replay");
-}
-
-std::string escape_path_component(std::string_view base) {
-  std::string out;
-  for (unsigned char c : base) {
-    if (c == '%' || c == '/' || c <= ' ' || c == 0x7f) {
-      absl::StrAppendFormat(&out, "%%%02X", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out;
-}
-
-uint64_t task_key_of_path(std::string_view path) {
-  if (path.empty() || path == "/") return 0;
-  if (path[0] != '/') throw std::invalid_argument(absl::StrCat("task path ", quote_bytes(path), " does not start with '/'"));
-  uint64_t key = 0;
-  std::string base;
-  for (absl::string_view part : absl::StrSplit(av(path.substr(1)), '/')) {
-    const size_t hash = part.rfind('#');
-    uint64_t index = 0;
-    if (hash == absl::string_view::npos || hash + 1 == part.size() ||
-        part.find_first_not_of("0123456789", hash + 1) != absl::string_view::npos ||
-        !absl::SimpleAtoi(part.substr(hash + 1), &index) || !unescape(part.substr(0, hash), &base)) {
-      throw std::invalid_argument(
-          absl::StrCat("task path ", quote_bytes(path), ": component ",
-                       quote_bytes(std::string_view(part.data(), part.size())), " is not <name>#<index>"));
-    }
-    key = child_key(key, text_hash(base), index);
-  }
-  return key;
-}
-
-DecisionMap::DecisionMap(const std::vector<Decision>& decisions) {
-  for (const Decision& d : decisions) values_[draw_key(task_key_of_path(d.task), d.site, d.occurrence)] = d.value;
-}
-
-std::optional<uint64_t> DecisionMap::find(uint64_t draw_key) const {
-  auto it = values_.find(draw_key);
-  if (it == values_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::optional<Divergence> first_divergence(const std::vector<EventRecord>& expected,
-                                           const std::vector<EventRecord>& actual) {
-  const size_t n = std::min(expected.size(), actual.size());
-  for (size_t i = 0; i < n; ++i) {
-    if (!(expected[i] == actual[i])) return Divergence{i, expected[i], actual[i]};
-  }
-  if (expected.size() == actual.size()) return std::nullopt;
-  Divergence d{n, std::nullopt, std::nullopt};
-  if (n < expected.size()) d.expected = expected[n];
-  if (n < actual.size()) d.actual = actual[n];
-  return d;
-}
-
-std::string describe_divergence(const Divergence& d) {
-  if (d.expected && d.actual && d.expected->time_ns == d.actual->time_ns && d.expected->kind == d.actual->kind &&
-      d.expected->id == d.actual->id) {
-    return absl::StrFormat(
-        "the run diverged from the recording at event %d: both have %s there, but the running event hash differs "
-        "(expected %016x, got %016x); the hash covers every event's virtual time, kind and id since the start of "
-        "the run, so the runs differ earlier in a way the event list does not show, or the file was edited",
-        d.index, describe_event(*d.expected), d.expected->hash, d.actual->hash);
-  }
-  return absl::StrCat("the run diverged from the recording at event ", d.index, ": expected ",
-                      d.expected ? describe_event(*d.expected) : std::string("the end of the run"), ", got ",
-                      d.actual ? describe_event(*d.actual) : std::string("the end of the run"));
 }
 
 }  // namespace twinloop::sim

@@ -9,7 +9,7 @@
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/loop_fixture.h"
+#include "tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {
@@ -44,7 +44,7 @@ TEST_P(GraphConformance, CallStackListsAwaitingCoroutinesInnermostFirst) {
     EXPECT_TRUE(g->is_task);
     EXPECT_EQ(g->name, "chain");
     EXPECT_THAT(functions_of(*g), ElementsAre("graph_leaf", "graph_middle", "graph_outer"));
-    EXPECT_THAT(g->call_stack[0].file, HasSubstr("conformance_graph_test.cc"));
+    EXPECT_THAT(g->call_stack[0].file, HasSubstr("conformance/graph_test.cc"));
     EXPECT_EQ(g->call_stack[0].line, kLeafLine);  // graph_leaf's co_await
     f.set_result(1);
     EXPECT_EQ(co_await t, 1);
@@ -203,7 +203,7 @@ TEST_P(GraphConformance, FormatMatchesAsyncioLayout) {
       EXPECT_EQ(lines[0], absl::StrCat("* Task(name='fmt', id=", t.id(), ")"));
       EXPECT_EQ(lines[1], "  + Call stack:");
       EXPECT_THAT(lines[2], ::testing::MatchesRegex(absl::StrCat(
-                                "  \\|   File '.*conformance_graph_test.cc', line ", kLeafLine, ", in async graph_leaf\\(\\)")));
+                                "  \\|   File '.*conformance/graph_test.cc', line ", kLeafLine, ", in async graph_leaf\\(\\)")));
       EXPECT_THAT(lines[3], ::testing::MatchesRegex(
                                 absl::StrCat("  \\|   File '.*', line ", kMiddleLine, ", in async graph_middle\\(\\)")));
       EXPECT_EQ(lines[4], "  + Awaited by:");
@@ -253,7 +253,7 @@ TEST_P(GraphConformance, PlainFunctionCalledByACoroutineIsItsOwnFrame) {
     EXPECT_THAT(functions_of(g), ElementsAre("c5", "c4", "c3", "c2"));
     EXPECT_THAT(coroutine_flags_of(g), ElementsAre(false, true, true, true));
     EXPECT_EQ(g.call_stack[0].line, kC5Line);
-    EXPECT_THAT(g.call_stack[0].file, HasSubstr("conformance_graph_test.cc"));
+    EXPECT_THAT(g.call_stack[0].file, HasSubstr("conformance/graph_test.cc"));
     EXPECT_EQ(g.call_stack[1].line, kC4Line);  // c4's last co_await
     // Awaited by the task running the group (asyncio: T<anon>) and both c1s.
     std::vector<std::string> awaiters;

@@ -9,7 +9,7 @@
 #include "api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/replay.h"
+#include "sim/harness/replay_file.h"
 #include "sim/simulation.h"
 
 namespace twinloop::sim {
@@ -19,7 +19,7 @@ using ::testing::HasSubstr;
 
 std::string run(const std::string& args, int* code) {
   std::string out;
-  FILE* p = popen(absl::StrCat("sim/replay_tool ", args, " 2>&1").c_str(), "r");
+  FILE* p = popen(absl::StrCat("sim/harness/replay_tool ", args, " 2>&1").c_str(), "r");
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);

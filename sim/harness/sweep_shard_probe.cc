@@ -9,7 +9,7 @@
 #include <exception>
 #include <string>
 
-#include "sim/sweep.h"
+#include "sim/harness/sweep.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

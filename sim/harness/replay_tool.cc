@@ -1,9 +1,9 @@
-// twinloop-replay: prints a replay file (sim/replay.h) for people.
+// twinloop-replay: prints a replay file (sim/harness/replay_file.h) for people.
 //
-//   bazel run //sim:replay_tool -- print FILE      summary + non-default decisions
-//   bazel run //sim:replay_tool -- decisions FILE  every decision
-//   bazel run //sim:replay_tool -- events FILE     every event
-//   bazel run //sim:replay_tool -- diff A B        where two recordings' events part
+//   bazel run //sim/harness:replay_tool -- print FILE      summary + non-default decisions
+//   bazel run //sim/harness:replay_tool -- decisions FILE  every decision
+//   bazel run //sim/harness:replay_tool -- events FILE     every event
+//   bazel run //sim/harness:replay_tool -- diff A B        where two recordings' events part
 //   ./twinloop replay print FILE                   the same through the entry script
 #include <cstdio>
 #include <exception>
@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "sim/replay.h"
+#include "sim/harness/replay_file.h"
 
 namespace {
 

@@ -22,7 +22,7 @@
 #include "api/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/loop_fixture.h"
+#include "tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

@@ -1,6 +1,6 @@
 // The seed-sweep engine: shard partitioning, sharding environment, and
 // run_sweep in this process and in forked workers.
-#include "sim/sweep.h"
+#include "sim/harness/sweep.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -504,11 +504,11 @@ TEST(FormatRate, SaysSeedsTimeRateAndFailures) {
 // ---------------------------------------------------------------- across processes
 
 std::string probe_path() {
-  const std::string local = "sim/sweep_shard_probe";
+  const std::string local = "sim/harness/sweep_shard_probe";
   if (::access(local.c_str(), X_OK) == 0) return local;
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* ws = std::getenv("TEST_WORKSPACE");
-  return std::string(srcdir ? srcdir : ".") + "/" + (ws ? ws : "twinloop") + "/sim/sweep_shard_probe";
+  return std::string(srcdir ? srcdir : ".") + "/" + (ws ? ws : "twinloop") + "/sim/harness/sweep_shard_probe";
 }
 
 struct ProbeOutput {
