@@ -26,9 +26,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
-#include "api/awaitable.h"
-#include "api/coro.h"
-#include "api/future.h"
+#include "twinloop/api/awaitable.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/future.h"
 
 namespace twinloop {
 

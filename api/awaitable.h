@@ -10,9 +10,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "api/coro.h"
-#include "api/future.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 

@@ -1,9 +1,9 @@
-#include "api/buggify.h"
+#include "twinloop/api/buggify.h"
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "api/event_loop.h"
+#include "twinloop/api/event_loop.h"
 
 namespace twinloop {
 

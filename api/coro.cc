@@ -1,4 +1,4 @@
-#include "api/coro.h"
+#include "twinloop/api/coro.h"
 
 namespace twinloop::internal {
 

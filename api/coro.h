@@ -28,8 +28,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "api/internal/pool.h"
-#include "api/future.h"
+#include "twinloop/api/internal/pool.h"
+#include "twinloop/api/future.h"
 
 namespace twinloop {
 

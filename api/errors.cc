@@ -1,4 +1,4 @@
-#include "api/errors.h"
+#include "twinloop/api/errors.h"
 
 #include <typeinfo>
 

@@ -1,4 +1,4 @@
-#include "api/event_loop.h"
+#include "twinloop/api/event_loop.h"
 
 #include <algorithm>
 #include <csignal>
@@ -7,9 +7,9 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "api/errors.h"
-#include "api/future.h"
-#include "api/task.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 namespace {

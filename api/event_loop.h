@@ -45,9 +45,9 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
-#include "api/internal/ref.h"
-#include "api/internal/ring.h"
-#include "api/loop_backend.h"
+#include "twinloop/api/internal/ref.h"
+#include "twinloop/api/internal/ring.h"
+#include "twinloop/api/loop_backend.h"
 
 namespace twinloop {
 

@@ -36,9 +36,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "api/coro.h"
-#include "api/event_loop.h"
-#include "api/future.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/future.h"
 
 namespace twinloop {
 

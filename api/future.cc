@@ -1,4 +1,4 @@
-#include "api/future.h"
+#include "twinloop/api/future.h"
 
 #include <cxxabi.h>
 
@@ -7,7 +7,7 @@
 #include <typeinfo>
 
 #include "absl/strings/str_format.h"
-#include "api/task.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop::internal {
 

@@ -39,9 +39,9 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/internal/ref.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/internal/ref.h"
 
 namespace twinloop {
 

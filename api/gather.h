@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "api/awaitable.h"
-#include "api/future.h"
+#include "twinloop/api/awaitable.h"
+#include "twinloop/api/future.h"
 
 namespace twinloop {
 

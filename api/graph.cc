@@ -1,4 +1,4 @@
-#include "api/graph.h"
+#include "twinloop/api/graph.h"
 
 #include <algorithm>
 #include <string_view>

@@ -45,8 +45,8 @@
 #include <string>
 #include <vector>
 
-#include "api/future.h"
-#include "api/task.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 

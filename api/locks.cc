@@ -1,4 +1,4 @@
-#include "api/locks.h"
+#include "twinloop/api/locks.h"
 
 #include <algorithm>
 #include <exception>

@@ -51,11 +51,11 @@
 #include <type_traits>
 #include <utility>
 
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/future.h"
-#include "api/internal/ref.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/internal/ref.h"
 
 namespace twinloop {
 

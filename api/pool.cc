@@ -1,6 +1,6 @@
 #include <new>
 
-#include "api/internal/pool.h"
+#include "twinloop/api/internal/pool.h"
 
 namespace twinloop::internal {
 namespace {

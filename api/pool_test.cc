@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/internal/pool.h"
+#include "twinloop/api/internal/pool.h"
 #include "gtest/gtest.h"
 
 namespace twinloop::internal {

@@ -1,6 +1,6 @@
-#include "api/queues.h"
+#include "twinloop/api/queues.h"
 
-#include "api/locks.h"
+#include "twinloop/api/locks.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -48,10 +48,10 @@
 #include <utility>
 #include <vector>
 
-#include "api/coro.h"
-#include "api/event_loop.h"
-#include "api/future.h"
-#include "api/internal/ref.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/internal/ref.h"
 
 namespace twinloop {
 

@@ -1,4 +1,4 @@
-#include "api/runner.h"
+#include "twinloop/api/runner.h"
 
 #include <vector>
 

@@ -17,9 +17,9 @@
 #include <stdexcept>
 #include <utility>
 
-#include "api/coro.h"
-#include "api/event_loop.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop::internal {
 

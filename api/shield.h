@@ -23,10 +23,10 @@
 #include <type_traits>
 #include <utility>
 
-#include "api/awaitable.h"
-#include "api/future.h"
-#include "api/internal/ref.h"
-#include "api/task.h"
+#include "twinloop/api/awaitable.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/internal/ref.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 

@@ -1,4 +1,4 @@
-#include "api/task.h"
+#include "twinloop/api/task.h"
 
 #include <stdexcept>
 

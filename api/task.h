@@ -40,9 +40,9 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/event_loop.h"
-#include "api/future.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/future.h"
 
 namespace twinloop {
 

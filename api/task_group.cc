@@ -1,4 +1,4 @@
-#include "api/task_group.h"
+#include "twinloop/api/task_group.h"
 
 namespace twinloop::internal {
 

@@ -33,10 +33,10 @@
 #include <utility>
 #include <vector>
 
-#include "api/awaitable.h"
-#include "api/coro.h"
-#include "api/future.h"
-#include "api/task.h"
+#include "twinloop/api/awaitable.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 

@@ -1,9 +1,9 @@
-#include "api/timeouts.h"
+#include "twinloop/api/timeouts.h"
 
 #include <stdexcept>
 #include <utility>
 
-#include "api/future.h"
+#include "twinloop/api/future.h"
 
 namespace twinloop {
 

@@ -6,7 +6,7 @@
 // (twinloop::sim::run, in sim/simulation.h); user code includes only this
 // header and picks a loop in main() or in its tests.
 //
-//   #include "api/twinloop.h"
+//   #include "twinloop/api/twinloop.h"
 //
 //   twinloop::Coro<int> work(int x) {
 //     co_await twinloop::sleep(absl::Milliseconds(10));
@@ -21,22 +21,22 @@
 #ifndef TWINLOOP_API_TWINLOOP_H_
 #define TWINLOOP_API_TWINLOOP_H_
 
-#include "api/as_completed.h"
-#include "api/awaitable.h"
-#include "api/buggify.h"
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/executor.h"
-#include "api/future.h"
-#include "api/gather.h"
-#include "api/graph.h"
-#include "api/locks.h"
-#include "api/queues.h"
-#include "api/shield.h"
-#include "api/task.h"
-#include "api/task_group.h"
-#include "api/timeouts.h"
-#include "api/wait.h"
+#include "twinloop/api/as_completed.h"
+#include "twinloop/api/awaitable.h"
+#include "twinloop/api/buggify.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/executor.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/gather.h"
+#include "twinloop/api/graph.h"
+#include "twinloop/api/locks.h"
+#include "twinloop/api/queues.h"
+#include "twinloop/api/shield.h"
+#include "twinloop/api/task.h"
+#include "twinloop/api/task_group.h"
+#include "twinloop/api/timeouts.h"
+#include "twinloop/api/wait.h"
 
 #endif  // TWINLOOP_API_TWINLOOP_H_

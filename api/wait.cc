@@ -1,4 +1,4 @@
-#include "api/wait.h"
+#include "twinloop/api/wait.h"
 
 #include <memory>
 

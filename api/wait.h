@@ -20,9 +20,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/future.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 

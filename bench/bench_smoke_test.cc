@@ -2,8 +2,8 @@
 // its checksum, so that the benchmark code builds and stays correct.
 #include <gtest/gtest.h>
 
-#include "bench/sync_workloads.h"
-#include "bench/workloads.h"
+#include "twinloop/bench/sync_workloads.h"
+#include "twinloop/bench/workloads.h"
 
 namespace twinloop_bench {
 namespace {

@@ -12,9 +12,9 @@
 #include <chrono>
 #include <utility>
 
-#include "api/coro.h"
-#include "real/run.h"
-#include "sim/simulation.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/real/run.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop_bench {
 

@@ -17,9 +17,9 @@
 #include <tuple>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
-#include "sim/simulation.h"
-#include "sim/harness/sweep.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/sim/simulation.h"
+#include "twinloop/sim/harness/sweep.h"
 
 namespace {
 

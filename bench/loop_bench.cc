@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "bench/bench_util.h"
-#include "bench/workloads.h"
+#include "twinloop/bench/bench_util.h"
+#include "twinloop/bench/workloads.h"
 
 namespace twinloop_bench {
 namespace {

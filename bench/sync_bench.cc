@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "bench/bench_util.h"
-#include "bench/sync_workloads.h"
-#include "bench/workloads.h"
+#include "twinloop/bench/bench_util.h"
+#include "twinloop/bench/sync_workloads.h"
+#include "twinloop/bench/workloads.h"
 
 namespace twinloop_bench {
 namespace {

@@ -1,4 +1,4 @@
-#include "bench/sync_workloads.h"
+#include "twinloop/bench/sync_workloads.h"
 
 #include <chrono>
 #include <stdexcept>
@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
-#include "bench/bench_util.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/bench/bench_util.h"
 
 namespace twinloop_bench {
 

@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "bench/workloads.h"
+#include "twinloop/bench/workloads.h"
 
 namespace twinloop_bench {
 

@@ -29,8 +29,8 @@
 #include <cstring>
 #include <string>
 
-#include "bench/sync_workloads.h"
-#include "bench/workloads.h"
+#include "twinloop/bench/sync_workloads.h"
+#include "twinloop/bench/workloads.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "bench/workloads.h"
+#include "twinloop/bench/workloads.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
-#include "bench/bench_util.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/bench/bench_util.h"
 
 namespace twinloop_bench {
 

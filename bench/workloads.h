@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "bench/bench_util.h"
+#include "twinloop/bench/bench_util.h"
 
 namespace twinloop_bench {
 

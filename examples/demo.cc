@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "api/twinloop.h"
-#include "real/run.h"
-#include "sim/simulation.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/real/run.h"
+#include "twinloop/sim/simulation.h"
 
 namespace {
 

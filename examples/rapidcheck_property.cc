@@ -17,12 +17,12 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
 #include "rapidcheck/gtest.h"
-#include "sim/harness/rc_simulation.h"
-#include "sim/harness/replay_file.h"
+#include "twinloop/sim/harness/rc_simulation.h"
+#include "twinloop/sim/harness/replay_file.h"
 
 namespace twinloop::examples {
 namespace {

@@ -1,7 +1,7 @@
 // The README's example, verbatim, so that it cannot rot (//examples:readme_example_test).
-#include "api/twinloop.h"
-#include "real/run.h"
-#include "sim/simulation.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/real/run.h"
+#include "twinloop/sim/simulation.h"
 
 twinloop::Coro<int> fetch(int id) {
   co_await twinloop::sleep(absl::Milliseconds(10 * id));

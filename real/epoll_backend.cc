@@ -1,4 +1,4 @@
-#include "real/epoll_backend.h"
+#include "twinloop/real/epoll_backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "api/event_loop.h"
+#include "twinloop/api/event_loop.h"
 
 // ThreadSanitizer (GCC 12, LLVM 14) does not intercept epoll_pwait2. Without
 // an interceptor it cannot tell that the thread is blocked in a system call,

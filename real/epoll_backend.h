@@ -54,7 +54,7 @@
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
-#include "api/loop_backend.h"
+#include "twinloop/api/loop_backend.h"
 
 namespace twinloop::real {
 

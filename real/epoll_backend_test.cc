@@ -1,4 +1,4 @@
-#include "real/epoll_backend.h"
+#include "twinloop/real/epoll_backend.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -18,15 +18,15 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/executor.h"
-#include "api/future.h"
-#include "api/runner.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/executor.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/runner.h"
+#include "twinloop/api/task.h"
 #include "gtest/gtest.h"
-#include "real/run.h"
+#include "twinloop/real/run.h"
 
 namespace twinloop::real {
 namespace {

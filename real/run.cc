@@ -1,8 +1,8 @@
-#include "real/run.h"
+#include "twinloop/real/run.h"
 
 #include <memory>
 
-#include "real/epoll_backend.h"
+#include "twinloop/real/epoll_backend.h"
 
 namespace twinloop::real {
 

@@ -26,11 +26,11 @@
 #include <utility>
 
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/event_loop.h"
-#include "api/internal/ref.h"
-#include "api/runner.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/internal/ref.h"
+#include "twinloop/api/runner.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop::real {
 

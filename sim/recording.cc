@@ -1,4 +1,4 @@
-#include "sim/recording.h"
+#include "twinloop/sim/recording.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "sim/choice.h"
+#include "twinloop/sim/choice.h"
 
 namespace twinloop::sim {
 namespace {

@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-#include "api/event_loop.h"
+#include "twinloop/api/event_loop.h"
 
 namespace twinloop::sim {
 

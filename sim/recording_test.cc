@@ -1,7 +1,7 @@
 // Recordings: what a simulated run decided and did, replaying it (exactly,
 // across program changes, with the default fallback used by shrinking, with
 // an external chooser), divergence reports, and buggify's decisions.
-#include "sim/recording.h"
+#include "twinloop/sim/recording.h"
 
 #include <map>
 #include <memory>
@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "real/run.h"
-#include "sim/simulation.h"
+#include "twinloop/real/run.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 namespace {

@@ -1,4 +1,4 @@
-#include "sim/sim_backend.h"
+#include "twinloop/sim/sim_backend.h"
 
 #include <algorithm>
 #include <optional>
@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "api/graph.h"
-#include "api/task.h"
+#include "twinloop/api/graph.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop::sim {
 

@@ -31,10 +31,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "api/event_loop.h"
-#include "api/loop_backend.h"
-#include "sim/choice.h"
-#include "sim/recording.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/loop_backend.h"
+#include "twinloop/sim/choice.h"
+#include "twinloop/sim/recording.h"
 
 namespace twinloop::sim {
 

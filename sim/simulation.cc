@@ -1,4 +1,4 @@
-#include "sim/simulation.h"
+#include "twinloop/sim/simulation.h"
 
 #include "absl/strings/str_cat.h"
 

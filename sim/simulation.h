@@ -23,12 +23,12 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/event_loop.h"
-#include "api/internal/ref.h"
-#include "api/runner.h"
-#include "sim/recording.h"
-#include "sim/sim_backend.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/internal/ref.h"
+#include "twinloop/api/runner.h"
+#include "twinloop/sim/recording.h"
+#include "twinloop/sim/sim_backend.h"
 
 namespace twinloop::sim {
 

@@ -1,6 +1,6 @@
 // Simulated-loop behaviour: virtual time, the choice source, event hashes,
 // deadlock and time-limit failures. Cross-loop behaviour is in tests/.
-#include "sim/simulation.h"
+#include "twinloop/sim/simulation.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/choice.h"
+#include "twinloop/sim/choice.h"
 
 namespace twinloop::sim {
 namespace {

@@ -10,8 +10,8 @@
 #include <memory>
 #include <vector>
 
-#include "api/twinloop.h"
-#include "sim/simulation.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::testing {
 

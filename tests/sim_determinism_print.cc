@@ -4,7 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "tests/determinism_workload.h"
+#include "twinloop/tests/determinism_workload.h"
 
 int main() {
   for (uint64_t seed : {1, 2, 3, 42, 1000}) {

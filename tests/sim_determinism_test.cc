@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "gtest/gtest.h"
-#include "tests/determinism_workload.h"
+#include "twinloop/tests/determinism_workload.h"
 
 namespace twinloop::testing {
 namespace {

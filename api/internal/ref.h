@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "api/internal/pool.h"
+#include "twinloop/api/internal/pool.h"
 
 namespace twinloop::internal {
 

@@ -42,10 +42,10 @@
 #include <string>
 #include <utility>
 
-#include "api/coro.h"
+#include "twinloop/api/coro.h"
 #include "rapidcheck.h"
-#include "sim/harness/replay_file.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/harness/replay_file.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 

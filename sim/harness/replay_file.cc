@@ -1,4 +1,4 @@
-#include "sim/harness/replay_file.h"
+#include "twinloop/sim/harness/replay_file.h"
 
 #include <algorithm>
 #include <cctype>
@@ -16,7 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "sim/choice.h"
+#include "twinloop/sim/choice.h"
 
 namespace twinloop::sim {
 namespace {

@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "sim/recording.h"
+#include "twinloop/sim/recording.h"
 
 namespace twinloop::sim {
 

@@ -1,6 +1,6 @@
 // Replay files: recordings as text and back, and what the parser and the
 // reader say about files that are not what they should be.
-#include "sim/harness/replay_file.h"
+#include "twinloop/sim/harness/replay_file.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 namespace {

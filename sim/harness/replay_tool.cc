@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "sim/harness/replay_file.h"
+#include "twinloop/sim/harness/replay_file.h"
 
 namespace {
 

@@ -6,11 +6,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/harness/replay_file.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/harness/replay_file.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 namespace {

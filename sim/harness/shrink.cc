@@ -1,4 +1,4 @@
-#include "sim/harness/shrink.h"
+#include "twinloop/sim/harness/shrink.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "sim/choice.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/choice.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 

@@ -67,9 +67,9 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "sim/recording.h"
-#include "sim/sim_backend.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/sim/recording.h"
+#include "twinloop/sim/sim_backend.h"
 
 namespace twinloop::sim {
 

@@ -1,8 +1,8 @@
 // The shrinker: planted bugs found by scanning seeds, shrunk to the decisions
 // that matter, checked by replaying the result.
-#include "sim/harness/shrink.h"
+#include "twinloop/sim/harness/shrink.h"
 
-#include "sim/harness/replay_file.h"
+#include "twinloop/sim/harness/replay_file.h"
 
 #include <algorithm>
 #include <chrono>
@@ -17,10 +17,10 @@
 #include <tuple>
 #include <vector>
 
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/harness/sweep.h"
+#include "twinloop/sim/harness/sweep.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -9,7 +9,7 @@
 #include <exception>
 #include <string>
 
-#include "sim/harness/sweep.h"
+#include "twinloop/sim/harness/sweep.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -1,6 +1,6 @@
 // The seed-sweep engine: shard partitioning, sharding environment, and
 // run_sweep in this process and in forked workers.
-#include "sim/harness/sweep.h"
+#include "twinloop/sim/harness/sweep.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -27,10 +27,10 @@
 #include <utility>
 #include <vector>
 
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/simulation.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "sim/harness/testing.h"
+#include "twinloop/sim/harness/testing.h"
 
 #include <unistd.h>
 
@@ -26,14 +26,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
 #include "gtest/gtest-spi.h"
-#include "sim/choice.h"
-#include "sim/harness/replay_file.h"
-#include "sim/harness/shrink.h"
-#include "sim/harness/sweep.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/choice.h"
+#include "twinloop/sim/harness/replay_file.h"
+#include "twinloop/sim/harness/shrink.h"
+#include "twinloop/sim/harness/sweep.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim::harness {
 namespace {

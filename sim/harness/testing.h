@@ -1,6 +1,6 @@
 // twinloop/sim/harness/testing.h: simulated tests in GoogleTest.
 //
-//   #include "sim/harness/testing.h"
+//   #include "twinloop/sim/harness/testing.h"
 //
 //   TWINLOOP_SIM_TEST(Bank, TransfersConserveMoney) {
 //     Bank bank;
@@ -65,11 +65,11 @@
 #include <string>
 #include <vector>
 
-#include "api/coro.h"
+#include "twinloop/api/coro.h"
 #include "gtest/gtest.h"
-#include "sim/harness/sweep.h"
-#include "sim/recording.h"
-#include "sim/sim_backend.h"
+#include "twinloop/sim/harness/sweep.h"
+#include "twinloop/sim/recording.h"
+#include "twinloop/sim/sim_backend.h"
 
 namespace twinloop::sim::harness {
 

@@ -7,14 +7,14 @@
 #include <utility>
 
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/future.h"
-#include "api/gather.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/gather.h"
+#include "twinloop/api/task.h"
 #include "gtest/gtest.h"
-#include "tests/conformance/loop_fixture.h"
+#include "twinloop/tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/conformance/loop_fixture.h"
+#include "twinloop/tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

@@ -6,10 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/conformance/loop_fixture.h"
+#include "twinloop/tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

@@ -32,13 +32,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/task.h"
 #include "gtest/gtest.h"
-#include "real/run.h"
-#include "sim/simulation.h"
+#include "twinloop/real/run.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::conformance {
 

@@ -11,14 +11,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/future.h"
-#include "api/task.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/future.h"
+#include "twinloop/api/task.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/conformance/loop_fixture.h"
+#include "twinloop/tests/conformance/loop_fixture.h"
 
 namespace twinloop::conformance {
 namespace {

@@ -17,8 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sim/harness/replay_file.h"
-#include "tests/subprocess.h"
+#include "twinloop/sim/harness/replay_file.h"
+#include "twinloop/tests/subprocess.h"
 
 namespace twinloop::harness {
 namespace {

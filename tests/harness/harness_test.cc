@@ -2,7 +2,7 @@
 // pass over the whole seed range, and run_once's verdict on bodies that fail
 // in every way a seed can fail. tests/harness/harness_driver_test.cc runs
 // failing tests as subprocesses and checks their reports.
-#include "sim/harness/testing.h"
+#include "twinloop/sim/harness/testing.h"
 
 #include <cstdlib>
 #include <memory>
@@ -14,10 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "api/twinloop.h"
+#include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
-#include "sim/harness/sweep.h"
+#include "twinloop/sim/harness/sweep.h"
 
 namespace twinloop::sim::harness {
 namespace {

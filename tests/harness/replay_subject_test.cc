@@ -9,8 +9,8 @@
 // Subject.Passes and Subject.AlsoPasses pass: replaying a file recorded for
 // Subject.Leaks must skip them.
 #include "absl/time/time.h"
-#include "api/twinloop.h"
-#include "sim/harness/testing.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/sim/harness/testing.h"
 
 namespace twinloop::harness {
 namespace {

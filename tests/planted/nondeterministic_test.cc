@@ -5,8 +5,8 @@
 #include <chrono>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
-#include "sim/harness/testing.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/sim/harness/testing.h"
 
 namespace twinloop::planted {
 namespace {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "api/twinloop.h"
-#include "sim/harness/testing.h"
+#include "twinloop/api/twinloop.h"
+#include "twinloop/sim/harness/testing.h"
 
 namespace twinloop::planted {
 namespace {

@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
-#include "sim/harness/replay_file.h"
+#include "twinloop/tests/subprocess.h"
+#include "twinloop/sim/harness/replay_file.h"
 
 namespace twinloop::planted {
 namespace {

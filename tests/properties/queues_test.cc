@@ -40,16 +40,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "api/coro.h"
-#include "api/errors.h"
-#include "api/event_loop.h"
-#include "api/queues.h"
-#include "api/task.h"
-#include "api/timeouts.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/errors.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/queues.h"
+#include "twinloop/api/task.h"
+#include "twinloop/api/timeouts.h"
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
 #include "rapidcheck/gtest.h"
-#include "sim/simulation.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop {
 namespace {
