@@ -12,6 +12,7 @@
 
 #include "twinloop/api/coro.h"
 #include "twinloop/api/future.h"
+#include "twinloop/api/internal/loop_access.h"
 #include "twinloop/api/task.h"
 
 namespace twinloop {
@@ -57,6 +58,23 @@ Future<T> ensure_future(Coro<T> c) {
 template <CoroConvertible A>
 auto ensure_future(A a) {
   return ensure_future(std::move(a).as_coro());
+}
+
+template <class A>
+auto EventLoop::run_until_complete(A aw) {
+  using T = awaitable_value_t<A>;
+  Future<T> f = [&]() -> Future<T> {
+    if constexpr (CoroConvertible<A>) {
+      return create_task(std::move(aw).as_coro());
+    } else if constexpr (std::is_same_v<A, Coro<T>>) {
+      return create_task(std::move(aw));
+    } else {
+      return aw;
+    }
+  }();
+  internal::LoopAccess::run_until_done(*this, *f.state());
+  f.state()->check_result();
+  if constexpr (!std::is_void_v<T>) return T(std::move(f.state()->value()));
 }
 
 }  // namespace twinloop

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/future.h"
+#include "twinloop/api/internal/loop_access.h"
 #include "twinloop/api/task.h"
 
 namespace twinloop {
@@ -37,6 +38,7 @@ void throw_no_running_loop() { throw std::runtime_error("no running event loop")
 
 namespace internal {
 
+
 RunningLoopScope::RunningLoopScope(EventLoop* loop) : prev_(internal::tls_running_loop) {
   internal::tls_running_loop = loop;
 }
@@ -46,9 +48,9 @@ void HandleState::run() {
   Ref<HandleState> self = Ref<HandleState>::adopt(this);  // the queue's reference
   if (cancelled_) return;
   EventLoop& loop = *loop_;
-  loop.note(EventKind::kCallback, id_);
-  const bool timing = loop.debug_timing();
-  const int64_t t0 = timing ? loop.now_ns() : 0;
+  LoopAccess::note(loop, EventKind::kCallback, id_);
+  const bool timing = LoopAccess::debug_timing(loop);
+  const int64_t t0 = timing ? loop.time_ns() : 0;
   try {
     callback_();
   } catch (...) {
@@ -57,13 +59,13 @@ void HandleState::run() {
     c.handle = absl::StrFormat("<Handle #%d>", id_);
     loop.call_exception_handler(c);
   }
-  if (timing) loop.report_slow(absl::StrFormat("<Handle #%d>", id_), loop.now_ns() - t0);
+  if (timing) LoopAccess::report_slow(loop, absl::StrFormat("<Handle #%d>", id_), loop.time_ns() - t0);
 }
 
 void HandleState::cancel() {
   if (cancelled_) return;
   cancelled_ = true;
-  if (in_heap_) loop_->timer_cancelled();
+  if (in_heap_) LoopAccess::timer_cancelled(*loop_);
   // Release what the callback holds now, as asyncio drops its references.
   callback_ = nullptr;
 }
@@ -99,7 +101,7 @@ Handle EventLoop::call_soon(absl::AnyInvocable<void()> callback) {
 
 TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback) {
   // Saturate: a delay past the end of time is a timer that never fires.
-  const int64_t now = backend_->now_ns();
+  const int64_t now = backend_->time_ns();
   const int64_t d = absl::ToInt64Nanoseconds(delay);
   const int64_t when = d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d;
   return call_at_ns(when, std::move(callback));
@@ -225,15 +227,22 @@ int64_t EventLoop::next_deadline_ns() {
 }
 
 void EventLoop::run_once() {
+  if (internal::tls_running_loop && internal::tls_running_loop != this)
+    throw std::runtime_error("Cannot run the event loop while another loop is running");
+  internal::RunningLoopScope scope(this);
+  run_once_here();
+}
+
+void EventLoop::run_once_here() {
   purge_timers();
   if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
 
   if (ready_.empty() && !stopping_) {
     backend_->wait(timers_.empty() ? LoopBackend::kNoDeadline : timers_.front().when);
     if (threadsafe_pending_.load(std::memory_order_acquire)) drain_threadsafe();
-    last_poll_ns_ = backend_->now_ns();
+    last_poll_ns_ = backend_->time_ns();
   } else if (++busy_iterations_ % kClockCheckEvery == 0) {
-    const int64_t now = backend_->now_ns();
+    const int64_t now = backend_->time_ns();
     if (now - last_poll_ns_ >= kPollInterval) {
       last_poll_ns_ = now;
       backend_->wait(LoopBackend::kPollOnly);
@@ -243,7 +252,7 @@ void EventLoop::run_once() {
 
   // Timers that fell due join the ready queue, in deadline order.
   if (!timers_.empty()) {
-    const int64_t now = backend_->now_ns();
+    const int64_t now = backend_->time_ns();
     if (timers_.front().when <= now) move_due_timers(now);
   }
 
@@ -266,12 +275,12 @@ void EventLoop::run_forever() {
     }
   } reset{this};
   while (true) {
-    run_once();
+    run_once_here();
     if (stopping_) break;
   }
 }
 
-void EventLoop::run_until_complete(internal::FutureBase& future) {
+void EventLoop::run_until_done(internal::FutureBase& future) {
   internal::Ref<internal::FutureBase> keep(&future);
   if (!future.done()) {
     uint64_t token = future.add_done_callback([this](internal::FutureBase&) { stop(); });
@@ -435,5 +444,11 @@ void EventLoop::submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInv
   check_open();
   backend_->submit(std::move(work), std::move(done));
 }
+
+void LoopBackend::deliver_signal(EventLoop& loop, int sig) { loop.deliver_signal(sig); }
+void LoopBackend::observe_steps(EventLoop& loop, internal::StepObserver* observer) { loop.observer_ = observer; }
+void LoopBackend::enable_task_keys(EventLoop& loop) { loop.task_keys_ = true; }
+uint64_t LoopBackend::decision_context(const EventLoop& loop) { return loop.decision_context(); }
+size_t LoopBackend::task_count(const EventLoop& loop) { return loop.task_count_; }
 
 }  // namespace twinloop

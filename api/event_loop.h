@@ -52,11 +52,19 @@
 namespace twinloop {
 
 class EventLoop;
+template <class T>
+class Coro;
+template <class T>
+class Future;
+template <class T>
+class Task;
+struct TaskOptions;
 
 namespace internal {
 
 class TaskBase;
 class FutureBase;
+struct LoopAccess;
 
 // Something the ready queue can run: a callback handle or a task step.
 class Runnable {
@@ -176,37 +184,53 @@ using ExceptionHandler =
 
 class EventLoop : public internal::RefCounted {
  public:
+  // A loop on `backend` (the real loop: real::new_event_loop(); the
+  // simulated loop: sim::Simulation). Most code never constructs one: it
+  // calls real::run / sim::run, or Runner.
   explicit EventLoop(std::unique_ptr<LoopBackend> backend);
   ~EventLoop() override;
 
-  // ---- clock and callbacks (asyncio loop.time, call_soon, call_later, call_at)
+  // ---- clock (asyncio loop.time)
 
   // The loop's monotonic clock. The simulated loop starts at the Unix epoch
   // (absl::UnixEpoch() is virtual time 0); the real loop's epoch is
   // unspecified, as asyncio's.
-  absl::Time time() { return absl::UnixEpoch() + absl::Nanoseconds(backend_->now_ns()); }
-  int64_t now_ns() { return backend_->now_ns(); }
+  absl::Time time() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->time_ns()); }
+  // The same clock in nanoseconds since its epoch.
+  int64_t time_ns() const { return backend_->time_ns(); }
+
+  // ---- callbacks (asyncio call_soon, call_later, call_at, call_soon_threadsafe)
 
   Handle call_soon(absl::AnyInvocable<void()> callback);
   TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback);
   TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback);
-  TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback);
-  // Puts `t` in the timer heap at `when_ns`; the heap takes over one
-  // reference that the caller counted.
-  void add_timer(internal::TimerTarget* t, int64_t when_ns);
-
   // Thread-safe. Unlike asyncio it returns no Handle: a Handle is a
   // loop-thread object. Throws std::runtime_error if the loop is closed.
   void call_soon_threadsafe(absl::AnyInvocable<void()> callback);
+
+  // ---- tasks and futures (asyncio loop.create_task, loop.create_future)
+
+  // A task of `coro` on this loop, which need not be running yet (asyncio's
+  // loop.create_task): it starts when the loop runs. Defined in api/task.h.
+  template <class T>
+  Task<T> create_task(Coro<T> coro);
+  template <class T>
+  Task<T> create_task(Coro<T> coro, TaskOptions options);
+  // A new pending future of this loop. Defined in api/future.h.
+  template <class T = void>
+  Future<T> create_future();
 
   // ---- running (asyncio run_forever, run_until_complete, stop, close)
 
   // Runs iterations until stop(). std::runtime_error if already running or
   // if another loop runs on this thread.
   void run_forever();
-  // Runs until `future` is done. std::runtime_error("Event loop stopped
-  // before Future completed.") if stop() came first.
-  void run_until_complete(internal::FutureBase& future);
+  // Runs until `aw` (a Future, a Task, or a Coro, which becomes a task) is
+  // done and returns its result (or rethrows its exception, CancelledError
+  // if it was cancelled). std::runtime_error("Event loop stopped before
+  // Future completed.") if stop() came first. Defined in api/awaitable.h.
+  template <class A>
+  auto run_until_complete(A aw);
   // Finishes the current iteration, then returns from run_forever.
   void stop() { stopping_ = true; }
   bool is_running() const { return running_; }
@@ -214,7 +238,9 @@ class EventLoop : public internal::RefCounted {
   // Drops every pending callback, timer and unfinished task, and closes the
   // backend. std::runtime_error while running; idempotent.
   void close();
-  // One iteration (exposed for tests and custom runners).
+  // One iteration of the loop (asyncio's _run_once), with this loop as the
+  // running loop while it runs: for custom runners and tests that step a
+  // loop by hand. std::runtime_error if another loop runs on this thread.
   void run_once();
 
   // ---- errors and debugging
@@ -245,47 +271,43 @@ class EventLoop : public internal::RefCounted {
   // Returns false if no handler was set; std::invalid_argument for an
   // invalid signal number, as add_signal_handler (asyncio's _check_signal).
   bool remove_signal_handler(int sig);
-  // Called by the backend on the loop thread when `sig` arrived.
-  void deliver_signal(int sig);
 
-  // ---- executor hand-off (used by run_in_executor / to_thread)
-  void submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done);
-
+  // ---- the backend: the extension point (api/loop_backend.h); the
+  // simulated loop's is a sim::SimBackend.
   LoopBackend& backend() { return *backend_; }
 
-  // ---- internals shared with tasks and futures
-  void schedule(internal::Runnable* r) { ready_.push(r); }
-  internal::TaskBase* current_task() const { return current_task_; }
-  void set_current_task(internal::TaskBase* t) { current_task_ = t; }
-  uint64_t next_task_id() { return ++task_ids_; }
-  uint64_t next_token() { return ++tokens_; }
-  uint64_t next_handle_id() { return ++handle_ids_; }
+ private:
+  // twinloop's own code reaches the loop's internals through
+  // internal::LoopAccess (api/internal/loop_access.h), backends through
+  // LoopBackend's protected helpers.
+  friend struct internal::LoopAccess;
+  friend class LoopBackend;
+
+  TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback);
+  // Puts `t` in the timer heap at `when_ns`; the heap takes over one
+  // reference that the caller counted.
+  void add_timer(internal::TimerTarget* t, int64_t when_ns);
+  // Runs until `future` is done (run_until_complete without the result).
+  void run_until_done(internal::FutureBase& future);
+  void run_once_here();
+  // Called by the backend on the loop thread when `sig` arrived.
+  void deliver_signal(int sig);
+  void submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done);
   void register_task(internal::TaskBase* t);
   void unregister_task(internal::TaskBase* t);
   // Unfinished tasks in creation order.
   std::vector<internal::TaskBase*> registered_tasks() const;
-  size_t registered_task_count() const { return task_count_; }
-  void set_step_observer(internal::StepObserver* o) { observer_ = o; }
   void note(internal::EventKind kind, uint64_t id) {
     if (observer_) observer_->on_event(kind, id);
   }
-  bool debug_timing() const { return debug_; }
   void report_slow(std::string_view what, int64_t took_ns);
-  void timer_cancelled() { ++timers_cancelled_; }
-  // Whether tasks get identity keys (TaskBase::key; the backend asks for
-  // them, LoopBackend::task_key).
-  bool task_keys() const { return task_keys_; }
-  void set_task_keys(bool on) { task_keys_ = on; }
   // Whose decision a draw made now is (LoopBackend::choose): the running
   // task's key, or while timer ties are ordered, the key of the task that
   // scheduled the first tied timer; 0 for the loop itself.
   uint64_t decision_context() const;
-  size_t ready_count() const { return ready_.size(); }
-  size_t timer_count() const { return timers_.size() - timers_cancelled_; }
   // The earliest pending timer deadline, or kNoDeadline.
   int64_t next_deadline_ns();
 
- private:
   struct TimerEntry {
     int64_t when;
     uint64_t seq;
@@ -346,6 +368,30 @@ class EventLoop : public internal::RefCounted {
   std::function<void(std::string_view)> logger_;
   std::map<int, std::function<void()>> signal_handlers_;
   internal::StepObserver* observer_ = nullptr;
+};
+
+// An owning handle to an event loop, as asyncio's new_event_loop() returns
+// one: copies share the loop, and the last one to go closes the loop if it
+// is still open (asyncio leaves that to the garbage collector, with a
+// ResourceWarning).
+//
+//   twinloop::EventLoopRef loop = twinloop::real::new_event_loop();
+//   int v = loop->run_until_complete(main_coro());
+//   loop->close();
+class EventLoopRef {
+ public:
+  EventLoopRef() = default;
+  // Takes a new loop (`new EventLoop(backend)`) or shares an existing one.
+  explicit EventLoopRef(EventLoop* loop) : loop_(loop) {}
+
+  EventLoop& operator*() const { return *loop_; }
+  EventLoop* operator->() const { return loop_.get(); }
+  EventLoop* get() const { return loop_.get(); }
+  explicit operator bool() const { return bool(loop_); }
+  friend bool operator==(const EventLoopRef& a, const EventLoopRef& b) { return a.loop_ == b.loop_; }
+
+ private:
+  internal::Ref<EventLoop> loop_;
 };
 
 namespace internal {

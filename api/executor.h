@@ -39,6 +39,7 @@
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/future.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop {
 
@@ -103,7 +104,7 @@ Future<internal::ExecutorResult<F>> run_in_executor(F fn) {
       future.set_result(std::move(*box->value));
     }
   };
-  loop.submit_to_executor(std::move(work), std::move(done));
+  internal::LoopAccess::submit_to_executor(loop, std::move(work), std::move(done));
   return future;
 }
 

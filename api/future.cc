@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "twinloop/api/task.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop::internal {
 
@@ -170,7 +171,7 @@ void FutureBase::mark_finished() {
 }
 
 uint64_t FutureBase::add_done_callback(Callback cb) {
-  const uint64_t token = loop_->next_token();
+  const uint64_t token = internal::LoopAccess::next_token(*loop_);
   if (done()) {
     // asyncio: a callback added to a done future is scheduled at once.
     loop_->call_soon(PendingCallback::make(this, std::move(cb)));
@@ -212,7 +213,7 @@ void FutureBase::add_waiter_bits(WaiterBits w) {
 
 void FutureBase::add_task_waiter(TaskBase* task) {
   if (done()) {
-    loop_->schedule(task);
+    internal::LoopAccess::schedule(*loop_, task);
   } else {
     add_waiter_bits(task_bits(task));
   }
@@ -260,11 +261,11 @@ void FutureBase::schedule_waiter(WaiterBits w) {
   if (FutureLink* l = as_link(w)) {
     // As call_soon would: a handle id now, the callback next iteration.
     l->future_ = this;
-    l->handle_id_ = loop_->next_handle_id();
+    l->handle_id_ = internal::LoopAccess::next_handle_id(*loop_);
     l->hold();
-    loop_->schedule(l);
+    internal::LoopAccess::schedule(*loop_, l);
   } else {
-    loop_->schedule(reinterpret_cast<TaskBase*>(w));
+    internal::LoopAccess::schedule(*loop_, reinterpret_cast<TaskBase*>(w));
   }
 }
 
@@ -287,7 +288,7 @@ void FutureBase::schedule_callbacks() {
 
 void FutureLink::run() {
   EventLoop& loop = future_->loop();
-  loop.note(EventKind::kCallback, handle_id_);
+  internal::LoopAccess::note(loop, EventKind::kCallback, handle_id_);
   try {
     on_done(*future_);
   } catch (...) {

@@ -361,6 +361,11 @@ Future<T> create_future(EventLoop& loop) {
   return Future<T>(internal::make_ref<internal::ValueHolder<T>>(loop));
 }
 
+template <class T>
+Future<T> EventLoop::create_future() {
+  return twinloop::create_future<T>(*this);
+}
+
 }  // namespace twinloop
 
 #endif  // TWINLOOP_API_FUTURE_H_

@@ -37,6 +37,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "twinloop/api/awaitable.h"
 #include "twinloop/api/future.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop {
 
@@ -106,7 +107,7 @@ class GatherState final : public ValueHolder<R> {
     total_ = unique.size();
     // Call graph: the children are awaited by the task that called gather
     // (each link reports caller_id_ as its awaiting task).
-    if (TaskBase* caller = this->loop().current_task()) caller_id_ = caller->id();
+    if (TaskBase* caller = LoopAccess::current_task(this->loop())) caller_id_ = caller->id();
     if (total_ == 0) {
       this->set_value(collect_(children_));
       return;

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop::internal {
 namespace {
@@ -33,7 +35,7 @@ void apply_limit(std::vector<FrameCallGraphEntry>& stack, std::optional<int> lim
 // The tasks that await `f`, in creation order: tasks blocked on it, and the
 // explicit edges (gather, shield, wait, TaskGroup) whose task still runs.
 std::vector<TaskBase*> awaiters_of(FutureBase& f) {
-  std::vector<TaskBase*> tasks = f.loop().registered_tasks();
+  std::vector<TaskBase*> tasks = internal::LoopAccess::registered_tasks(f.loop());
   std::vector<uint64_t> ids = f.awaited_by_ids();
   std::vector<TaskBase*> out;
   for (TaskBase* t : tasks) {
@@ -116,7 +118,7 @@ void render(const FutureCallGraph& g, std::vector<std::string>& buf, int level) 
 std::optional<FutureCallGraph> capture_call_graph_of(FutureBase* future, std::optional<int> limit, AwaitSite here) {
   if (!future) return std::nullopt;
   EventLoop* running = running_loop_or_null();
-  const bool is_current = running && running->current_task() && &running->current_task()->future() == future;
+  const bool is_current = running && internal::LoopAccess::current_task(*running) && &internal::LoopAccess::current_task(*running)->future() == future;
   std::vector<uint64_t> path;
   if (TaskBase* t = future->as_task()) path.push_back(t->id());
   return build(*future, limit, is_current ? &here : nullptr, path, 0);
@@ -134,3 +136,24 @@ std::string render_call_graph(const FutureCallGraph& graph) {
 }
 
 }  // namespace twinloop::internal
+
+namespace twinloop {
+
+std::string describe_live_tasks(EventLoop& loop) {
+  std::vector<internal::TaskBase*> tasks = internal::LoopAccess::registered_tasks(loop);
+  std::string s;
+  for (internal::TaskBase* t : tasks) {
+    absl::StrAppend(&s, "\n  Task '", t->get_name(), "' waits on ", t->waiting_on());
+  }
+  absl::StrAppend(&s, "\nThe await graph of every waiting task:");
+  for (internal::TaskBase* t : tasks) {
+    auto graph = internal::capture_call_graph_of(&t->future(), std::nullopt, {});
+    if (!graph) continue;
+    for (absl::string_view line : absl::StrSplit(internal::render_call_graph(*graph), '\n'))
+      absl::StrAppend(&s, "\n  ", line);
+  }
+  return s;
+}
+
+
+}  // namespace twinloop

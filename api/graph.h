@@ -47,6 +47,7 @@
 
 #include "twinloop/api/future.h"
 #include "twinloop/api/task.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop {
 
@@ -79,7 +80,7 @@ inline std::optional<FutureCallGraph> capture_call_graph(std::optional<int> limi
                                                          const char* file = __builtin_FILE(),
                                                          int line = __builtin_LINE(),
                                                          const char* function = __builtin_FUNCTION()) {
-  internal::TaskBase* t = get_running_loop().current_task();
+  internal::TaskBase* t = internal::LoopAccess::current_task(get_running_loop());
   if (!t) return std::nullopt;
   return internal::capture_call_graph_of(&t->future(), limit, {file, line, function});
 }
@@ -123,6 +124,12 @@ template <class T>
 void print_call_graph(const Future<T>& future, FILE* out = stdout, std::optional<int> limit = std::nullopt) {
   std::fprintf(out, "%s\n", format_call_graph(future, limit).c_str());
 }
+
+// Every unfinished task of `loop`, what it waits on, and the await graph of
+// each, for reports (a simulated deadlock, a failing test): one line per
+// task, then the graphs; each line starts with a newline and two spaces.
+//   Task 'worker' waits on <Future pending Lock.acquire() on 'db'>
+std::string describe_live_tasks(EventLoop& loop);
 
 }  // namespace twinloop
 

@@ -7,7 +7,7 @@
 // and a simulated loop:
 //
 //   attach(loop)    called once by the loop it serves
-//   now_ns()        the clock
+//   time_ns()       the clock
 //   wait(deadline)  the I/O source: block for I/O or until the next timer
 //   wake()          interrupt wait() from another thread
 //   submit()        the executor behind run_in_executor / to_thread
@@ -33,6 +33,9 @@
 namespace twinloop {
 
 class EventLoop;
+namespace internal {
+class StepObserver;
+}  // namespace internal
 
 class LoopBackend {
  public:
@@ -49,7 +52,7 @@ class LoopBackend {
 
   // The loop's monotonic clock in nanoseconds. The epoch is unspecified (the
   // simulated loop starts at 0).
-  virtual int64_t now_ns() = 0;
+  virtual int64_t time_ns() = 0;
 
   // Waits for I/O, a signal or a wake() until the clock reaches
   // `deadline_ns` (kNoDeadline: no timer is pending; kPollOnly: do not block),
@@ -99,6 +102,22 @@ class LoopBackend {
   // work already running is waited for, since threads cannot be interrupted)
   // and release OS resources. wake() may still be called concurrently.
   virtual void close() = 0;
+
+ protected:
+  // What a backend may ask of the loop it serves, besides its public API.
+  // Delivers `sig` (watched with watch_signal) to its handler: on the loop
+  // thread, from wait().
+  static void deliver_signal(EventLoop& loop, int sig);
+  // Sees every scheduling event from now on (nullptr: none).
+  static void observe_steps(EventLoop& loop, internal::StepObserver* observer);
+  // New tasks get identity keys from task_key().
+  static void enable_task_keys(EventLoop& loop);
+  // Whose decision a draw made now is: the running task's key, or while
+  // timer ties are ordered, the key of the task that scheduled the first
+  // tied timer; 0 for the loop itself (see EventLoop's tie rule).
+  static uint64_t decision_context(const EventLoop& loop);
+  // The unfinished tasks of `loop`, for reports.
+  static size_t task_count(const EventLoop& loop);
 };
 
 }  // namespace twinloop

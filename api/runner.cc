@@ -1,4 +1,5 @@
 #include "twinloop/api/runner.h"
+#include "twinloop/api/internal/loop_access.h"
 
 #include <vector>
 
@@ -6,7 +7,7 @@ namespace twinloop::internal {
 
 void shutdown_loop(EventLoop& loop) {
   std::vector<Ref<FutureBase>> leftovers;
-  for (TaskBase* t : loop.registered_tasks()) leftovers.emplace_back(&t->future());
+  for (TaskBase* t : internal::LoopAccess::registered_tasks(loop)) leftovers.emplace_back(&t->future());
   if (!leftovers.empty()) {
     for (auto& f : leftovers) f->cancel();
     // One future that completes when every leftover task has finished.
@@ -18,7 +19,7 @@ void shutdown_loop(EventLoop& loop) {
       });
     }
     try {
-      loop.run_until_complete(*all_done);
+      LoopAccess::run_until_done(loop, *all_done);
     } catch (...) {
       loop.close();
       throw;

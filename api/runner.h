@@ -19,6 +19,7 @@
 
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
+#include "twinloop/api/internal/loop_access.h"
 #include "twinloop/api/task.h"
 
 namespace twinloop::internal {
@@ -39,7 +40,7 @@ template <class T>
 T run_main(EventLoop& loop, Coro<T> main) {
   Task<T> task = start_main(loop, std::move(main));
   try {
-    loop.run_until_complete(*task.state());
+    LoopAccess::run_until_done(loop, *task.state());
   } catch (...) {
     // The loop itself failed (e.g. a simulated deadlock): drop everything.
     loop.close();

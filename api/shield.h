@@ -27,6 +27,7 @@
 #include "twinloop/api/future.h"
 #include "twinloop/api/internal/ref.h"
 #include "twinloop/api/task.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop {
 
@@ -66,7 +67,7 @@ Future<awaitable_value_t<A>> shield(A&& aw) {
   if (inner.done()) return inner;
   Future<T> outer = create_future<T>(inner.get_loop());
   // Call graph: the inner is awaited by the task that shields it.
-  internal::TaskBase* caller = inner.get_loop().current_task();
+  internal::TaskBase* caller = internal::LoopAccess::current_task(inner.get_loop());
   const uint64_t caller_id = caller ? caller->id() : 0;
   if (caller_id) inner.state()->add_awaited_by(caller_id);
   auto link = internal::make_ref<internal::ShieldLink>();

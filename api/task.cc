@@ -1,4 +1,5 @@
 #include "twinloop/api/task.h"
+#include "twinloop/api/internal/loop_access.h"
 
 #include <stdexcept>
 
@@ -9,14 +10,14 @@ namespace internal {
 
 TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name,
                    const char* function)
-    : root_(root), self_(&self), resume_point_(root), id_(loop.next_task_id()) {
-  if (loop.task_keys()) {
-    const TaskBase* parent = loop.current_task();
+    : root_(root), self_(&self), resume_point_(root), id_(internal::LoopAccess::next_task_id(loop)) {
+  if (internal::LoopAccess::task_keys(loop)) {
+    const TaskBase* parent = internal::LoopAccess::current_task(loop);
     key_ = loop.backend().task_key(parent ? parent->key_ : 0,
                                    name.empty() ? coroutine_function_name(function) : std::string_view(name));
   }
   if (!name.empty()) name_ = std::make_unique<std::string>(std::move(name));
-  loop.register_task(this);
+  internal::LoopAccess::register_task(loop, this);
 }
 
 std::string TaskBase::get_name() const { return name_ ? *name_ : absl::StrCat("Task-", id_); }
@@ -65,29 +66,29 @@ void TaskBase::run() {
   yielded_ = false;
   Ref<FutureBase> keep(self_);  // finishing drops the loop's reference
   EventLoop& loop = this->loop();
-  TaskBase* prev = loop.current_task();
+  TaskBase* prev = internal::LoopAccess::current_task(loop);
   // Current before the event is noted: a draw made by the observer (step
   // jitter) belongs to this task.
-  loop.set_current_task(this);
-  loop.note(EventKind::kTaskStep, id_);
-  if (loop.debug_timing()) {
-    const int64_t t0 = loop.now_ns();
+  internal::LoopAccess::set_current_task(loop, this);
+  internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
+  if (internal::LoopAccess::debug_timing(loop)) {
+    const int64_t t0 = loop.time_ns();
     step(throw_cancel);
-    loop.report_slow(absl::StrCat("<Task name='", get_name(), "'>"), loop.now_ns() - t0);
+    internal::LoopAccess::report_slow(loop, absl::StrCat("<Task name='", get_name(), "'>"), loop.time_ns() - t0);
   } else {
     step(throw_cancel);
   }
-  loop.set_current_task(prev);
+  internal::LoopAccess::set_current_task(loop, prev);
 }
 
 void TaskBase::eager_start() {
   Ref<FutureBase> keep(self_);
   EventLoop& loop = this->loop();
-  TaskBase* prev = loop.current_task();
-  loop.set_current_task(this);
-  loop.note(EventKind::kTaskStep, id_);
+  TaskBase* prev = internal::LoopAccess::current_task(loop);
+  internal::LoopAccess::set_current_task(loop, this);
+  internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
   step(false);
-  loop.set_current_task(prev);
+  internal::LoopAccess::set_current_task(loop, prev);
 }
 
 void TaskBase::step(bool throw_cancel) {
@@ -100,7 +101,7 @@ void TaskBase::step(bool throw_cancel) {
       root_.destroy();
       root_ = nullptr;
       self_->cancel_future(self_->cancel_message());
-      loop().unregister_task(this);
+      internal::LoopAccess::unregister_task(loop(), this);
       return;
     }
   } else {
@@ -110,7 +111,7 @@ void TaskBase::step(bool throw_cancel) {
   resume_point_.resume();
   if (root_.done()) {
     on_root_done();
-    loop().unregister_task(this);
+    internal::LoopAccess::unregister_task(loop(), this);
     return;
   }
   if (!parked_) {
@@ -120,7 +121,7 @@ void TaskBase::step(bool throw_cancel) {
     root_ = nullptr;
     self_->set_exception(std::make_exception_ptr(std::runtime_error(
         "Task got bad yield: a coroutine awaited something that is not a twinloop awaitable")));
-    loop().unregister_task(this);
+    internal::LoopAccess::unregister_task(loop(), this);
   }
 }
 
@@ -158,12 +159,12 @@ void TaskBase::yield_now(std::coroutine_handle<> h) {
   resume_point_ = h;
   parked_ = true;
   yielded_ = true;
-  loop().schedule(this);
+  internal::LoopAccess::schedule(loop(), this);
 }
 
 TaskBase* current_task_or_throw(const char* what) {
   EventLoop* loop = running_loop_or_null();
-  TaskBase* t = loop ? loop->current_task() : nullptr;
+  TaskBase* t = loop ? internal::LoopAccess::current_task(*loop) : nullptr;
   if (!t) throw std::runtime_error(absl::StrCat(what, " must be awaited inside a task"));
   return t;
 }
@@ -182,14 +183,14 @@ void after_resume(TaskBase* task) {
 }  // namespace internal
 
 std::optional<TaskRef> current_task() {
-  internal::TaskBase* t = get_running_loop().current_task();
+  internal::TaskBase* t = internal::LoopAccess::current_task(get_running_loop());
   if (!t) return std::nullopt;
   return TaskRef{t};
 }
 
 std::vector<TaskRef> all_tasks() {
   std::vector<TaskRef> out;
-  for (internal::TaskBase* t : get_running_loop().registered_tasks()) out.push_back(TaskRef{t});
+  for (internal::TaskBase* t : internal::LoopAccess::registered_tasks(get_running_loop())) out.push_back(TaskRef{t});
   return out;
 }
 
@@ -198,7 +199,7 @@ namespace internal {
 void SleepState::run() {
   Ref<SleepState> self = Ref<SleepState>::adopt(this);  // the queue's reference
   if (cancelled_ || done()) return;
-  loop().note(EventKind::kCallback, id_);
+  internal::LoopAccess::note(loop(), EventKind::kCallback, id_);
   set_value(std::monostate{});  // wakes the sleeping task next iteration, as asyncio
 }
 
@@ -207,7 +208,7 @@ bool SleepState::cancel(std::string msg) {
   // asyncio's sleep cancels its timer handle when cancelled.
   if (in_heap_ && !cancelled_) {
     cancelled_ = true;
-    loop().timer_cancelled();
+    internal::LoopAccess::timer_cancelled(loop());
   }
   return true;
 }
@@ -230,11 +231,11 @@ void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {
   } else {
     auto* s = new internal::SleepState(loop);
     state_ = internal::Ref<internal::FutureBase>(s);
-    s->id_ = loop.next_handle_id();
+    s->id_ = internal::LoopAccess::next_handle_id(loop);
     s->add_ref();  // the heap's reference
-    const int64_t now = loop.now_ns();
+    const int64_t now = loop.time_ns();
     const int64_t d = absl::ToInt64Nanoseconds(delay_);
-    loop.add_timer(s, d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d);
+    internal::LoopAccess::add_timer(loop, s, d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d);
   }
   task_->block_on(*state_, h);
 }

@@ -43,6 +43,7 @@
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/future.h"
+#include "twinloop/api/internal/loop_access.h"
 
 namespace twinloop {
 
@@ -213,20 +214,27 @@ class Task : public Future<T> {
 // "Compilers").
 template <class T>
 Task<T> create_task(Coro<T> coro) {
-  EventLoop& loop = get_running_loop();
-  auto* state = new internal::TaskState<T>(loop, coro.release(), std::string());
-  loop.schedule(state);
-  return Task<T>(state);
+  return get_running_loop().create_task(std::move(coro));
 }
 template <class T>
 Task<T> create_task(Coro<T> coro, TaskOptions options) {
-  EventLoop& loop = get_running_loop();
-  auto* state = new internal::TaskState<T>(loop, coro.release(), std::move(options.name));
+  return get_running_loop().create_task(std::move(coro), std::move(options));
+}
+
+template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro) {
+  auto* state = new internal::TaskState<T>(*this, coro.release(), std::string());
+  internal::LoopAccess::schedule(*this, state);
+  return Task<T>(state);
+}
+template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
+  auto* state = new internal::TaskState<T>(*this, coro.release(), std::move(options.name));
   Task<T> task(state);
-  if (options.eager_start && loop.is_running()) {
+  if (options.eager_start && is_running()) {
     state->eager_start();
   } else {
-    loop.schedule(state);
+    internal::LoopAccess::schedule(*this, state);
   }
   return task;
 }

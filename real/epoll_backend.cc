@@ -266,7 +266,7 @@ void EpollBackend::attach(EventLoop& loop) {
   pool_ = std::make_unique<ThreadPool>(loop, max_workers_);
 }
 
-int64_t EpollBackend::now_ns() {
+int64_t EpollBackend::time_ns() {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
@@ -281,7 +281,7 @@ void EpollBackend::wait(int64_t deadline_ns) {
   } else if (deadline_ns == kPollOnly) {
     remaining_ns = 0;
   } else {
-    remaining_ns = std::max<int64_t>(0, deadline_ns - now_ns());
+    remaining_ns = std::max<int64_t>(0, deadline_ns - time_ns());
   }
 
   epoll_event events[kMaxEvents];
@@ -338,7 +338,7 @@ void EpollBackend::drain_signals() {
     const ssize_t r = ::read(signal_read_fd_, buf, sizeof buf);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return;
-    for (ssize_t i = 0; i < r; ++i) loop_->deliver_signal(buf[i]);
+    for (ssize_t i = 0; i < r; ++i) deliver_signal(*loop_, buf[i]);
     if (static_cast<size_t>(r) < sizeof buf) return;
   }
 }

@@ -7,7 +7,7 @@
 //             timeout rounded up to whole milliseconds where the kernel lacks
 //             epoll_pwait2 (ENOSYS). Either way wait() never returns before
 //             its deadline unless something happened, so timers never fire
-//             early (the core fires a timer once when <= now_ns()).
+//             early (the core fires a timer once when <= time_ns()).
 //   wake      an eventfd, drained by wait() (asyncio's self-pipe).
 //   signals   a sigaction handler that writes the signal number, one byte,
 //             to a non-blocking self-pipe; wait() reads it and calls
@@ -78,7 +78,7 @@ class EpollBackend final : public LoopBackend {
   ~EpollBackend() override;
 
   void attach(EventLoop& loop) override;
-  int64_t now_ns() override;
+  int64_t time_ns() override;
   void wait(int64_t deadline_ns) override;
   void wake() override;
   void submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) override;

@@ -25,6 +25,7 @@
 #include "twinloop/api/future.h"
 #include "twinloop/api/runner.h"
 #include "twinloop/api/task.h"
+#include "twinloop/api/internal/loop_access.h"
 #include "gtest/gtest.h"
 #include "twinloop/real/run.h"
 
@@ -138,19 +139,19 @@ TEST(EpollBackend, WaitReturnsAtTheDeadlineNotBefore) {
     CloseAtExit closer(*loop);
     LoopBackend& backend = loop->backend();
 
-    const int64_t deadline = backend.now_ns() + 15'000'000 + 123;
+    const int64_t deadline = backend.time_ns() + 15'000'000 + 123;
     backend.wait(deadline);
-    EXPECT_GE(backend.now_ns(), deadline) << (ns ? "epoll_pwait2" : "epoll_wait");
+    EXPECT_GE(backend.time_ns(), deadline) << (ns ? "epoll_pwait2" : "epoll_wait");
 
     const Clock::time_point t0 = Clock::now();
     backend.wait(LoopBackend::kPollOnly);
-    backend.wait(backend.now_ns() - 1'000'000);  // a deadline in the past
+    backend.wait(backend.time_ns() - 1'000'000);  // a deadline in the past
     EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(500));
   }
 }
 
 TEST(EpollBackend, ChooseAlwaysTakesTheDefault) {
-  Ref<EventLoop> loop = new_event_loop();
+  EventLoopRef loop = new_event_loop();
   CloseAtExit closer(*loop);
   EXPECT_EQ(loop->backend().choose("loop.timer_tie", uint64_t{1} << 32), 0u);
   EXPECT_EQ(loop->backend().choose("anything", 1), 0u);
@@ -163,7 +164,7 @@ class CountingBackend final : public LoopBackend {
  public:
   explicit CountingBackend(std::atomic<int>* blocking_waits) : blocking_waits_(blocking_waits) {}
   void attach(EventLoop& loop) override { inner_.attach(loop); }
-  int64_t now_ns() override { return inner_.now_ns(); }
+  int64_t time_ns() override { return inner_.time_ns(); }
   void wait(int64_t deadline_ns) override {
     if (deadline_ns == kNoDeadline) ++*blocking_waits_;
     inner_.wait(deadline_ns);
@@ -220,7 +221,7 @@ TEST(EpollBackend, CallSoonThreadsafeFromFourThreadsRunsAllOnTheLoopThread) {
     std::unique_lock<std::mutex> lock(mu);
     if (!cv.wait_for(lock, kPatience, [&] { return finished; })) raw->call_soon_threadsafe([raw] { raw->stop(); });
   });
-  EXPECT_EQ(loop->timer_count(), 0u);
+  EXPECT_EQ(internal::LoopAccess::timer_count(*loop), 0u);
   loop->run_forever();
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -346,7 +347,7 @@ TEST(Executor, CancellingBeforeStartSkipsTheFunction) {
 }
 
 TEST(Executor, WorkersStartLazilyUpToTheLimit) {
-  Ref<EventLoop> loop = new_event_loop();
+  EventLoopRef loop = new_event_loop();
   CloseAtExit closer(*loop);
   EpollBackend& backend = epoll_of(*loop);
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
@@ -354,7 +355,7 @@ TEST(Executor, WorkersStartLazilyUpToTheLimit) {
   EXPECT_EQ(backend.worker_count(), 0u);
 
   int done = 0;
-  loop->submit_to_executor([] {}, [&] {
+  internal::LoopAccess::submit_to_executor(*loop, [] {}, [&] {
     ++done;
     loop->stop();
   });
@@ -362,7 +363,7 @@ TEST(Executor, WorkersStartLazilyUpToTheLimit) {
   EXPECT_EQ(done, 1);
   EXPECT_EQ(backend.worker_count(), 1u);
   // The worker is idle again: the next job reuses it.
-  loop->submit_to_executor([] {}, [&] {
+  internal::LoopAccess::submit_to_executor(*loop, [] {}, [&] {
     ++done;
     loop->stop();
   });
@@ -388,7 +389,7 @@ TEST(Executor, CloseDropsQueuedWorkAndWaitsForRunningWork) {
   {
     std::shared_ptr<DestroyedOn> probe1(new DestroyedOn{&first_destroyed_on});
     std::shared_ptr<DestroyedOn> probe2(new DestroyedOn{&second_destroyed_on});
-    loop->submit_to_executor(
+    internal::LoopAccess::submit_to_executor(*loop, 
         [&gate] {
           gate.started = true;
           await_flag(gate.release);
@@ -396,7 +397,7 @@ TEST(Executor, CloseDropsQueuedWorkAndWaitsForRunningWork) {
           gate.finished = true;
         },
         [&done_ran, probe1] { ++done_ran; });
-    loop->submit_to_executor([&second_ran] { ++second_ran; }, [&done_ran, probe2] { ++done_ran; });
+    internal::LoopAccess::submit_to_executor(*loop, [&second_ran] { ++second_ran; }, [&done_ran, probe2] { ++done_ran; });
   }
   ASSERT_TRUE(await_flag(gate.started));
   gate.release = true;
@@ -407,7 +408,7 @@ TEST(Executor, CloseDropsQueuedWorkAndWaitsForRunningWork) {
   EXPECT_EQ(done_ran, 0);
   EXPECT_EQ(first_destroyed_on, std::this_thread::get_id());
   EXPECT_EQ(second_destroyed_on, std::this_thread::get_id());
-  EXPECT_THROW(loop->submit_to_executor([] {}, [] {}), std::runtime_error);
+  EXPECT_THROW(internal::LoopAccess::submit_to_executor(*loop, [] {}, [] {}), std::runtime_error);
 }
 
 // ---------------------------------------------------------------- signals
@@ -420,10 +421,10 @@ class KindRecorder final : public ::twinloop::internal::StepObserver {
 
 TEST(Signals, HandlerRunsFromTheReadyQueueOnTheLoopThread) {
   using ::twinloop::internal::EventKind;
-  Ref<EventLoop> loop = new_event_loop();
+  EventLoopRef loop = new_event_loop();
   CloseAtExit closer(*loop);
   KindRecorder recorder;
-  loop->set_step_observer(&recorder);
+  internal::LoopAccess::set_step_observer(*loop, &recorder);
   const std::thread::id loop_thread = std::this_thread::get_id();
 
   int calls = 0;
@@ -449,7 +450,7 @@ TEST(Signals, HandlerRunsFromTheReadyQueueOnTheLoopThread) {
   loop->run_forever();
   killer.join();
   watchdog.cancel();
-  loop->set_step_observer(nullptr);
+  internal::LoopAccess::set_step_observer(*loop, nullptr);
 
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(ran_on, loop_thread);
@@ -473,7 +474,7 @@ TEST(Signals, HandlerRunsFromTheReadyQueueOnTheLoopThread) {
 }
 
 TEST(Signals, InvalidSignalsAreRejected) {
-  Ref<EventLoop> loop = new_event_loop();
+  EventLoopRef loop = new_event_loop();
   CloseAtExit closer(*loop);
   for (int sig : {0, -1, NSIG, 1000}) {
     EXPECT_THROW(loop->add_signal_handler(sig, [] {}), std::invalid_argument) << sig;
@@ -483,9 +484,9 @@ TEST(Signals, InvalidSignalsAreRejected) {
 }
 
 TEST(Signals, OneLoopPerSignal) {
-  Ref<EventLoop> first = new_event_loop();
+  EventLoopRef first = new_event_loop();
   CloseAtExit close_first(*first);
-  Ref<EventLoop> second = new_event_loop();
+  EventLoopRef second = new_event_loop();
   CloseAtExit close_second(*second);
   EpollBackend& second_backend = epoll_of(*second);
 
@@ -510,9 +511,9 @@ TEST(Signals, OneLoopPerSignal) {
 // A handler the backend refused to watch leaves nothing behind: the loop
 // neither claims it (remove returns false) nor skips installing it later.
 TEST(Signals, RefusedHandlerLeavesNoStaleEntry) {
-  Ref<EventLoop> first = new_event_loop();
+  EventLoopRef first = new_event_loop();
   CloseAtExit close_first(*first);
-  Ref<EventLoop> second = new_event_loop();
+  EventLoopRef second = new_event_loop();
   CloseAtExit close_second(*second);
 
   first->add_signal_handler(SIGUSR2, [] {});
@@ -533,7 +534,7 @@ TEST(Lifecycle, LoopDroppedWithoutCloseReleasesItsCallbacks) {
   auto token = std::make_shared<int>(0);
   std::weak_ptr<int> watch = token;
   {
-    Ref<EventLoop> loop = new_event_loop();
+    EventLoopRef loop = new_event_loop();
     loop->call_soon([token = std::move(token)] {});
     loop->call_later(absl::Hours(1), [] {});
   }
@@ -543,7 +544,7 @@ TEST(Lifecycle, LoopDroppedWithoutCloseReleasesItsCallbacks) {
 // ---------------------------------------------------------------- debug mode
 
 TEST(DebugMode, ReportsASlowCallback) {
-  Ref<EventLoop> loop = new_event_loop();
+  EventLoopRef loop = new_event_loop();
   CloseAtExit closer(*loop);
   loop->set_debug(true);
   loop->set_slow_callback_duration(absl::Milliseconds(10));

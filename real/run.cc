@@ -6,8 +6,6 @@
 
 namespace twinloop::real {
 
-::twinloop::internal::Ref<EventLoop> new_event_loop() {
-  return ::twinloop::internal::Ref<EventLoop>(new EventLoop(std::make_unique<EpollBackend>()));
-}
+EventLoopRef new_event_loop() { return EventLoopRef(new EventLoop(std::make_unique<EpollBackend>())); }
 
 }  // namespace twinloop::real

@@ -42,14 +42,15 @@ struct RunOptions {
   absl::Duration slow_callback_duration = absl::Milliseconds(100);
 };
 
-// A new, not running, real event loop (asyncio.new_event_loop). The caller
-// closes it (EventLoop::close) when done; closing stops its executor.
-::twinloop::internal::Ref<EventLoop> new_event_loop();
+// A new, not running, real event loop (asyncio.new_event_loop). Close it
+// (EventLoop::close) when done, which stops its executor; the last
+// EventLoopRef to go closes it otherwise.
+EventLoopRef new_event_loop();
 
 // Runs `main` to completion on a new real loop and returns its result.
 template <class T>
 T run(Coro<T> main, RunOptions options = {}) {
-  ::twinloop::internal::Ref<EventLoop> loop = new_event_loop();
+  EventLoopRef loop = new_event_loop();
   // run_main closes the loop, except when it refuses to start (a loop is
   // running on this thread already); a loop must be closed before it goes.
   struct CloseOnExit {

@@ -44,8 +44,8 @@ Options options_for_replay(const Recording& recording, Options base) {
 
 void SimBackend::attach(EventLoop& loop) {
   loop_ = &loop;
-  loop.set_step_observer(this);
-  loop.set_task_keys(true);
+  observe_steps(loop, this);
+  enable_task_keys(loop);
 }
 
 void SimBackend::wait(int64_t deadline_ns) {
@@ -58,7 +58,7 @@ void SimBackend::wait(int64_t deadline_ns) {
                         "%d task(s) alive:",
                         absl::FormatDuration(absl::Nanoseconds(deadline_ns)),
                         absl::FormatDuration(options_.time_limit), options_.seed,
-                        loop_->registered_tasks().size()),
+                        task_count(*loop_)),
         describe_live_tasks(*loop_)));
   }
   if (deadline_ns > now_ns_) now_ns_ = deadline_ns;
@@ -68,7 +68,8 @@ void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void
   const int64_t max_us = absl::ToInt64Microseconds(options_.executor_latency_max);
   const int64_t latency_us = static_cast<int64_t>(choose("executor.latency_us", static_cast<uint64_t>(max_us) + 1));
   // The function runs on the loop thread at the drawn virtual completion time.
-  loop_->call_at_ns(now_ns_ + latency_us * 1000, [work = std::move(work), done = std::move(done)]() mutable {
+  const absl::Time when = absl::UnixEpoch() + absl::Nanoseconds(now_ns_ + latency_us * 1000);
+  loop_->call_at(when, [work = std::move(work), done = std::move(done)]() mutable {
     work();
     done();
   });
@@ -80,7 +81,7 @@ uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
   return draw(context_key(), site, n);
 }
 
-uint64_t SimBackend::context_key() const { return loop_->decision_context(); }
+uint64_t SimBackend::context_key() const { return decision_context(*loop_); }
 
 uint64_t& SimBackend::counter(Counters& c, uint64_t slot) {
   if (c.last && c.last_slot == slot) return *c.last;
@@ -155,7 +156,7 @@ void SimBackend::watch_signal(int sig, bool on) {
 }
 
 void SimBackend::raise_signal(int sig) {
-  if (watched_signals_.count(sig)) loop_->deliver_signal(sig);
+  if (watched_signals_.count(sig)) deliver_signal(*loop_, sig);
 }
 
 void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
@@ -177,28 +178,12 @@ std::vector<EventRecord> SimBackend::last_events() const {
   return out;
 }
 
-std::string describe_live_tasks(EventLoop& loop) {
-  std::vector<internal::TaskBase*> tasks = loop.registered_tasks();
-  std::string s;
-  for (internal::TaskBase* t : tasks) {
-    absl::StrAppend(&s, "\n  Task '", t->get_name(), "' waits on ", t->waiting_on());
-  }
-  absl::StrAppend(&s, "\nThe await graph of every waiting task:");
-  for (internal::TaskBase* t : tasks) {
-    auto graph = internal::capture_call_graph_of(&t->future(), std::nullopt, {});
-    if (!graph) continue;
-    for (absl::string_view line : absl::StrSplit(internal::render_call_graph(*graph), '\n'))
-      absl::StrAppend(&s, "\n  ", line);
-  }
-  return s;
-}
-
 std::string SimBackend::deadlock_report() const {
   return absl::StrCat(
       absl::StrFormat("deadlock at virtual time %s (seed %d): nothing is ready, no timer is pending, and %d "
                       "task(s) wait forever:",
                       absl::FormatDuration(absl::Nanoseconds(now_ns_)), options_.seed,
-                      loop_->registered_tasks().size()),
+                      task_count(*loop_)),
       describe_live_tasks(*loop_));
 }
 

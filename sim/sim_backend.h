@@ -96,17 +96,13 @@ class TimeLimitError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Every task alive on `loop`, what it waits on, and its await graph, one
-// per line (each line starts with a newline and two spaces).
-std::string describe_live_tasks(EventLoop& loop);
-
 
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
   explicit SimBackend(const Options& options);
 
   void attach(EventLoop& loop) override;
-  int64_t now_ns() override { return now_ns_; }
+  int64_t time_ns() override { return now_ns_; }
   void wait(int64_t deadline_ns) override;
   void wake() override {}
   void submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) override;

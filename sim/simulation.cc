@@ -11,6 +11,12 @@ Simulation::Simulation(Options options) : options_(options) {
   loop_->set_debug(options_.debug);
 }
 
+EventLoopRef new_event_loop(Options options) {
+  EventLoopRef loop(new EventLoop(std::make_unique<SimBackend>(options)));
+  loop->set_debug(options.debug);
+  return loop;
+}
+
 Recording Simulation::recording() const {
   Recording r;
   r.seed = options_.seed;

@@ -7,7 +7,7 @@
 //   twinloop::sim::Simulation sim({.seed = 7});
 //   int v = sim.run(main_coro());
 //   uint64_t h = sim.event_hash();       // same seed => same hash
-//   absl::Time t = sim.now();            // virtual time at the end
+//   absl::Time t = sim.time();           // virtual time at the end
 //
 // sim::run is asyncio.run for the simulated loop: it runs `main` in a task
 // until it finishes, cancels and finishes leftover tasks, closes the loop and
@@ -52,8 +52,8 @@ class Simulation {
   uint64_t event_count() const { return backend_->event_count(); }
   uint64_t choices_made() const { return backend_->choices_made(); }
   // Virtual time (absl::UnixEpoch() is the start of the run).
-  absl::Time now() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->now_ns()); }
-  absl::Duration elapsed() const { return absl::Nanoseconds(backend_->now_ns()); }
+  absl::Time time() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->time_ns()); }
+  absl::Duration elapsed() const { return absl::Nanoseconds(backend_->time_ns()); }
   std::vector<EventRecord> last_events() const { return backend_->last_events(); }
 
   // With Options::record (or replay): the run so far as a Recording (seed,
@@ -71,6 +71,12 @@ class Simulation {
   SimBackend* backend_;  // owned by loop_
   internal::Ref<EventLoop> loop_;
 };
+
+// A new, not running, simulated loop (asyncio.new_event_loop for the
+// simulated loop): for code that drives a loop itself (run_until_complete,
+// run_forever, Runner's loop factory). A Simulation wraps the same and keeps
+// access to the run's hash, recording and virtual time.
+EventLoopRef new_event_loop(Options options = {});
 
 // What sim::run can report about the run it did.
 struct RunStats {

@@ -93,9 +93,9 @@ Coro<void> slow_executor() {
   }());
   EventLoop& loop = get_running_loop();
   for (int i = 0; i < 6; ++i) {
-    const int64_t t0 = loop.now_ns();
+    const int64_t t0 = loop.time_ns();
     co_await to_thread([] {});
-    if (loop.now_ns() - t0 > 7'000'000) throw std::runtime_error("executor work took longer than 7ms");
+    if (loop.time_ns() - t0 > 7'000'000) throw std::runtime_error("executor work took longer than 7ms");
   }
   co_await noise;
 }

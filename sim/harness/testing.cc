@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/event_loop.h"
+#include "twinloop/api/graph.h"
 #include "gtest/gtest-spi.h"
 #include "twinloop/sim/choice.h"
 #include "twinloop/sim/harness/replay_file.h"

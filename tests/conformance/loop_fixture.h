@@ -75,6 +75,13 @@ T run_on(LoopKind kind, Coro<T> main) {
   return run_on(LoopParam{kind, 1}, std::move(main));
 }
 
+// A new, not running loop of the chosen kind (real::new_event_loop or
+// sim::new_event_loop), for cases that drive a loop themselves.
+inline EventLoopRef new_loop(const LoopParam& p) {
+  if (p.kind == LoopKind::kReal) return real::new_event_loop();
+  return sim::new_event_loop(sim::Options{.seed = p.seed});
+}
+
 class LoopTest : public ::testing::TestWithParam<LoopParam> {
  protected:
   template <class T>
@@ -82,6 +89,7 @@ class LoopTest : public ::testing::TestWithParam<LoopParam> {
     return run_on(GetParam(), std::move(main));
   }
   bool on_real_loop() const { return GetParam().kind == LoopKind::kReal; }
+  EventLoopRef new_loop() const { return conformance::new_loop(GetParam()); }
 };
 
 // Long enough never to elapse during a test; things waiting this long are

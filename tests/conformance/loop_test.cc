@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "twinloop/api/awaitable.h"
 #include "twinloop/api/coro.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/event_loop.h"
@@ -635,6 +636,122 @@ TEST(ConformanceSeeds, ObservableOrderIsTheSameForSeeds1To3AndTheRealLoop) {
   EXPECT_EQ(run_on(LoopKind::kReal, seed_independent_workload()), want);
 }
 
+// ---------------------------------------------------------------- the loop object
+
+// asyncio's loop object, driven by hand: loop.create_task before the loop
+// runs, loop.run_until_complete(coro | future) returning the result,
+// run_forever / stop, and stepping with one iteration at a time.
+class LoopObjectConformance : public LoopTest {};
+
+Coro<int> add_after(absl::Duration d, int a, int b) {
+  co_await sleep(d);
+  co_return a + b;
+}
+
+// base_events.py run_until_complete: "future = tasks.ensure_future(future,
+// loop=self)" then "return future.result()".
+TEST_P(LoopObjectConformance, RunUntilCompleteTakesACoroutineAndReturnsItsResult) {
+  EventLoopRef loop = new_loop();
+  EXPECT_EQ(loop->run_until_complete(add_after(absl::Milliseconds(2), 40, 2)), 42);
+  // Again on the same loop, then a void coroutine.
+  EXPECT_EQ(loop->run_until_complete(add_after(absl::Milliseconds(1), 1, 1)), 2);
+  bool ran = false;
+  loop->run_until_complete([](bool* ran) -> Coro<void> {
+    co_await sleep(absl::ZeroDuration());
+    *ran = true;
+  }(&ran));
+  EXPECT_TRUE(ran);
+  loop->close();
+  EXPECT_TRUE(loop->is_closed());
+}
+
+// loop.create_task before the loop runs (asyncio allows it: the task's first
+// step is scheduled and runs once the loop does).
+TEST_P(LoopObjectConformance, CreateTaskBeforeTheLoopRuns) {
+  EventLoopRef loop = new_loop();
+  EXPECT_FALSE(loop->is_running());
+  EXPECT_EQ(running_loop_or_null(), nullptr);
+  Task<int> t = loop->create_task(add_after(absl::Milliseconds(1), 3, 4), {.name = "early"});
+  EXPECT_FALSE(t.done());
+  EXPECT_EQ(t.get_name(), "early");
+  EXPECT_EQ(loop->run_until_complete(t), 7);
+  EXPECT_TRUE(t.done());
+  loop->close();
+}
+
+Coro<int> fail_later(std::string what) {
+  co_await sleep(absl::Milliseconds(1));
+  throw std::runtime_error(what);
+  co_return 0;
+}
+
+TEST_P(LoopObjectConformance, RunUntilCompleteRethrowsAndRaisesIfStoppedFirst) {
+  EventLoopRef loop = new_loop();
+  EXPECT_THROW(
+      {
+        try {
+          loop->run_until_complete(fail_later("boom"));
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "boom");
+          throw;
+        }
+      },
+      std::runtime_error);
+  // asyncio: "Event loop stopped before Future completed."
+  Future<void> never = loop->create_future<void>();
+  loop->call_soon([&] { loop->stop(); });
+  try {
+    loop->run_until_complete(never);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "Event loop stopped before Future completed.");
+  }
+  loop->close();
+}
+
+// run_once steps the loop with the loop as the running loop: what ran saw
+// it, and what it scheduled waits for the next step.
+TEST_P(LoopObjectConformance, RunOnceStepsOneIterationAsTheRunningLoop) {
+  EventLoopRef loop = new_loop();
+  std::vector<std::string> log;
+  EventLoop* seen = nullptr;
+  loop->call_soon([&] {
+    seen = running_loop_or_null();
+    log.push_back("first");
+    loop->call_soon([&] { log.push_back("second"); });
+  });
+  loop->run_once();
+  EXPECT_EQ(seen, loop.get());
+  EXPECT_THAT(log, ElementsAre("first"));
+  EXPECT_EQ(running_loop_or_null(), nullptr);
+  loop->run_once();
+  EXPECT_THAT(log, ElementsAre("first", "second"));
+  loop->close();
+}
+
+// close() drops a pending task with its frame; EventLoopRef copies share
+// one loop; closing twice is harmless (base_events.py close: "if
+// self._closed: return").
+TEST_P(LoopObjectConformance, CloseDropsPendingTasksAndIsIdempotent) {
+  EventLoopRef loop = new_loop();
+  bool done = false;
+  Task<void> t = loop->create_task([](bool* done) -> Coro<void> {
+    co_await sleep(kNever);
+    *done = true;
+  }(&done));
+  loop->run_once();
+  {
+    EventLoopRef copy = loop;
+    EXPECT_TRUE(copy == loop);
+  }
+  EXPECT_FALSE(loop->is_closed());
+  loop->close();
+  loop->close();
+  EXPECT_TRUE(loop->is_closed());
+  EXPECT_FALSE(done);
+}
+
+TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(LoopObjectConformance);
 TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(EventLoopConformance);
 TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(TaskConformance);
 TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(FutureConformance);
