@@ -14,7 +14,7 @@
 // (CancelledError if it was cancelled). Calling run() while a loop is
 // running on this thread throws std::runtime_error.
 //
-// The same coroutine runs unchanged on the simulated loop (sim/run.h); the
+// The same coroutine runs unchanged on the simulated loop (sim/simulation.h); the
 // real loop takes the default branch of every decision the simulated loop
 // explores (LoopBackend::choose answers 0).
 //
