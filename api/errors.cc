@@ -6,6 +6,30 @@
 
 namespace twinloop {
 
+std::exception_ptr make_system_error(int err, const std::string& what) {
+  switch (err) {
+    case ECONNREFUSED:
+      return std::make_exception_ptr(ConnectionRefusedError(what));
+    case ECONNRESET:
+      return std::make_exception_ptr(ConnectionResetError(what));
+    case ECONNABORTED:
+      return std::make_exception_ptr(ConnectionAbortedError(what));
+    case EPIPE:
+    case ESHUTDOWN:
+      return std::make_exception_ptr(BrokenPipeError(what));
+    default:
+      return std::make_exception_ptr(std::system_error(err, std::generic_category(), what));
+  }
+}
+
+void throw_system_error(int err, const std::string& what) { std::rethrow_exception(make_system_error(err, what)); }
+
+IncompleteReadError::IncompleteReadError(std::string partial, std::optional<size_t> expected)
+    : EOFError(absl::StrCat(partial.size(), " bytes read on a total of ",
+                            expected ? absl::StrCat(*expected) : std::string("None"), " expected bytes")),
+      partial_(std::move(partial)),
+      expected_(expected) {}
+
 bool is_cancelled_error(const std::exception_ptr& e) {
   if (!e) return false;
   try {

@@ -23,11 +23,20 @@
 //   ExceptionGroup     -> twinloop::ExceptionGroup (a std::runtime_error)
 //   RuntimeError       -> std::runtime_error
 //   ValueError         -> std::invalid_argument
+//   OSError            -> std::system_error (errno in code())
+//   ConnectionError, ConnectionRefusedError, ConnectionResetError,
+//   ConnectionAbortedError, BrokenPipeError -> the classes below (system_errors)
+//   EOFError           -> twinloop::EOFError (a std::runtime_error)
+//   IncompleteReadError, LimitOverrunError -> the classes below
 #ifndef TWINLOOP_API_ERRORS_H_
 #define TWINLOOP_API_ERRORS_H_
 
+#include <cerrno>
+#include <cstddef>
 #include <exception>
+#include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +88,76 @@ class ExceptionGroup : public std::runtime_error {
 
  private:
   std::vector<std::exception_ptr> exceptions_;
+};
+
+// An OS error of a connection (asyncio's ConnectionError family, which are
+// OSErrors carrying an errno): a std::system_error whose code() is the errno
+// in std::generic_category(). make_system_error picks the class.
+class ConnectionError : public std::system_error {
+ public:
+  ConnectionError(int err, const std::string& what) : std::system_error(err, std::generic_category(), what) {}
+};
+// ECONNREFUSED: nothing listens there.
+class ConnectionRefusedError : public ConnectionError {
+ public:
+  explicit ConnectionRefusedError(const std::string& what) : ConnectionError(ECONNREFUSED, what) {}
+};
+// ECONNRESET: the peer reset the connection (or it was lost).
+class ConnectionResetError : public ConnectionError {
+ public:
+  explicit ConnectionResetError(const std::string& what) : ConnectionError(ECONNRESET, what) {}
+};
+// ECONNABORTED.
+class ConnectionAbortedError : public ConnectionError {
+ public:
+  explicit ConnectionAbortedError(const std::string& what) : ConnectionError(ECONNABORTED, what) {}
+};
+// EPIPE / ESHUTDOWN: writing to a connection whose other side is gone.
+class BrokenPipeError : public ConnectionError {
+ public:
+  explicit BrokenPipeError(const std::string& what) : ConnectionError(EPIPE, what) {}
+};
+
+// The error for errno `err`: one of the connection errors above when `err`
+// is ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE or ESHUTDOWN, else a
+// plain std::system_error. `what` says what failed ("connect to
+// 10.0.0.1:80"); the errno's text is appended, as std::system_error does.
+std::exception_ptr make_system_error(int err, const std::string& what);
+[[noreturn]] void throw_system_error(int err, const std::string& what);
+
+// The end of a stream came first (Python's EOFError).
+class EOFError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// readexactly / readuntil reached the end of the stream first
+// (asyncio.IncompleteReadError): `partial` holds what was read, `expected`
+// the number of bytes asked for (nullopt: readuntil, which asked for a
+// separator). Message as asyncio's: "18 bytes read on a total of 36
+// expected bytes" ("... of None expected bytes").
+class IncompleteReadError : public EOFError {
+ public:
+  IncompleteReadError(std::string partial, std::optional<size_t> expected);
+  const std::string& partial() const { return partial_; }
+  std::optional<size_t> expected() const { return expected_; }
+
+ private:
+  std::string partial_;
+  std::optional<size_t> expected_;
+};
+
+// readuntil found no separator within the limit
+// (asyncio.LimitOverrunError); `consumed` is how many bytes to consume to go
+// past the data examined. The data stays in the reader's buffer.
+class LimitOverrunError : public std::runtime_error {
+ public:
+  LimitOverrunError(const std::string& message, size_t consumed)
+      : std::runtime_error(message), consumed_(consumed) {}
+  size_t consumed() const { return consumed_; }
+
+ private:
+  size_t consumed_;
 };
 
 // True if `e` holds a CancelledError.

@@ -450,5 +450,6 @@ void LoopBackend::observe_steps(EventLoop& loop, internal::StepObserver* observe
 void LoopBackend::enable_task_keys(EventLoop& loop) { loop.task_keys_ = true; }
 uint64_t LoopBackend::decision_context(const EventLoop& loop) { return loop.decision_context(); }
 size_t LoopBackend::task_count(const EventLoop& loop) { return loop.task_count_; }
+void LoopBackend::schedule_io(EventLoop& loop, internal::Runnable* r) { loop.ready_.push(r); }
 
 }  // namespace twinloop

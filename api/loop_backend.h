@@ -14,6 +14,8 @@
 //   choose()        the source of every nondeterministic decision
 //   buggify()       whether a fault-injection point fires (never, for real)
 //   task_key()      a new task's identity, for naming decisions (sim only)
+//   net()           the network: connections, listeners, names
+//                   (api/net_backend.h; nullptr: none)
 //   watch_signal()  start or stop delivering a POSIX signal
 //   close()         release resources when the loop closes
 //
@@ -33,7 +35,9 @@
 namespace twinloop {
 
 class EventLoop;
+class NetBackend;
 namespace internal {
+class Runnable;
 class StepObserver;
 }  // namespace internal
 
@@ -94,6 +98,10 @@ class LoopBackend {
     return 0;
   }
 
+  // The loop's network (api/net_backend.h): connections, listeners, name
+  // resolution. nullptr: this loop has none (the default).
+  virtual NetBackend* net() { return nullptr; }
+
   // Starts (on=true) or stops delivering signal `sig` to
   // EventLoop::deliver_signal on the loop thread.
   virtual void watch_signal(int sig, bool on) = 0;
@@ -118,6 +126,11 @@ class LoopBackend {
   static uint64_t decision_context(const EventLoop& loop);
   // The unfinished tasks of `loop`, for reports.
   static size_t task_count(const EventLoop& loop);
+  // Queues `r` on the loop's ready queue (FIFO with every other callback):
+  // how a channel delivers an I/O notification (api/net_backend.h). The
+  // queue holds no reference: `r` must live until it runs or is dropped
+  // (Runnable::drop, when the loop closes first).
+  static void schedule_io(EventLoop& loop, internal::Runnable* r);
 };
 
 }  // namespace twinloop
