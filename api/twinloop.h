@@ -34,9 +34,11 @@
 #include "twinloop/api/locks.h"
 #include "twinloop/api/queues.h"
 #include "twinloop/api/shield.h"
+#include "twinloop/api/streams.h"
 #include "twinloop/api/task.h"
 #include "twinloop/api/task_group.h"
 #include "twinloop/api/timeouts.h"
+#include "twinloop/api/transports.h"
 #include "twinloop/api/wait.h"
 
 #endif  // TWINLOOP_API_TWINLOOP_H_
