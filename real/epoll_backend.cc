@@ -409,6 +409,7 @@ void FdWatch::stop_watching() {
 }
 
 void FdWatch::release() {
+  stop_watching();
   released_ = true;
   if (!queued_ && !dispatching_) delete this;
 }
@@ -437,11 +438,9 @@ void FdWatch::run() {
 void FdWatch::drop() {
   queued_ = false;
   pending_ = 0;
-  if (released_) {
-    delete this;
-    return;
-  }
-  on_dropped();
+  // A watch its owner still holds stays; the backend, which closes next,
+  // detaches it (and deletes the network's own, on_backend_closed).
+  if (released_) delete this;
 }
 
 void EpollBackend::drain_wake() {

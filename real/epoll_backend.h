@@ -64,6 +64,8 @@
 #ifndef TWINLOOP_REAL_EPOLL_BACKEND_H_
 #define TWINLOOP_REAL_EPOLL_BACKEND_H_
 
+#include <sys/epoll.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstddef>
@@ -105,8 +107,8 @@ class FdWatch : private internal::Runnable {
   // Removes the fd from epoll (call it before closing the fd) and cancels a
   // queued notification: on_ready is never called again. Idempotent.
   void stop_watching();
-  // The owner lets go: the watch is deleted now, or once its queued
-  // notification is dropped or its running one returns.
+  // The owner lets go: stops watching, and the watch is deleted now, or once
+  // its queued notification is dropped or its running one returns.
   void release();
   // nullptr once the backend closed.
   EpollBackend* backend() const { return backend_; }
@@ -121,8 +123,6 @@ class FdWatch : private internal::Runnable {
   // owner filters by what it still wants. An exception goes to the loop's
   // exception handler, as a callback's would.
   virtual void on_ready(uint32_t events) = 0;
-  // The loop closed while a notification was queued; it will not run.
-  virtual void on_dropped() {}
   // The backend closed: the fd is no longer watched (it stays open).
   virtual void on_backend_closed() {}
 

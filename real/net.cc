@@ -396,8 +396,8 @@ class SocketListener final : public StreamListener {
 // ---- connecting
 
 // One connect in progress. The backend owns it (through its list of
-// watches) until the result is delivered, the loop drops it, or the backend
-// closes.
+// watches) until the result is delivered or the backend closes (which
+// follows the loop dropping a queued result).
 class Connector final : public FdWatch {
  public:
   Connector(EpollBackend* backend, int fd, SocketAddress remote, ConnectDone done)
@@ -441,7 +441,6 @@ class Connector final : public FdWatch {
     done(std::move(channel), nullptr);
   }
 
-  void on_dropped() override { release(); }
   void on_backend_closed() override { release(); }
 
   SocketAddress remote_;

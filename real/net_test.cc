@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -549,6 +550,23 @@ TEST_F(NetTest, ReadinessIsLevelTriggeredAndFollowsWhatIsWanted) {
   // Writable: wanted, at once.
   p.server->want_write(true);
   ASSERT_TRUE(run_until([&] { return events.writable > 0; }));
+  // A notification already queued delivers only what is still wanted when
+  // it runs.
+  write_all(*p.client, "more");
+  ASSERT_TRUE(wait_readable(p.server->fileno()));
+  const int readable = events.readable;
+  const int writable = events.writable;
+  backend().wait(LoopBackend::kPollOnly);  // queued: readable and writable
+  p.server->want_write(false);
+  run_one();
+  EXPECT_EQ(events.readable, readable + 1);
+  EXPECT_EQ(events.writable, writable) << "on_writable after want_write(false)";
+  p.server->want_write(true);
+  backend().wait(LoopBackend::kPollOnly);
+  p.server->want_read(false);
+  run_one();
+  EXPECT_EQ(events.readable, readable + 1) << "on_readable after want_read(false)";
+  EXPECT_EQ(events.writable, writable + 1);
   p.server->set_events(nullptr);
   p.server->close(false);
 }
@@ -814,8 +832,12 @@ TEST_F(NetTest, EveryDescriptorIsCloexecAndClosedExactlyOnce) {
       tcp.client->close(false);
       unix_pair.listener->close();
     }
-    // A channel that outlives its loop.
+    // A channel that outlives its loop, and connects the closing loop drops:
+    // one with its result queued, one still registered in epoll.
     Pair late = connected_pair(SocketAddress::inet("127.0.0.1", 0));
+    std::unique_ptr<StreamListener> unix_listener = net().listen(SocketAddress::unix_path(unix_path("late")), {});
+    net().connect(unix_listener->local_address(), {}, [](std::unique_ptr<StreamChannel>, std::exception_ptr) {});
+    net().connect(late.listener->local_address(), {}, [](std::unique_ptr<StreamChannel>, std::exception_ptr) {});
     loop_->close();
     late.client->close(true);
     late.server.reset();
@@ -823,6 +845,84 @@ TEST_F(NetTest, EveryDescriptorIsCloexecAndClosedExactlyOnce) {
   }
   EXPECT_GT(peak.size(), before.size() + 10) << "the workload opened descriptors";
   EXPECT_EQ(open_fds(), before);
+}
+
+// ---- FdWatch, the readiness primitive under channels and listeners
+
+// Records what reaches on_ready.
+class RecordingWatch final : public FdWatch {
+ public:
+  RecordingWatch(EpollBackend* backend, int fd, std::vector<uint32_t>* seen) : FdWatch(backend, fd), seen_(seen) {}
+
+ private:
+  ~RecordingWatch() override = default;
+  void on_ready(uint32_t events) override { seen_->push_back(events); }
+
+  std::vector<uint32_t>* seen_;
+};
+
+class FdWatchTest : public NetTest {
+ protected:
+  FdWatchTest() {
+    EXPECT_EQ(::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC), 0);
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair_), 0);
+  }
+  ~FdWatchTest() override {
+    for (int fd : {pipe_[0], pipe_[1], pair_[0], pair_[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  int pipe_[2] = {-1, -1};
+  int pair_[2] = {-1, -1};
+  std::vector<uint32_t> seen_;
+};
+
+TEST_F(FdWatchTest, OneNotificationCarriesEveryReadyDirection) {
+  auto* w = new RecordingWatch(&backend(), pair_[0], &seen_);
+  ASSERT_EQ(::write(pair_[1], "x", 1), 1);
+  w->set_interest(EPOLLIN | EPOLLOUT);
+  backend().wait(LoopBackend::kPollOnly);
+  backend().wait(LoopBackend::kPollOnly);  // still queued: not queued twice
+  run_one();
+  EXPECT_EQ(seen_, std::vector<uint32_t>{EPOLLIN | EPOLLOUT});
+  w->release();
+}
+
+TEST_F(FdWatchTest, HangUpIsReportedAsBothDirections) {
+  // The read end of a pipe whose writer left: epoll reports EPOLLHUP alone.
+  auto* w = new RecordingWatch(&backend(), pipe_[0], &seen_);
+  w->set_interest(EPOLLIN);
+  ::close(pipe_[1]);
+  pipe_[1] = -1;
+  ASSERT_TRUE(run_until([&] { return !seen_.empty(); }));
+  EXPECT_EQ(seen_[0], uint32_t{EPOLLIN | EPOLLOUT}) << "EPOLLHUP must reach the owner's read (asyncio's selectors)";
+  w->release();
+}
+
+TEST_F(FdWatchTest, StopWatchingCancelsAQueuedNotification) {
+  auto* w = new RecordingWatch(&backend(), pair_[0], &seen_);
+  w->set_interest(EPOLLOUT);
+  backend().wait(LoopBackend::kPollOnly);  // queued
+  w->stop_watching();
+  EXPECT_EQ(w->interest(), 0u);
+  w->set_interest(EPOLLOUT);  // ignored once stopped
+  EXPECT_EQ(w->interest(), 0u);
+  for (int i = 0; i < 3; ++i) run_one();
+  EXPECT_TRUE(seen_.empty());
+  w->release();
+}
+
+TEST_F(FdWatchTest, ReleasedWhileQueuedIsDeletedWhenTheQueueGetsToIt) {
+  // LeakSanitizer and AddressSanitizer check the deletion, and that epoll
+  // no longer reports the (still open, still writable) fd: release() stopped
+  // watching.
+  auto* w = new RecordingWatch(&backend(), pair_[0], &seen_);
+  w->set_interest(EPOLLOUT);
+  backend().wait(LoopBackend::kPollOnly);
+  w->release();
+  for (int i = 0; i < 3; ++i) run_one();
+  EXPECT_TRUE(seen_.empty());
 }
 
 }  // namespace
