@@ -177,8 +177,10 @@ class EpollBackend final : public LoopBackend {
   // Stops the executor: work not started yet is dropped (destroyed here, on
   // the loop thread, without its `done`); work already running finishes
   // first (close() joins the workers, unlike asyncio's shutdown(wait=False):
-  // no thread may outlive the loop it reports to). Then the file descriptors
-  // are closed. Idempotent.
+  // no thread may outlive the loop it reports to). Connects in progress are
+  // abandoned (socket closed, callback destroyed without running); channels
+  // and listeners stay open but are no longer watched. Then the backend's
+  // file descriptors are closed. Idempotent.
   void close() override;
 
   // The executor's thread limit.
