@@ -22,6 +22,8 @@
 
 #include "absl/strings/str_format.h"
 #include "twinloop/api/event_loop.h"
+#include "twinloop/api/net_backend.h"
+#include "twinloop/real/net.h"
 
 // ThreadSanitizer (GCC 12, LLVM 14) does not intercept epoll_pwait2. Without
 // an interceptor it cannot tell that the thread is blocked in a system call,
@@ -42,7 +44,9 @@
 namespace twinloop::real {
 namespace {
 
-constexpr int kMaxEvents = 16;
+// Events taken per epoll call; more ready descriptors wait for the next call
+// (level-triggered, nothing is lost).
+constexpr int kMaxEvents = 128;
 
 [[noreturn]] void throw_errno(int err, const char* what) {
   throw std::system_error(err, std::system_category(), what);
@@ -238,11 +242,13 @@ EpollBackend::EpollBackend(const EpollBackendOptions& options)
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
     signal_read_fd_ = fds[0];
     signal_write_fd_ = fds[1];
-    for (int fd : {wake_fd_, signal_read_fd_}) {
+    // epoll's data is a pointer: an FdWatch, or the address of one of these
+    // two members.
+    for (int* fd : {&wake_fd_, &signal_read_fd_}) {
       epoll_event ev{};
       ev.events = EPOLLIN;
-      ev.data.fd = fd;
-      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno(errno, "epoll_ctl");
+      ev.data.ptr = fd;
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, *fd, &ev) != 0) throw_errno(errno, "epoll_ctl");
     }
   } catch (...) {
     close_fd(epoll_fd_);
@@ -264,7 +270,10 @@ EpollBackend::~EpollBackend() { close(); }
 void EpollBackend::attach(EventLoop& loop) {
   loop_ = &loop;
   pool_ = std::make_unique<ThreadPool>(loop, max_workers_);
+  net_ = std::make_unique<EpollNet>(*this, loop);
 }
+
+NetBackend* EpollBackend::net() { return net_.get(); }
 
 int64_t EpollBackend::time_ns() {
   timespec ts;
@@ -315,12 +324,123 @@ void EpollBackend::wait(int64_t deadline_ns) {
     throw_errno(errno, "epoll_wait");
   }
   for (int i = 0; i < n; ++i) {
-    if (events[i].data.fd == wake_fd_) {
+    void* const tag = events[i].data.ptr;
+    if (tag == &wake_fd_) {
       drain_wake();
-    } else if (events[i].data.fd == signal_read_fd_) {
+    } else if (tag == &signal_read_fd_) {
       drain_signals();
+    } else {
+      // Only registered watches are in the interest list, and none is
+      // deleted before it left it (stop_watching, or the backend closing).
+      notify(*static_cast<FdWatch*>(tag), events[i].events);
     }
   }
+}
+
+void EpollBackend::notify(FdWatch& w, uint32_t events) {
+  w.pending_ |= events;
+  if (w.queued_) return;  // one notification at a time; it carries both
+  w.queued_ = true;
+  schedule_io(*loop_, &w);
+}
+
+void EpollBackend::link(FdWatch* w) {
+  w->prev_ = nullptr;
+  w->next_ = watches_;
+  if (watches_) watches_->prev_ = w;
+  watches_ = w;
+}
+
+void EpollBackend::unlink(FdWatch* w) {
+  if (w->prev_) {
+    w->prev_->next_ = w->next_;
+  } else {
+    watches_ = w->next_;
+  }
+  if (w->next_) w->next_->prev_ = w->prev_;
+  w->prev_ = w->next_ = nullptr;
+}
+
+void EpollBackend::update_interest(FdWatch& w, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &w;
+  const int op = w.interest_ == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+  ++interest_changes_;
+  if (::epoll_ctl(epoll_fd_, op, w.fd_, &ev) != 0) throw_errno(errno, "epoll_ctl");
+  w.interest_ = events;
+}
+
+// ---- FdWatch
+
+FdWatch::FdWatch(EpollBackend* backend, int fd) : fd_(fd), backend_(backend), loop_(nullptr) {
+  if (backend_ && backend_->closed_) backend_ = nullptr;
+  if (backend_) {
+    loop_ = backend_->loop_;
+    backend_->link(this);
+  }
+}
+
+FdWatch::~FdWatch() {
+  if (backend_) backend_->unlink(this);
+}
+
+void FdWatch::set_interest(uint32_t events) {
+  if (events == interest_ || stopped_ || !backend_) return;
+  backend_->update_interest(*this, events);
+}
+
+void FdWatch::post(uint32_t events) {
+  if (stopped_ || !backend_ || loop_->is_closed()) return;
+  backend_->notify(*this, events);
+}
+
+void FdWatch::stop_watching() {
+  if (stopped_) return;
+  stopped_ = true;
+  pending_ = 0;
+  if (interest_ != 0 && backend_) {
+    epoll_event ev{};
+    ++backend_->interest_changes_;
+    // Cannot fail for a registered fd that is still open.
+    ::epoll_ctl(backend_->epoll_fd_, EPOLL_CTL_DEL, fd_, &ev);
+  }
+  interest_ = 0;
+}
+
+void FdWatch::release() {
+  stop_watching();
+  released_ = true;
+  if (!queued_ && !dispatching_) delete this;
+}
+
+void FdWatch::run() {
+  queued_ = false;
+  uint32_t events = pending_;
+  pending_ = 0;
+  if (released_) {
+    delete this;
+    return;
+  }
+  if (stopped_) return;
+  if (events & (EPOLLERR | EPOLLHUP)) events |= EPOLLIN | EPOLLOUT;
+  events &= EPOLLIN | EPOLLOUT;
+  dispatching_ = true;
+  try {
+    on_ready(events);
+  } catch (...) {
+    if (loop_) loop_->call_exception_handler(ExceptionContext::of("Exception in I/O callback", std::current_exception()));
+  }
+  dispatching_ = false;
+  if (released_) delete this;
+}
+
+void FdWatch::drop() {
+  queued_ = false;
+  pending_ = 0;
+  // A watch its owner still holds stays; the backend, which closes next,
+  // detaches it (and deletes the network's own, on_backend_closed).
+  if (released_) delete this;
 }
 
 void EpollBackend::drain_wake() {
@@ -400,6 +520,16 @@ void EpollBackend::close() {
   closed_ = true;
   while (!saved_actions_.empty()) watch_signal(saved_actions_.begin()->first, false);
   if (pool_) pool_->shutdown();
+  // The loop has dropped its ready queue, so no watch is queued. Owners keep
+  // their sockets (closing them later only closes the fd); the network's own
+  // watches (connects in progress) delete themselves here.
+  while (watches_) {
+    FdWatch* w = watches_;
+    unlink(w);
+    w->backend_ = nullptr;
+    w->interest_ = 0;
+    w->on_backend_closed();
+  }
   {
     std::lock_guard<std::mutex> lock(wake_mu_);
     close_fd(wake_fd_);

@@ -17,6 +17,26 @@
 //             worker only when no worker is idle.
 //   choose    always 0: the real loop takes the default branch of every
 //             decision (timer ties in scheduling order, no injected faults).
+//   net       non-blocking TCP (IPv4, IPv6) and Unix stream sockets on the
+//             same epoll instance (real/net.h: EpollNet); names resolved
+//             with getaddrinfo on the executor.
+//
+// Readiness (FdWatch below): every socket the network uses is an FdWatch,
+// registered with this backend's epoll instance, level-triggered, with
+// EPOLLIN / EPOLLOUT following what its owner wants. The kernel's interest
+// list follows the wanted set with one epoll_ctl per change and none
+// otherwise (ADD when something becomes wanted, MOD when the set changes,
+// DEL when nothing is wanted: a hung-up socket that nobody reads, whose
+// EPOLLHUP epoll reports whether asked or not, then cannot spin the loop).
+// wait() records what epoll reported in the watch and queues the watch
+// itself, at most once, on the loop's ready queue (LoopBackend::schedule_io):
+// no allocation per notification, FIFO with every other callback. When it
+// runs, it hands its owner the directions that were reported (EPOLLHUP and
+// EPOLLERR count as both, so the owner's read or write meets the error or the
+// end of the stream); the owner checks what it still wants. A watch that
+// stopped watching (its socket closed) never notifies again, even when its
+// notification was already queued; a watch whose owner let go while one was
+// queued or running is deleted once it is dropped or has run.
 //
 // Most code never names this class; it uses twinloop::real::run
 // (real/run.h) or real::new_event_loop(). To build a loop by hand:
@@ -44,6 +64,8 @@
 #ifndef TWINLOOP_REAL_EPOLL_BACKEND_H_
 #define TWINLOOP_REAL_EPOLL_BACKEND_H_
 
+#include <sys/epoll.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstddef>
@@ -54,9 +76,76 @@
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
+#include "twinloop/api/event_loop.h"
 #include "twinloop/api/loop_backend.h"
 
 namespace twinloop::real {
+
+class EpollBackend;
+class EpollNet;  // real/net.h
+
+// A file descriptor watched by an EpollBackend's epoll instance, and the one
+// notification it may have waiting on the loop's ready queue (see the header
+// comment). Heap-allocated; its owner ends it with release(), never delete.
+// Loop thread only.
+class FdWatch : private internal::Runnable {
+ public:
+  FdWatch(const FdWatch&) = delete;
+  FdWatch& operator=(const FdWatch&) = delete;
+
+  int fd() const { return fd_; }
+  // The readiness wanted: EPOLLIN, EPOLLOUT, both or 0. One epoll_ctl when it
+  // differs from the current set, none otherwise; 0 removes the fd from
+  // epoll. std::system_error if the kernel refuses (ENOMEM, ENOSPC).
+  // Nothing happens after stop_watching() or once the backend closed.
+  void set_interest(uint32_t events);
+  uint32_t interest() const { return interest_; }
+  // Queues a notification of `events` now, as if epoll had reported them:
+  // for results known at once (a connect that finished or failed inside
+  // connect(2)). Nothing happens once the loop closed.
+  void post(uint32_t events);
+  // Removes the fd from epoll (call it before closing the fd) and cancels a
+  // queued notification: on_ready is never called again. Idempotent.
+  void stop_watching();
+  // The owner lets go: stops watching, and the watch is deleted now, or once
+  // its queued notification is dropped or its running one returns.
+  void release();
+  // nullptr once the backend closed.
+  EpollBackend* backend() const { return backend_; }
+
+ protected:
+  // `backend` may be nullptr (closed): the watch then never notifies.
+  FdWatch(EpollBackend* backend, int fd);
+  virtual ~FdWatch();
+
+  // On the loop thread, from the ready queue: EPOLLIN and/or EPOLLOUT
+  // (EPOLLHUP / EPOLLERR become both), as reported since the last call; the
+  // owner filters by what it still wants. An exception goes to the loop's
+  // exception handler, as a callback's would.
+  virtual void on_ready(uint32_t events) = 0;
+  // The backend closed: the fd is no longer watched (it stays open).
+  virtual void on_backend_closed() {}
+
+  int fd_;
+
+ private:
+  friend class EpollBackend;
+
+  void run() final;
+  void drop() final;
+
+  EpollBackend* backend_;
+  EventLoop* loop_;
+  // The backend's list of live watches, detached when it closes.
+  FdWatch* prev_ = nullptr;
+  FdWatch* next_ = nullptr;
+  uint32_t interest_ = 0;  // what the kernel's interest list holds (0: absent)
+  uint32_t pending_ = 0;   // reported since the last run
+  bool queued_ = false;
+  bool dispatching_ = false;
+  bool stopped_ = false;
+  bool released_ = false;
+};
 
 struct EpollBackendOptions {
   // Use epoll_pwait2's nanosecond timeout when the kernel has it. false forces
@@ -88,8 +177,10 @@ class EpollBackend final : public LoopBackend {
   // Stops the executor: work not started yet is dropped (destroyed here, on
   // the loop thread, without its `done`); work already running finishes
   // first (close() joins the workers, unlike asyncio's shutdown(wait=False):
-  // no thread may outlive the loop it reports to). Then the file descriptors
-  // are closed. Idempotent.
+  // no thread may outlive the loop it reports to). Connects in progress are
+  // abandoned (socket closed, callback destroyed without running); channels
+  // and listeners stay open but are no longer watched. Then the backend's
+  // file descriptors are closed. Idempotent.
   void close() override;
 
   // The executor's thread limit.
@@ -97,8 +188,23 @@ class EpollBackend final : public LoopBackend {
   // Worker threads started so far (they are never retired before close()).
   size_t worker_count() const;
 
+  // The network (real/net.h): TCP and Unix stream sockets on this epoll
+  // instance. Available once attached.
+  NetBackend* net() override;
+
+  // epoll_ctl calls made for FdWatches so far (tests check that an
+  // unchanged interest set costs none).
+  uint64_t interest_changes() const { return interest_changes_; }
+
  private:
   class ThreadPool;  // epoll_backend.cc
+  friend class FdWatch;
+
+  // FdWatch's bookkeeping.
+  void link(FdWatch* w);
+  void unlink(FdWatch* w);
+  void update_interest(FdWatch& w, uint32_t events);
+  void notify(FdWatch& w, uint32_t events);
 
   void drain_wake();
   void drain_signals();
@@ -122,6 +228,10 @@ class EpollBackend final : public LoopBackend {
   std::map<int, struct sigaction> saved_actions_;
 
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<EpollNet> net_;
+
+  FdWatch* watches_ = nullptr;  // live watches (FdWatch::prev_ / next_)
+  uint64_t interest_changes_ = 0;
 };
 
 }  // namespace twinloop::real
