@@ -479,6 +479,21 @@ size_t StreamReader::buffered() const { return state_->size(); }
 
 // ---------------------------------------------------------------- StreamWriter
 
+namespace internal {
+struct WriterState {
+  WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, Ref<ReaderState> r)
+      : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)) {}
+  WriterState(const WriterState&) = delete;
+  WriterState& operator=(const WriterState&) = delete;
+  std::shared_ptr<Transport> transport;
+  std::shared_ptr<StreamProtocol> protocol;
+  Ref<ReaderState> reader;
+  ~WriterState() {
+    if (transport && !transport->is_closing()) transport->close();
+  }
+};
+}  // namespace internal
+
 StreamWriter::StreamWriter() = default;
 StreamWriter::~StreamWriter() = default;
 StreamWriter::StreamWriter(const StreamWriter&) = default;
@@ -488,20 +503,21 @@ StreamWriter& StreamWriter::operator=(StreamWriter&&) noexcept = default;
 
 StreamWriter::StreamWriter(std::shared_ptr<Transport> transport, std::shared_ptr<internal::StreamProtocol> protocol,
                            internal::Ref<internal::ReaderState> reader)
-    : transport_(std::move(transport)), protocol_(std::move(protocol)), reader_(std::move(reader)) {}
+    : state_(std::make_shared<internal::WriterState>(std::move(transport), std::move(protocol), std::move(reader))) {}
 
-void StreamWriter::write(std::string_view data) { transport_->write(data); }
-void StreamWriter::writelines(std::initializer_list<std::string_view> chunks) { transport_->writelines(chunks); }
-void StreamWriter::writelines(const std::vector<std::string>& chunks) { transport_->writelines(chunks); }
-bool StreamWriter::can_write_eof() const { return transport_->can_write_eof(); }
-void StreamWriter::write_eof() { transport_->write_eof(); }
-void StreamWriter::close() { transport_->close(); }
-bool StreamWriter::is_closing() const { return transport_->is_closing(); }
-Coro<void> StreamWriter::drain() { return internal::writer_drain(transport_, protocol_, reader_); }
-Coro<void> StreamWriter::wait_closed() { return internal::writer_wait_closed(protocol_); }
-std::any StreamWriter::get_extra_info(std::string_view name) const { return transport_->get_extra_info(name); }
+const std::shared_ptr<Transport>& StreamWriter::transport() const { return state_->transport; }
+void StreamWriter::write(std::string_view data) { state_->transport->write(data); }
+void StreamWriter::writelines(std::initializer_list<std::string_view> chunks) { state_->transport->writelines(chunks); }
+void StreamWriter::writelines(const std::vector<std::string>& chunks) { state_->transport->writelines(chunks); }
+bool StreamWriter::can_write_eof() const { return state_->transport->can_write_eof(); }
+void StreamWriter::write_eof() { state_->transport->write_eof(); }
+void StreamWriter::close() { state_->transport->close(); }
+bool StreamWriter::is_closing() const { return state_->transport->is_closing(); }
+Coro<void> StreamWriter::drain() { return internal::writer_drain(state_->transport, state_->protocol, state_->reader); }
+Coro<void> StreamWriter::wait_closed() { return internal::writer_wait_closed(state_->protocol); }
+std::any StreamWriter::get_extra_info(std::string_view name) const { return state_->transport->get_extra_info(name); }
 std::any StreamWriter::get_extra_info(std::string_view name, std::any default_value) const {
-  return transport_->get_extra_info(name, std::move(default_value));
+  return state_->transport->get_extra_info(name, std::move(default_value));
 }
 
 // ---------------------------------------------------------------- opening

@@ -47,7 +47,10 @@
 //    error that closed it, if any.
 //  - write() after write_eof() raises std::runtime_error.
 // Handles (StreamReader, StreamWriter) are cheap to copy; copies share the
-// stream, and every coroutine they return keeps the stream alive.
+// stream, and every coroutine they return keeps the stream alive. When the
+// last StreamWriter of a connection goes, the connection is closed if it is
+// still open (asyncio closes it in StreamWriter.__del__): a client handler
+// that returns without closing its writer closes its connection.
 // A client handler given to start_server runs as a task per connection; if
 // it fails, the loop's exception handler gets "Unhandled exception in
 // client_connected_cb" and the connection is closed; the server keeps
@@ -88,6 +91,7 @@ struct StreamOptions {
 namespace internal {
 class ReaderState;
 class StreamProtocol;
+struct WriterState;
 }  // namespace internal
 
 class StreamReader {
@@ -156,15 +160,15 @@ class StreamWriter {
   // "peername", "sockname", "socket" (see Transport::get_extra_info).
   std::any get_extra_info(std::string_view name) const;
   std::any get_extra_info(std::string_view name, std::any default_value) const;
-  const std::shared_ptr<Transport>& transport() const { return transport_; }
+  const std::shared_ptr<Transport>& transport() const;
 
   StreamWriter(std::shared_ptr<Transport> transport, std::shared_ptr<internal::StreamProtocol> protocol,
                internal::Ref<internal::ReaderState> reader);
 
  private:
-  std::shared_ptr<Transport> transport_;
-  std::shared_ptr<internal::StreamProtocol> protocol_;
-  internal::Ref<internal::ReaderState> reader_;
+  // Shared by the copies; when the last copy goes, a transport still open
+  // is closed (asyncio's StreamWriter.__del__ closes it too).
+  std::shared_ptr<internal::WriterState> state_;
 };
 
 // What start_server calls for each connection: a coroutine function, run as

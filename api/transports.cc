@@ -204,9 +204,11 @@ void StreamTransport::start(Future<void> connected) {
   loop_->call_soon([self] {
     if (self->is_reading()) self->want_read(true);
   });
-  loop_->call_soon([connected]() mutable {
-    if (!connected.done()) connected.set_result();
-  });
+  if (connected) {
+    loop_->call_soon([connected]() mutable {
+      if (!connected.done()) connected.set_result();
+    });
+  }
 }
 
 std::any StreamTransport::get_extra_info(std::string_view name) const {

@@ -588,6 +588,7 @@ TEST_P(NetworkConformance, ProtocolCallbacksComeInAsyncioOrder) {
     Server server = co_await create_server(
         [&] {
           server_protocol = std::make_shared<Recorder>(&server_log);
+          server_protocol->keep_open = true;  // answer after the client's EOF
           return server_protocol;
         },
         kLocal, 0);
@@ -597,8 +598,8 @@ TEST_P(NetworkConformance, ProtocolCallbacksComeInAsyncioOrder) {
     transport->write("hello");
     transport->write_eof();
     co_await sleep(absl::Milliseconds(5));
-    EXPECT_TRUE(server_protocol);
-    if (!server_protocol) co_return;
+    EXPECT_TRUE(server_protocol && server_protocol->transport);
+    if (!server_protocol || !server_protocol->transport) co_return;
     EXPECT_EQ(server_protocol->received, "hello");
     server_protocol->transport->write("bye");
     server_protocol->transport->close();
@@ -637,7 +638,12 @@ TEST_P(NetworkConformance, EofReceivedTrueKeepsTheTransportOpen) {
     co_await sleep(absl::Milliseconds(5));
     EXPECT_FALSE(transport->is_closing());
     transport->write("still writing");
+    // Both sides ended their writes; nothing reads any more: the transport
+    // stays open until it is closed (asyncio's too).
     transport->write_eof();
+    co_await sleep(absl::Milliseconds(5));
+    EXPECT_FALSE(transport->is_closing());
+    transport->close();
     co_await protocol->lost;
     server.close();
     co_await server.wait_closed();
