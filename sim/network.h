@@ -66,8 +66,9 @@
 //    takes everything waiting (receiver-side silly-window avoidance). So a
 //    writer whose peer does not read stops after send + receive buffer
 //    bytes, and on_writable comes back only once the peer has read. Every
-//    buffer is bounded: memory per connection is at most twice the sum of
-//    the buffers, rounded up to a power of two.
+//    buffer is bounded: a direction's bytes live in one ring of at most
+//    twice the sum of the buffers (a power of two), its segments in flight
+//    in a ring of at most one entry per byte of the receive buffer.
 //  - A transmission may be cut into segments ("net.segments",
 //    "net.segment_cut"), each with its own latency, arriving in order; each
 //    arrival is delivered on its own loop iteration, so a reader can see

@@ -9,9 +9,13 @@
 // function of the program and the seed.
 //
 // The backend also observes every scheduling event (task step, callback,
-// timer, signal) and folds (virtual time, kind, id) into a running 64-bit
-// hash: two runs are the same schedule iff their hashes match (with
-// overwhelming probability).
+// timer, signal, and the simulated network's segment sends and deliveries)
+// and folds (virtual time, kind, id) into a running 64-bit hash: two runs
+// are the same schedule iff their hashes match (with overwhelming
+// probability).
+//
+// It owns the simulated network (sim/network.h: hosts, links, connections),
+// which is its LoopBackend::net().
 //
 // Users reach this through twinloop::sim::run / sim::Simulation
 // (sim/simulation.h).
