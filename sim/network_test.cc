@@ -435,6 +435,34 @@ TEST(Network, WriterStopsAtTheBuffersAndResumesWhenThePeerReads) {
   EXPECT_EQ(seen.taken_after, 700u);
 }
 
+TEST(Network, SmallReadsDoNotReopenTheWindowUntilHalfOfItIsFree) {
+  Simulation sim;
+  add_two_hosts(sim);
+  sim.network().set_buffers(/*send_bytes=*/1000, /*receive_bytes=*/2000);
+  std::vector<size_t> reads;
+  sim.run([](std::vector<size_t>& reads) -> Coro<void> {
+    std::shared_ptr<Acceptor> acceptor = co_await listen_on("b", SocketAddress::inet("0.0.0.0", 80));
+    Task<ChannelPtr> accepted = spawn_on("b", [](std::shared_ptr<Acceptor> a) -> Coro<ChannelPtr> {
+      co_return co_await a->accept();
+    }(acceptor));
+    ChannelPtr w = co_await spawn_on("a", []() -> Coro<ChannelPtr> {
+      co_return co_await connect_to(SocketAddress::inet("10.0.0.2", 80));
+    }());
+    Stream r(co_await accepted);
+    const std::string data(3000, 'd');
+    EXPECT_EQ(w->write(data.data(), data.size()), 3000u);  // 2000 go, 1000 wait
+    co_await sleep(absl::Milliseconds(1));
+    reads.push_back((co_await r.read_some(500)).size());
+    co_await sleep(absl::Milliseconds(1));
+    // 500 free is less than half the window: nothing more was sent.
+    reads.push_back((co_await r.read_some()).size());
+    co_await sleep(absl::Milliseconds(1));
+    // All read: the window reopened and the rest came.
+    reads.push_back((co_await r.read_some()).size());
+  }(reads));
+  EXPECT_THAT(reads, ElementsAre(500, 1500, 1000));
+}
+
 TEST(Network, WritableNotificationsAreLevelTriggeredAndStopAtClose) {
   Simulation sim;
   struct Seen {
