@@ -451,5 +451,6 @@ void LoopBackend::enable_task_keys(EventLoop& loop) { loop.task_keys_ = true; }
 uint64_t LoopBackend::decision_context(const EventLoop& loop) { return loop.decision_context(); }
 size_t LoopBackend::task_count(const EventLoop& loop) { return loop.task_count_; }
 void LoopBackend::schedule_io(EventLoop& loop, internal::Runnable* r) { loop.ready_.push(r); }
+void LoopBackend::add_timer(EventLoop& loop, internal::TimerTarget* t, int64_t when_ns) { loop.add_timer(t, when_ns); }
 
 }  // namespace twinloop

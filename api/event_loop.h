@@ -121,6 +121,11 @@ enum class EventKind : uint8_t {
   kCallback = 2,   // a call_soon / timer callback ran; id = handle id
   kTimerDue = 3,   // a timer became ready; id = handle id
   kSignal = 4,     // a signal was delivered; id = signal number
+  // The simulated network (sim/network.h): a segment (data or control) was
+  // put on a link / arrived at its receiver; id = the segment's id
+  // (connection id << 32 | direction << 31 | sequence number).
+  kNetSend = 5,
+  kNetDeliver = 6,
 };
 
 // Sees every scheduling event; the simulated loop hashes them.

@@ -39,6 +39,7 @@ class NetBackend;
 namespace internal {
 class Runnable;
 class StepObserver;
+class TimerTarget;
 }  // namespace internal
 
 class LoopBackend {
@@ -131,6 +132,12 @@ class LoopBackend {
   // queue holds no reference: `r` must live until it runs or is dropped
   // (Runnable::drop, when the loop closes first).
   static void schedule_io(EventLoop& loop, internal::Runnable* r);
+  // Puts the backend's own timer entry `t` in the loop's timer heap at
+  // `when_ns` (a simulated packet's arrival): when due it joins the ready
+  // queue like any timer (ties ordered by the loop's tie rule, made on
+  // behalf of the running task). The heap holds no reference: `t` must live
+  // until it runs or its release_timer() is called (when the loop closes).
+  static void add_timer(EventLoop& loop, internal::TimerTarget* t, int64_t when_ns);
 };
 
 }  // namespace twinloop

@@ -65,6 +65,10 @@ const char* event_kind_name(internal::EventKind kind) {
       return "timer_due";
     case internal::EventKind::kSignal:
       return "signal";
+    case internal::EventKind::kNetSend:
+      return "net_send";
+    case internal::EventKind::kNetDeliver:
+      return "net_deliver";
   }
   return "unknown";
 }

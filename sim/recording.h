@@ -52,7 +52,7 @@ struct EventRecord {
   friend bool operator==(const EventRecord&, const EventRecord&) = default;
 };
 
-// "task_step", "callback", "timer_due", "signal".
+// "task_step", "callback", "timer_due", "signal", "net_send", "net_deliver".
 const char* event_kind_name(internal::EventKind kind);
 // "t=1.5s task_step #3".
 std::string describe_event(const EventRecord& e);
@@ -70,7 +70,7 @@ struct Recording {
   std::string failure = {};
   // Options of the run that matter for replaying it, by name
   // ("executor_latency_max_us", "shuffle_equal_timers", "step_jitter_max_us",
-  // "time_limit_us"); see recorded_options / options_for_replay
+  // "time_limit_us", the network's "net_..."); see recorded_options / options_for_replay
   // (sim/sim_backend.h).
   std::map<std::string, int64_t> options = {};
   std::vector<Decision> decisions = {};

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "twinloop/api/graph.h"
 #include "twinloop/api/task.h"
+#include "twinloop/sim/network.h"
 
 namespace twinloop::sim {
 
@@ -18,12 +19,21 @@ SimBackend::SimBackend(const Options& options)
       choices_(options.seed),
       record_(options.record || options.replay) {
   if (options.replay) plan_ = DecisionMap(options.replay->decisions);
+  network_ = std::make_unique<Network>(*this, options_);
 }
+
+SimBackend::~SimBackend() = default;
 
 std::map<std::string, int64_t> recorded_options(const Options& options) {
   return {
       {"buggify", options.buggify ? 1 : 0},
       {"executor_latency_max_us", absl::ToInt64Microseconds(options.executor_latency_max)},
+      {"net_bandwidth", static_cast<int64_t>(options.net_bandwidth)},
+      {"net_latency_max_us", absl::ToInt64Microseconds(options.net_latency_max)},
+      {"net_latency_min_us", absl::ToInt64Microseconds(options.net_latency_min)},
+      {"net_max_segments", options.net_max_segments},
+      {"net_receive_buffer", options.net_receive_buffer},
+      {"net_send_buffer", options.net_send_buffer},
       {"shuffle_equal_timers", options.shuffle_equal_timers ? 1 : 0},
       {"step_jitter_max_us", absl::ToInt64Microseconds(options.step_jitter_max)},
       {"time_limit_us", absl::ToInt64Microseconds(options.time_limit)},
@@ -35,6 +45,12 @@ Options options_for_replay(const Recording& recording, Options base) {
   for (const auto& [name, v] : recording.options) {
     if (name == "buggify") base.buggify = v != 0;
     if (name == "executor_latency_max_us") base.executor_latency_max = absl::Microseconds(v);
+    if (name == "net_bandwidth") base.net_bandwidth = static_cast<uint64_t>(v);
+    if (name == "net_latency_max_us") base.net_latency_max = absl::Microseconds(v);
+    if (name == "net_latency_min_us") base.net_latency_min = absl::Microseconds(v);
+    if (name == "net_max_segments") base.net_max_segments = static_cast<uint32_t>(v);
+    if (name == "net_receive_buffer") base.net_receive_buffer = static_cast<uint32_t>(v);
+    if (name == "net_send_buffer") base.net_send_buffer = static_cast<uint32_t>(v);
     if (name == "shuffle_equal_timers") base.shuffle_equal_timers = v != 0;
     if (name == "step_jitter_max_us") base.step_jitter_max = absl::Microseconds(v);
     if (name == "time_limit_us") base.time_limit = absl::Microseconds(v);
@@ -118,8 +134,13 @@ uint64_t SimBackend::task_key(uint64_t parent_key, std::string_view base) {
   const uint64_t index = counter(children_, sibling_slot(parent_key, base_hash))++;
   const uint64_t key = child_key(parent_key, base_hash, index);
   if (record_) task_paths_.emplace(key, absl::StrCat(task_path(parent_key), "/", escape_path_component(base), "#", index));
+  network_->on_task_created(key);
   return key;
 }
+
+NetBackend* SimBackend::net() { return network_.get(); }
+
+void SimBackend::close() { network_->shutdown(); }
 
 const std::string& SimBackend::task_path(uint64_t key) const {
   static const std::string* const kLoop = new std::string();
@@ -184,7 +205,7 @@ std::string SimBackend::deadlock_report() const {
                       "task(s) wait forever:",
                       absl::FormatDuration(absl::Nanoseconds(now_ns_)), options_.seed,
                       task_count(*loop_)),
-      describe_live_tasks(*loop_));
+      describe_live_tasks(*loop_), network_->active() ? "\n" + network_->describe() : std::string());
 }
 
 }  // namespace twinloop::sim

@@ -9,9 +9,13 @@
 // function of the program and the seed.
 //
 // The backend also observes every scheduling event (task step, callback,
-// timer, signal) and folds (virtual time, kind, id) into a running 64-bit
-// hash: two runs are the same schedule iff their hashes match (with
-// overwhelming probability).
+// timer, signal, and the simulated network's segment sends and deliveries)
+// and folds (virtual time, kind, id) into a running 64-bit hash: two runs
+// are the same schedule iff their hashes match (with overwhelming
+// probability).
+//
+// It owns the simulated network (sim/network.h: hosts, links, connections),
+// which is its LoopBackend::net().
 //
 // Users reach this through twinloop::sim::run / sim::Simulation
 // (sim/simulation.h).
@@ -61,6 +65,27 @@ struct Options {
   // fires with a probability; both are draws). Off: buggify() is false.
   bool buggify = true;
 
+  // ---- The simulated network (sim/network.h); Network's methods change
+  // these per link or mid-run.
+  // Every link's latency unless set per link: drawn per segment in
+  // [net_latency_min, net_latency_max], in whole microseconds
+  // ("net.latency_us"; nothing is drawn when they are equal).
+  absl::Duration net_latency_min = absl::Microseconds(50);
+  absl::Duration net_latency_max = absl::Microseconds(50);
+  // Every link's bandwidth in bytes per second (a segment of b bytes
+  // occupies its link for b / bandwidth); 0: unlimited.
+  uint64_t net_bandwidth = 0;
+  // A transmission may be cut into up to this many segments, each arriving
+  // on its own ("net.segments"; 1: never cut). The default explores short
+  // reads; a draw of 0 sends one segment.
+  uint32_t net_max_segments = 4;
+  // Per connection and direction: the sender's buffer and the receiver's
+  // buffer in bytes. A writer may have at most their sum written and not yet
+  // read by its peer (write() takes less, then 0); at most the receive
+  // buffer is in flight or waiting to be read.
+  uint32_t net_send_buffer = 64 * 1024;
+  uint32_t net_receive_buffer = 64 * 1024;
+
   // ---- Recording and replaying (sim/harness/replay_file.h; the harness sets these)
   // Keep every decision (site, occurrence, n, value) and every event with
   // its running hash: Simulation::recording().
@@ -97,9 +122,12 @@ class TimeLimitError : public std::runtime_error {
 };
 
 
+class Network;
+
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
   explicit SimBackend(const Options& options);
+  ~SimBackend() override;
 
   void attach(EventLoop& loop) override;
   int64_t time_ns() override { return now_ns_; }
@@ -110,12 +138,17 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   void watch_signal(int sig, bool on) override;
   bool buggify(std::string_view site) override;
   uint64_t task_key(uint64_t parent_key, std::string_view base) override;
-  void close() override {}
+  NetBackend* net() override;
+  void close() override;
 
   void on_event(internal::EventKind kind, uint64_t id) override;
 
   // Delivers `sig` to the loop as a real signal would (if a handler is set).
   void raise_signal(int sig);
+
+  // The simulated network: hosts, links, connections (sim/network.h).
+  Network& network() { return *network_; }
+  const Network& network() const { return *network_; }
 
   uint64_t event_hash() const { return hash_; }
   uint64_t event_count() const { return events_; }
@@ -139,6 +172,10 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   const std::map<std::string, BuggifySite, std::less<>>& buggify_sites() const { return buggify_; }
 
  private:
+  // The network reaches the loop through the backend's protected helpers
+  // (timers, the ready queue, the decision context) and notes its events.
+  friend class Network;
+
   std::string deadlock_report() const;
   // The decision named (context task, site, occurrence): see sim/choice.h.
   uint64_t draw(uint64_t context_key, std::string_view site, uint64_t n);
@@ -177,6 +214,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::vector<Decision> decisions_;
   std::vector<EventRecord> events_log_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;
+  std::unique_ptr<Network> network_;
 };
 
 }  // namespace twinloop::sim

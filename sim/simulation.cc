@@ -31,6 +31,11 @@ std::optional<Divergence> Simulation::divergence() const {
   return first_divergence(options_.replay->events, backend_->events());
 }
 
+std::string Simulation::network_report() const {
+  const Network& net = backend_->network();
+  return net.active() ? net.describe() : std::string();
+}
+
 std::string Simulation::buggify_summary() const {
   std::string out;
   for (const auto& [site, s] : backend_->buggify_sites()) {

@@ -27,6 +27,7 @@
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/internal/ref.h"
 #include "twinloop/api/runner.h"
+#include "twinloop/sim/network.h"
 #include "twinloop/sim/recording.h"
 #include "twinloop/sim/sim_backend.h"
 
@@ -45,6 +46,13 @@ class Simulation {
 
   EventLoop& loop() { return *loop_; }
   SimBackend& backend() { return *backend_; }
+  // The simulated network: hosts, names, links (sim/network.h). Configure
+  // it before run(); tests may also inspect it while the run goes on.
+  Network& network() { return backend_->network(); }
+  // The network's state (hosts, listeners, open connections with their
+  // buffered and in-flight bytes) for failure reports; "" when no
+  // connection or listener exists.
+  std::string network_report() const;
   const Options& options() const { return options_; }
 
   // The running hash of every scheduling event so far.

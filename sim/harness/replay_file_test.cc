@@ -57,6 +57,27 @@ TEST(ReplayFile, RoundTripsThroughText) {
   EXPECT_EQ(back.events, r.events);
 }
 
+// The simulated network's sends and deliveries are events too.
+TEST(ReplayFile, RoundTripsNetworkEvents) {
+  Simulation sim({.seed = 3, .record = true});
+  sim.run([]() -> Coro<void> {
+    NetBackend& net = *get_running_loop().backend().net();
+    std::unique_ptr<StreamListener> l = net.listen(SocketAddress::inet("127.0.0.1", 80), ListenOptions{});
+    Future<void> connected = get_running_loop().create_future<void>();
+    net.connect(SocketAddress::inet("127.0.0.1", 80), ConnectOptions{},
+                [connected](std::unique_ptr<StreamChannel>, std::exception_ptr) mutable { connected.set_result(); });
+    co_await connected;
+  }());
+  const Recording r = sim.recording();
+  const std::string text = format_recording(r);
+  EXPECT_THAT(text, HasSubstr(" net_send "));
+  EXPECT_THAT(text, HasSubstr(" net_deliver "));
+  EXPECT_THAT(text, HasSubstr("option net_latency_max_us 50\n"));
+  const Recording back = parse_recording(text);
+  EXPECT_EQ(back.events, r.events);
+  EXPECT_EQ(back.options, r.options);
+}
+
 TEST(ReplayFile, RejectsMalformedFilesNamingTheLine) {
   EXPECT_THROW(parse_recording(""), std::invalid_argument);
   try {

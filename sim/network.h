@@ -1,0 +1,369 @@
+// twinloop/sim/network.h: the simulated network, the simulated loop's side of
+// the networking seam (api/net_backend.h).
+//
+//   twinloop::sim::Simulation sim({.seed = 7});
+//   sim.network().add_host("db", "10.0.0.1");
+//   sim.network().add_host("app", "10.0.0.2", "fd00::2");
+//   sim.network().set_link("app", "db", {.latency_min = absl::Microseconds(100),
+//                                        .latency_max = absl::Milliseconds(2)});
+//   sim.run([]() -> twinloop::Coro<void> {
+//     auto db = twinloop::sim::spawn_on("db", serve_db());       // runs on host "db"
+//     co_await twinloop::sim::spawn_on("app", run_app());        // connects to "db"
+//   }());
+//
+// The model
+// ---------
+// Hosts. A host has a name, addresses (IPv4 and/or IPv6), its own loopback
+// (127.0.0.0/8 and ::1 reach the host itself), its own TCP port space per
+// family and its own Unix-socket namespace (path -> listener). Names resolve
+// to their host's addresses (add_name adds aliases, as DNS records; names are
+// case-insensitive); "localhost" resolves to 127.0.0.1 then ::1 on every
+// host. There is always an implicit host "localhost" with only loopback
+// addresses: with no host added every task runs there, so code written for
+// the real loop over loopback runs unchanged. It can be given routable
+// addresses with add_address("localhost", ...) to talk to other hosts.
+//
+// Tasks belong to hosts. A task belongs to the host of the code that created
+// it (a task created by a task: that task's host; by a channel notification
+// or a connect/accept callback of the network: the channel's host; by
+// anything else outside a task: the implicit host). spawn_on(host, coro)
+// starts a task on a named host. The one place that decides the current
+// host is Network::current_host_id() (network.cc): today it maps task keys to
+// hosts (filled when the loop names each new task, SimBackend::task_key);
+// when context variables arrive the host becomes one, changed there only.
+//
+// Links. Every ordered pair of hosts (and each host to itself: loopback and
+// Unix sockets) is a link with a latency range and a bandwidth
+// (LinkConfig; defaults from sim::Options, 50 us fixed and unlimited). Each
+// segment draws its latency in [latency_min, latency_max] (whole
+// microseconds); with a bandwidth, a segment of b bytes occupies its link
+// for b / bandwidth after the link's earlier segments (the link is a FIFO
+// shared by all its connections). A connection never reorders its own
+// bytes: a segment arrives no earlier than the one sent before it. Links can
+// be reconfigured mid-run; segments sent from then on use the new values.
+//
+// Connections are TCP-like byte streams:
+//  - connect() sends a SYN over the link; a listener with room in its
+//    backlog answers with a SYN-ACK; the connector gets its channel when the
+//    SYN-ACK arrives (one round trip) and answers with an ACK, on whose
+//    arrival the connection joins the backlog for accept() (as Linux, which
+//    queues a connection only once the handshake is complete). Nothing
+//    listening: ConnectionRefusedError after the round trip. A full backlog
+//    drops the SYN and the connector retries after 1, 2, 4, 8, 16 and 32
+//    seconds, then fails with ETIMEDOUT (Linux's tcp_syn_retries = 6). An
+//    address no host has: ENETUNREACH at once; a Unix path nobody listens
+//    on: ENOENT (Unix connects with a full backlog: EAGAIN).
+//  - Source ports are drawn among the free ports of 32768..60999
+//    ("net.ephemeral_port"; 0: the lowest free one); so are listeners' ports
+//    when port 0 is asked for.
+//  - Flow control. Per direction the sender has a send buffer and the
+//    receiver a receive buffer (64 KiB each by default). write() takes at
+//    most what keeps the bytes written and not yet read by the peer within
+//    their sum; at most the receive buffer is in flight or waiting to be
+//    read. The rest waits at the sender and is transmitted when the reader
+//    has read enough (at once: window updates are not delayed), in one
+//    transmission once the window is at least half the receive buffer or
+//    takes everything waiting (receiver-side silly-window avoidance). So a
+//    writer whose peer does not read stops after send + receive buffer
+//    bytes, and on_writable comes back only once the peer has read. Every
+//    buffer is bounded: a direction's bytes live in one ring of at most
+//    twice the sum of the buffers (a power of two), its segments in flight
+//    in a ring of at most one entry per byte of the receive buffer.
+//  - A transmission may be cut into segments ("net.segments",
+//    "net.segment_cut"), each with its own latency, arriving in order; each
+//    arrival is delivered on its own loop iteration, so a reader can see
+//    several reads for one write (short reads). Draws of 0: one segment.
+//  - shutdown_write(): FIN after the data; the peer reads the end of the
+//    stream after the data. Writes after it: BrokenPipeError.
+//  - close(abort = false): FIN after the data (Linux: an RST instead if
+//    data the owner never read is waiting, tcp_close()). Data arriving at a
+//    closed end is answered with an RST (Linux).
+//  - close(abort = true): RST. What this end had not yet delivered is
+//    dropped (unsent and in flight), and so is what was in flight to it.
+//    When the RST arrives, the peer's unread data is dropped; its reads then
+//    fail with ConnectionResetError and its writes with BrokenPipeError
+//    (EPIPE), as Linux after a reset once the error was reported.
+//  - Notifications to a channel's owner go through the loop's ready queue,
+//    at most one pending per channel and direction, none after close(), and
+//    level-triggered: while a wanted condition holds, the owner is notified
+//    again each loop iteration (epoll's level triggering).
+//
+// Determinism. Every decision is a named draw through LoopBackend::choose
+// (recorded, replayed, shrunk; made on behalf of the task that sends, or of
+// the loop for segments sent from network callbacks). Nothing iterates an
+// unordered container or compares addresses. Arrivals are loop timers (one
+// per connection direction, embedded in the connection), so arrivals of
+// different connections at the same virtual time are ordered by the loop's
+// tie rule ("loop.timer_tie"), the same mechanism as every other timer tie.
+// Every segment sent and delivered is an event (EventKind::kNetSend,
+// kNetDeliver; id = connection id << 32 | direction << 31 | sequence number)
+// in the event hash and in recordings.
+//
+// Draw sites (site, n, what 0 means):
+//   net.latency_us      link latency_max - latency_min in us, + 1   the link's minimum latency
+//   net.segments        min(max_segments, bytes)                     one segment (no cut)
+//   net.segment_cut     bytes left - segments left + 1               this segment is 1 byte long
+//   net.ephemeral_port  free ports in 32768..60999                   the lowest free port
+//
+// Limits (today): window updates reach the sender at once; no Nagle, no
+// MSS (a transmission is one segment unless cut by a draw); no TIME_WAIT
+// (a closed connection's port is free at once); one listener per (host,
+// family, port) even with reuse_port; a listener bound to one address of a
+// host still holds the port for the whole host; names resolve the same on
+// every host; resolution takes one loop iteration. Faults (partitions,
+// hold/release, drops, clock skew, host crash) are the next step: links
+// and in-flight segments are per-link, per-connection state ready for them.
+//
+// Threads: the loop thread only, as the loop.
+#ifndef TWINLOOP_SIM_NETWORK_H_
+#define TWINLOOP_SIM_NETWORK_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "twinloop/api/coro.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/net_backend.h"
+#include "twinloop/api/task.h"
+#include "twinloop/sim/sim_backend.h"
+
+namespace twinloop::sim {
+
+// One direction of a link: how long its segments take.
+struct LinkConfig {
+  // Each segment's latency is drawn in [latency_min, latency_max] (whole
+  // microseconds; nothing is drawn when they are equal).
+  absl::Duration latency_min = absl::Microseconds(50);
+  absl::Duration latency_max = absl::Microseconds(50);
+  // Bytes per second; 0: unlimited (no serialisation delay).
+  uint64_t bandwidth = 0;
+  friend bool operator==(const LinkConfig&, const LinkConfig&) = default;
+};
+
+class Network final : public NetBackend {
+ public:
+  // The host every task runs on unless placed elsewhere.
+  static constexpr std::string_view kImplicitHost = "localhost";
+
+  // std::invalid_argument for bad network options (latency range, zero
+  // buffers or segments).
+  Network(SimBackend& backend, const Options& options);
+  ~Network() override;
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  // ---- hosts and names
+
+  // Adds a host with these addresses (numeric IPv4 / IPv6; none: the host
+  // has only its loopback). std::invalid_argument for an empty or taken
+  // name (names are case-insensitive; "localhost" is the implicit host's),
+  // an address that does not parse, a loopback, wildcard or multicast
+  // address, or one another host has.
+  void add_host(std::string_view name, const std::vector<std::string>& addresses);
+  template <class... A>
+  void add_host(std::string_view name, const A&... addresses) {
+    add_host(name, std::vector<std::string>{std::string(addresses)...});
+  }
+  // Gives an existing host (the implicit one too) one more address.
+  void add_address(std::string_view host, std::string_view address);
+  // Makes `name` resolve to `address` too (after the addresses it already
+  // has): an alias or a DNS record. The address need not belong to a host
+  // (connecting to it then fails with ENETUNREACH). std::invalid_argument
+  // for an empty name, "localhost", a host's name, or a bad address.
+  void add_name(std::string_view name, std::string_view address);
+  bool has_host(std::string_view name) const;
+  // Host names, the implicit host first, then in the order added.
+  std::vector<std::string> hosts() const;
+  // A host's addresses (normalised: "::0:1" is "::1"), without loopback.
+  // std::invalid_argument for an unknown host.
+  std::vector<std::string> addresses(std::string_view host) const;
+  // The host the code running now belongs to (see the header comment).
+  std::string current_host() const;
+
+  // ---- links
+
+  // The configuration of every link not set with set_link, from now on.
+  void set_default_link(const LinkConfig& config);
+  // The link from `from` to `to` (one direction; from == to: that host's
+  // loopback), from now on. std::invalid_argument for an unknown host or a
+  // bad range.
+  void set_link(std::string_view from, std::string_view to, const LinkConfig& config);
+  LinkConfig link(std::string_view from, std::string_view to) const;
+  // Buffer sizes of connections made from now on (each >= 1).
+  void set_buffers(uint32_t send_bytes, uint32_t receive_bytes);
+
+  // ---- reports
+
+  // The hosts, listeners and open connections (both ends' states, bytes
+  // buffered, in flight and waiting each way), for failure reports.
+  std::string describe() const;
+  // Whether any connection or listener exists (deadlock reports include
+  // describe() then).
+  bool active() const { return !conns_.empty() || !listeners_.empty(); }
+  size_t connection_count() const { return conns_.size(); }
+  size_t listener_count() const { return listeners_.size(); }
+
+  // ---- NetBackend (api/net_backend.h)
+
+  void resolve(std::string host, uint16_t port, SocketAddress::Family family, ResolveDone done) override;
+  void connect(const SocketAddress& remote, const ConnectOptions& options, ConnectDone done) override;
+  std::unique_ptr<StreamListener> listen(const SocketAddress& local, const ListenOptions& options) override;
+
+  // ---- for the backend and spawn_on
+
+  // A task with `key` was just created (SimBackend::task_key): it belongs to
+  // the current host, or to the host spawn_on names.
+  void on_task_created(uint64_t key);
+  // The loop closed: every connection and listener is released; channels
+  // and listeners still owned elsewhere are detached (their calls fail).
+  void shutdown();
+  // The simulated loop's network, or std::runtime_error for another loop.
+  static Network& of(EventLoop& loop);
+
+  // Places the next task created on `host` (spawn_on).
+  class SpawnScope {
+   public:
+    SpawnScope(EventLoop& loop, std::string_view host);
+    ~SpawnScope();
+    SpawnScope(const SpawnScope&) = delete;
+    SpawnScope& operator=(const SpawnScope&) = delete;
+
+   private:
+    Network* net_;
+  };
+
+ private:
+  using HostId = uint32_t;
+  static constexpr HostId kImplicit = 0;
+  static constexpr HostId kNoHost = ~HostId{0};
+
+  struct Host;
+  struct Link;
+  struct Segment;
+  class SegmentQueue;
+  class ByteRing;
+  struct Flow;
+  struct Notifier;
+  struct End;
+  struct Connection;
+  struct Listener;
+  class Channel;
+  class ListenerHandle;
+  class HostScope;
+  friend class Channel;
+  friend class ListenerHandle;
+
+  // THE current host: see the header comment.
+  HostId current_host_id() const;
+
+  void ensure_hosts();
+  HostId host_id(std::string_view name) const;  // std::invalid_argument if unknown
+  Host& host(HostId id) const { return *hosts_[id]; }
+  Link& link_between(HostId from, HostId to);
+  void check_link_config(const LinkConfig& config) const;
+  void apply_config(Link& l, const LinkConfig& config);
+
+  // Connections.
+  Connection& new_connection(HostId from, HostId to, bool unix_socket);
+  void fail_soon(ConnectDone done, int err, const std::string& what);
+  uint16_t draw_port(Host& h, int family_index);  // 0: none free
+  void release_port(End& e);
+  Listener* find_listener(const Connection& c) const;
+
+  // Flows and segments.
+  void transmit(Flow& f);
+  void send_data(Flow& f, uint64_t bytes);
+  void enqueue(Flow& f, uint8_t kind, uint64_t end, uint64_t bytes, int64_t extra_ns);
+  void arm(Flow& f, int64_t when_ns);
+  void flow_due(Flow& f);
+  void deliver(Flow& f, const Segment& s);
+  void syn_arrived(Connection& c);
+  void established(Connection& c);
+  void handshake_done(Connection& c);
+  void connect_failed(Connection& c, int err);
+  void send_rst(End& e);
+  void receive_rst(End& e);
+  static void discard(Flow& f);
+  void consumed(Flow& f);
+
+  // Channel operations.
+  std::ptrdiff_t read(End& e, char* buf, size_t n);
+  size_t write(End& e, const char* buf, size_t n);
+  void shutdown_write(End& e);
+  void close_end(End& e, bool abort);
+
+  // Notifications.
+  static bool readable(const End& e);
+  static bool writable(const End& e);
+  void poke(End& e, bool readable_side);
+  void notify(Notifier& n);
+  void poke_listener(Listener& l);
+  void notify_listener(Listener& l);
+  void close_listener(Listener& l);
+  void report_callback_error(const char* what);
+
+  void maybe_free(Connection& c);
+  void maybe_free(Listener& l);
+  void note(internal::EventKind kind, uint64_t id);
+  int64_t now() const;
+  bool loop_closed() const;
+
+  std::string describe_end(const Connection& c, int side) const;
+
+  SimBackend& backend_;
+  LinkConfig default_link_;
+  uint32_t max_segments_;
+  uint32_t send_buffer_;
+  uint32_t receive_buffer_;
+  bool shut_down_ = false;
+
+  // Hosts by id (0: the implicit host), made on first use so that a run
+  // without networking allocates nothing here.
+  std::vector<std::unique_ptr<Host>> hosts_;
+  std::map<std::string, HostId, std::less<>> host_ids_;     // lower-case name
+  std::map<std::string, HostId, std::less<>> address_owner_;  // normalised address
+  std::map<std::string, std::vector<std::string>, std::less<>> aliases_;
+  std::map<std::pair<HostId, HostId>, std::unique_ptr<Link>> links_;
+
+  // The hosts of tasks not on the implicit host, by task key (looked up,
+  // never iterated).
+  absl::flat_hash_map<uint64_t, HostId> task_hosts_;
+  HostId spawn_host_ = kNoHost;     // set by SpawnScope for one task
+  HostId callback_host_ = kNoHost;  // while a network callback runs
+
+  uint64_t next_connection_id_ = 1;
+  uint64_t next_listener_id_ = 1;
+  std::map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::map<uint64_t, std::unique_ptr<Listener>> listeners_;
+};
+
+// Starts `coro` as a task on the simulated host `host` (create_task on that
+// host): the task and the tasks it creates belong to `host`, so their
+// connections leave from its addresses and its loopback is theirs.
+// std::invalid_argument for an unknown host; std::runtime_error outside the
+// simulated loop. (Two overloads rather than a defaulted TaskOptions: see
+// twinloop::create_task.)
+template <class T>
+Task<T> spawn_on(std::string_view host, Coro<T> coro) {
+  EventLoop& loop = get_running_loop();
+  Network::SpawnScope scope(loop, host);
+  return loop.create_task(std::move(coro));
+}
+template <class T>
+Task<T> spawn_on(std::string_view host, Coro<T> coro, TaskOptions options) {
+  EventLoop& loop = get_running_loop();
+  Network::SpawnScope scope(loop, host);
+  return loop.create_task(std::move(coro), std::move(options));
+}
+
+}  // namespace twinloop::sim
+
+#endif  // TWINLOOP_SIM_NETWORK_H_
