@@ -1,7 +1,7 @@
 // twinloop/sim/harness/rc_simulation.h: simulated runs inside RapidCheck properties,
 // so that a failing case shrinks its workload AND its schedule together.
 //
-//   RC_GTEST_PROP(Bank, TransfersConserveMoney, ()) {
+//   TWINLOOP_RC_GTEST_PROP(Bank, TransfersConserveMoney, ()) {   // or RC_GTEST_PROP
 //     const auto transfers = *rc::gen::container<std::vector<Transfer>>(gen_transfer());
 //     twinloop::sim::RcSimulation sim("Bank.TransfersConserveMoney");
 //     const int total = sim.run(run_transfers(transfers));   // every decision is a RapidCheck draw
@@ -19,12 +19,15 @@
 //
 // What a failing property prints: RapidCheck's counterexample, that is the
 // property's own picks (the workload, each shown with its showValue) and
-// then the decisions in draw order ("twinloop decision: loop.timer_tie: 1
-// of 2"); the failure; and, from the RcSimulation, the failing run's
-// schedule by stable key and its replay file. RcSimulation writes those
-// lines to the test case's RapidCheck log, which RapidCheck prints under
-// the failure ("Log:") for the minimal test case only, so they appear once
-// per property:
+// the simulator's decisions in draw order, each a pick ("twinloop
+// decision: loop.timer_tie: 1 of 2"); TWINLOOP_RC_GTEST_PROP (below; the
+// arguments of RC_GTEST_PROP) folds those into one line, "twinloop
+// decisions: 76 in draw order, 12 not the default", since a run with step
+// jitter makes hundreds. Then the failure; then, from the RcSimulation, the
+// failing run's non-default decisions by stable key and its replay file.
+// RcSimulation writes those lines to the test case's RapidCheck log, which
+// RapidCheck prints under the failure ("Log:") for the minimal test case
+// only, so they appear once per property:
 //
 //   Log:
 //   twinloop: the schedule of this failing run (RcSimulation 'BankProperty.UnlockedTransfersConserveMoney'):
@@ -66,10 +69,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -289,7 +294,75 @@ class RcSimulation {
   std::optional<Simulation> sim_;
 };
 
+// RapidCheck's report of `result` (rc::detail::printResultMessage), except
+// that each run of consecutive RcDecision picks in a counterexample is one
+// entry, "twinloop decisions: 121 in draw order, 18 not the default (by key
+// under Log: below)": the failing run's log lists the non-default ones by
+// key, and a run with step jitter makes hundreds of picks.
+inline std::string rc_report(rc::detail::TestResult result) {
+  if (result.is<rc::detail::FailureResult>()) {
+    rc::detail::Example& example = result.get<rc::detail::FailureResult>().counterExample;
+    const std::string type = rc::detail::typeToString<RcDecision>();
+    rc::detail::Example folded;
+    for (size_t i = 0; i < example.size();) {
+      if (example[i].first != type) {
+        folded.push_back(std::move(example[i++]));
+        continue;
+      }
+      size_t picks = 0;
+      size_t non_default = 0;
+      for (; i < example.size() && example[i].first == type; ++i) {
+        ++picks;
+        // showValue(RcDecision): "<site>: <value> of <n>".
+        const std::string& shown = example[i].second;
+        const size_t colon = shown.rfind(": ");
+        if (colon == std::string::npos || shown.compare(colon, 5, ": 0 o") != 0) ++non_default;
+      }
+      folded.emplace_back("twinloop decisions",
+                          std::to_string(picks) + " in draw order, " + std::to_string(non_default) +
+                              " not the default (by key under Log: below)");
+    }
+    example = std::move(folded);
+  }
+  std::ostringstream os;
+  rc::detail::printResultMessage(result, os);
+  return os.str();
+}
+
+// Checks `testable` as rc::check and RC_GTEST_PROP do (RC_PARAMS applies;
+// `id` is the key of RC_PARAMS="reproduce=..."), and prints a passing
+// property's tag distribution to stdout as RC_GTEST_PROP does. Returns ""
+// if the property holds, else its rc_report.
+template <class Testable>
+std::string rc_check(const std::string& id, const std::string& description, Testable&& testable) {
+  rc::detail::TestMetadata metadata;
+  metadata.id = id;
+  metadata.description = description;
+  const rc::detail::TestResult result = rc::detail::checkTestable(std::forward<Testable>(testable), metadata);
+  if (result.is<rc::detail::SuccessResult>()) {
+    if (!result.get<rc::detail::SuccessResult>().distribution.empty()) {
+      rc::detail::printResultMessage(result, std::cout);
+      std::cout << std::endl;
+    }
+    return "";
+  }
+  return rc_report(result);
+}
+
 }  // namespace twinloop::sim
+
+// RC_GTEST_PROP (rapidcheck/gtest.h) for properties that run an
+// RcSimulation: the same arguments and RapidCheck behaviour, the failure
+// reported by rc_report (the decision picks folded into one line). Expands
+// to a GoogleTest TEST: include gtest/gtest.h.
+#define TWINLOOP_RC_GTEST_PROP(TestCase, Name, ArgList)                                                 \
+  void twinloop_rc_prop_##TestCase##_##Name ArgList;                                                    \
+  TEST(TestCase, Name) {                                                                                \
+    const std::string twinloop_rc_failure =                                                             \
+        ::twinloop::sim::rc_check(#TestCase "/" #Name, #Name, &twinloop_rc_prop_##TestCase##_##Name);   \
+    if (!twinloop_rc_failure.empty()) FAIL() << twinloop_rc_failure;                                    \
+  }                                                                                                     \
+  void twinloop_rc_prop_##TestCase##_##Name ArgList
 
 // How RapidCheck names the picks in a counterexample.
 template <>

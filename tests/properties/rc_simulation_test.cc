@@ -23,6 +23,7 @@ namespace {
 
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Two tasks whose timers fall due at the same instant: which runs first is
 // one two-way decision (loop.timer_tie), 0 keeping creation order.
@@ -170,6 +171,42 @@ TEST(RcSimulation, AFailingPropertyReportsTheMinimalSchedule) {
   EXPECT_EQ(minimal.decisions[0].site, "loop.timer_tie");
   EXPECT_EQ(minimal.decisions[0].value, 1u);
   EXPECT_TRUE(std::filesystem::exists(RcSimulation::replay_path(name, /*first=*/true)));
+}
+
+// rc_report (TWINLOOP_RC_GTEST_PROP's failure message) folds each run of
+// consecutive decision picks into one entry and leaves the others.
+TEST(RcSimulation, TheReportFoldsTheDecisionPicks) {
+  rc::detail::FailureResult failure;
+  failure.numSuccess = 6;
+  failure.description = "the failure";
+  failure.counterExample = {
+      {"Scenario", "three workers"},
+      {"twinloop decision", "loop.timer_tie: 0 of 2"},
+      {"twinloop decision", "loop.step_jitter_us: 37 of 301"},
+      {"twinloop decision", "buggify.fire:db.cc:12: 0 of 4"},
+      {"bool", "true"},
+      {"twinloop decision", "executor.latency_us: 10 of 10001"},
+  };
+  EXPECT_EQ(rc_report(failure),
+            "Falsifiable after 7 tests\n\n"
+            "Scenario:\nthree workers\n\n"
+            "twinloop decisions:\n3 in draw order, 1 not the default (by key under Log: below)\n\n"
+            "bool:\ntrue\n\n"
+            "twinloop decisions:\n1 in draw order, 1 not the default (by key under Log: below)\n\n"
+            "the failure");
+
+  // A real failure: the tie's one pick.
+  const auto result = check(
+      "fold",
+      [] {
+        RcSimulation sim("RcSimulationTest.Fold");
+        RC_ASSERT(sim.run(tied_pair()) == (std::vector<int>{0, 1}));
+      },
+      /*cases=*/100);
+  const std::string report = rc_report(result);
+  EXPECT_THAT(report, HasSubstr("\ntwinloop decisions:\n1 in draw order, 1 not the default (by key under Log: below)\n"));
+  EXPECT_THAT(report, Not(HasSubstr("twinloop decision:")));
+  EXPECT_THAT(report, HasSubstr("    /tied_pair#0/a#0: loop.timer_tie 0: 1 of 2\n"));
 }
 
 // A run that passes reports nothing and writes nothing.
