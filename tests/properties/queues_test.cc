@@ -53,7 +53,6 @@
 #include "twinloop/api/timeouts.h"
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
-#include "rapidcheck/gtest.h"
 #include "twinloop/sim/harness/rc_simulation.h"
 #include "twinloop/sim/simulation.h"
 
@@ -623,15 +622,15 @@ void check_scenario(Scenario sc) {
   }
 }
 
-RC_GTEST_PROP(QueueProperty, FifoQueueLosesNothingAndKeepsOrder, ()) {
+TWINLOOP_RC_GTEST_PROP(QueueProperty, FifoQueueLosesNothingAndKeepsOrder, ()) {
   check_scenario(*gen_scenario(Kind::kFifo));
 }
 
-RC_GTEST_PROP(QueueProperty, LifoQueueLosesNothingAndKeepsOrder, ()) {
+TWINLOOP_RC_GTEST_PROP(QueueProperty, LifoQueueLosesNothingAndKeepsOrder, ()) {
   check_scenario(*gen_scenario(Kind::kLifo));
 }
 
-RC_GTEST_PROP(QueueProperty, PriorityQueueLosesNothingAndKeepsOrder, ()) {
+TWINLOOP_RC_GTEST_PROP(QueueProperty, PriorityQueueLosesNothingAndKeepsOrder, ()) {
   check_scenario(*gen_scenario(Kind::kPriority));
 }
 
