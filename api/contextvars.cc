@@ -5,6 +5,9 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "twinloop/api/event_loop.h"
+#include "twinloop/api/internal/loop_access.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 namespace internal {
@@ -32,6 +35,10 @@ std::string describe_token(const std::string& var_name) {
 }
 
 }  // namespace
+
+void ContextData::destroy() noexcept { delete this; }
+
+void ContextState::destroy() noexcept { delete this; }
 
 const ContextData::Entry* ContextData::find(uint64_t var_id) const {
   auto it = std::lower_bound(entries_.begin(), entries_.end(), var_id,
@@ -67,14 +74,33 @@ ContextState* copy_context_slow(const ContextState& current) {
   return c;
 }
 
+TaskBase* running_task() {
+  EventLoop* loop = running_loop_or_null();
+  return loop ? LoopAccess::current_task(*loop) : nullptr;
+}
+
+ContextState* running_task_context() {
+  TaskBase* t = running_task();
+  return t ? t->context_slot().get() : nullptr;
+}
+
 ContextState& current_context_for_set() {
   ContextState* c = tls_context;
   if (is_context(c)) return *c;
   // PEP 567's context_get: the current context is created on first use.
+  TaskBase* task = c ? nullptr : running_task();
+  if (task && task->context_slot()) return *task->context_slot();
   auto* created = new ContextState(nullptr);
-  created->add_ref();  // the owner's: the scope's (then its slot's), or the thread's
-  created->enter();
+  created->add_ref();  // the owner's: the task's, the scope's (then its slot's), or the thread's
+  if (task) {
+    // A step of a task whose context was empty, run without switching
+    // (TaskBase::step_in_context): this is the task's context now, and its
+    // later steps switch to it.
+    task->context_slot() = Ref<ContextState>::adopt(created);
+    return *created;
+  }
   if (!c) tls_thread_context.context = created;
+  created->enter();
   tls_context = created;
   return *created;
 }
@@ -82,6 +108,7 @@ ContextState& current_context_for_set() {
 uint64_t next_context_var_id() { return context_var_ids.fetch_add(1, std::memory_order_relaxed) + 1; }
 
 std::shared_ptr<TokenState> context_set(uint64_t var_id, std::shared_ptr<const void> value) {
+  context_values_set.store(true, std::memory_order_relaxed);
   ContextState& c = current_context_for_set();
   auto token = std::make_shared<TokenState>();
   token->context = Ref<ContextState>(&c);
@@ -97,7 +124,7 @@ void context_reset(TokenState& token, uint64_t var_id, const std::string& token_
   if (token.var_id != var_id) {
     throw std::invalid_argument(describe_token(token_var_name) + " was created by a different ContextVar");
   }
-  if (tls_context != token.context.get()) {
+  if (current_context() != token.context.get()) {
     throw std::invalid_argument(describe_token(token_var_name) + " was created in a different Context");
   }
   token.used = true;
@@ -116,9 +143,9 @@ Context::Context() : state_(new internal::ContextState(nullptr)) {}
 Context Context::copy() const { return Context(internal::Ref<internal::ContextState>(new internal::ContextState(state_->data()))); }
 
 Context copy_context() {
-  const internal::ContextState* c = internal::tls_context;
+  const internal::ContextState* c = internal::current_context();
   return Context(internal::Ref<internal::ContextState>(
-      new internal::ContextState(internal::is_context(c) ? c->data() : internal::Ref<internal::ContextData>())));
+      new internal::ContextState(c ? c->data() : internal::Ref<internal::ContextData>())));
 }
 
 Context::RunScope::RunScope(internal::ContextState& state) : state_(state), prev_(internal::tls_context) {

@@ -111,7 +111,7 @@ class ContextData {
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
 
   // The entry for `var_id`, or null.
@@ -122,6 +122,9 @@ class ContextData {
   static Ref<ContextData> with(const ContextData* base, uint64_t var_id, std::shared_ptr<const void> value);
 
  private:
+  // Out of line, so that releasing a reference inlines to a decrement.
+  void destroy() noexcept;
+
   std::atomic<uint32_t> refs_{0};
   std::vector<Entry> entries_;
 };
@@ -138,7 +141,7 @@ class ContextState {
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
   }
   static void* operator new(size_t bytes) { return pool_allocate(bytes); }
   static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
@@ -158,14 +161,20 @@ class ContextState {
   void set_data(Ref<ContextData> data) { data_ = std::move(data); }
 
  private:
+  // Out of line, so that releasing a reference (every task's destructor
+  // does) inlines to a test and a decrement.
+  void destroy() noexcept;
+
   std::atomic<uint32_t> refs_{0};
   std::atomic<uint32_t> entered_{0};
   Ref<ContextData> data_;  // null: empty
 };
 
 // This thread's current context:
-//  - null: the thread's own context, never used (empty); a set() here creates
-//    it, and it lives until the thread exits;
+//  - null: the running task's context if a task is running (a task whose
+//    context is empty runs without switching, TaskBase::step_in_context),
+//    else the thread's own context, never used (empty). A set() creates the
+//    task's context, or the thread's, which lives until the thread exits;
 //  - lazy_context(): inside a task step, callback or executor call whose
 //    context is still empty and not created; a set() creates it, and the
 //    scope hands it to its owner (ContextScope);
@@ -173,16 +182,31 @@ class ContextState {
 // Constant-initialised: no guard to read it.
 inline constinit thread_local ContextState* tls_context = nullptr;
 
+// Whether any ContextVar::set ran in this process. Until then every context
+// is empty, and reading or copying the current one is a load and a branch.
+inline constinit std::atomic<bool> context_values_set{false};
+
 inline ContextState* lazy_context() { return reinterpret_cast<ContextState*>(uintptr_t{1}); }
 inline bool is_context(const ContextState* c) { return reinterpret_cast<uintptr_t>(c) > 1; }
+
+// The running task's context (null: empty), for a null tls_context.
+ContextState* running_task_context();
+// The current context, null if it is empty and not created.
+inline ContextState* current_context() {
+  ContextState* c = tls_context;
+  if (is_context(c)) return c;
+  if (c) return nullptr;  // lazy_context()
+  return running_task_context();
+}
 
 // A copy of the current context (asyncio's contextvars.copy_context() in
 // create_task and Handle), or null while it is empty. Owned by the caller
 // (one reference counted).
 ContextState* copy_context_slow(const ContextState& current);
 inline ContextState* capture_context() {
-  ContextState* c = tls_context;
-  if (!is_context(c) || c->empty()) return nullptr;
+  if (!context_values_set.load(std::memory_order_relaxed)) return nullptr;
+  const ContextState* c = current_context();
+  if (!c || c->empty()) return nullptr;
   return copy_context_slow(*c);
 }
 
@@ -244,8 +268,9 @@ void context_reset(TokenState& token, uint64_t var_id, const std::string& token_
 
 // The value of `var_id` in the current context, or null.
 inline const void* context_find(uint64_t var_id) {
-  const ContextState* c = tls_context;
-  if (!is_context(c)) return nullptr;
+  if (!context_values_set.load(std::memory_order_relaxed)) return nullptr;
+  const ContextState* c = current_context();
+  if (!c) return nullptr;
   const ContextData::Entry* e = c->find(var_id);
   return e ? e->value.get() : nullptr;
 }

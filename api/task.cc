@@ -78,15 +78,10 @@ void TaskBase::run() {
   internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
   if (internal::LoopAccess::debug_timing(loop)) {
     const int64_t t0 = loop.time_ns();
-    {
-      ContextScope context_scope(context_);
-      step(throw_cancel);
-    }
+    step_in_context(throw_cancel);
     internal::LoopAccess::report_slow(loop, absl::StrCat("<Task name='", get_name(), "'>"), loop.time_ns() - t0);
   } else {
-    // asyncio's Task.__step runs in self._context.
-    ContextScope context_scope(context_);
-    step(throw_cancel);
+    step_in_context(throw_cancel);
   }
   internal::LoopAccess::set_current_task(loop, prev);
 }
@@ -97,11 +92,13 @@ void TaskBase::eager_start() {
   TaskBase* prev = internal::LoopAccess::current_task(loop);
   internal::LoopAccess::set_current_task(loop, this);
   internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
-  {
-    ContextScope context_scope(context_);
-    step(false);
-  }
+  step_in_context(false);
   internal::LoopAccess::set_current_task(loop, prev);
+}
+
+void TaskBase::step_switching_context(bool throw_cancel) {
+  ContextScope context_scope(context_);
+  step(throw_cancel);
 }
 
 void TaskBase::step(bool throw_cancel) {

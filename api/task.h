@@ -88,6 +88,8 @@ class TaskBase : public Runnable {
   // Runs the task in `context` itself instead of the copy of its creator's
   // (create_task's context=); before the first step.
   void use_context(const Context& context) { context_ = ContextAccess::state(context); }
+  // The task's context (null: empty), for api/contextvars.cc.
+  Ref<ContextState>& context_slot() { return context_; }
 
   // Called by awaitables.
   void block_on(FutureBase& f, std::coroutine_handle<> h);
@@ -111,6 +113,19 @@ class TaskBase : public Runnable {
 
  private:
   void step(bool throw_cancel);
+  // step() with the task's context current (asyncio's Task.__step runs in
+  // self._context). While the task's context is empty and the thread's
+  // current context is the thread's unused one (null), the common case,
+  // nothing is switched: a null current context means the running task's
+  // (api/contextvars.h), and a set() in the step creates it in context_.
+  [[gnu::always_inline]] void step_in_context(bool throw_cancel) {
+    if (!context_ && !tls_context) {
+      step(throw_cancel);
+    } else {
+      step_switching_context(throw_cancel);
+    }
+  }
+  void step_switching_context(bool throw_cancel);
   void after_step();
 
   EventLoop& loop() const { return self_->loop(); }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -252,6 +253,31 @@ TEST_P(ContextVarsConformance, TaskGroupChildrenInheritACopy) {
     EXPECT_EQ(second.result(), "parent again/2");
     EXPECT_EQ(cvar.get(), "parent again");
   }());
+}
+
+// asyncio.run (runners.py Runner) runs the main task in a copy of the
+// thread's context: what the thread set before run() is visible in it, and
+// what the run sets is not visible after. On a thread of its own, so that
+// this thread's context stays as it was for the other cases.
+TEST_P(ContextVarsConformance, MainTaskCopiesTheThreadsContext) {
+  ContextVar<std::string> cvar("cvar");
+  std::string in_main;
+  std::string in_child;
+  std::string after;
+  std::thread runner([&] {
+    cvar.set("thread");
+    run([&]() -> Coro<void> {
+      in_main = cvar.get();
+      cvar.set("main");
+      in_child = co_await create_task(read_var(&cvar));
+    }());
+    after = cvar.get();
+  });
+  runner.join();
+  EXPECT_EQ(in_main, "thread");
+  EXPECT_EQ(in_child, "main");
+  EXPECT_EQ(after, "thread");
+  EXPECT_EQ(cvar.get("unset"), "unset");  // another thread's context
 }
 
 // ---------------------------------------------------------------- callbacks
