@@ -185,16 +185,22 @@ Coro<std::string> eager_body(ContextVar<std::string>* cvar) {
 
 // asyncio 3.12 eager tasks: the first step runs inside create_task, still in
 // the task's own context (Task.__eager_start: self._context.run(...)), so
-// its set does not reach the creator that is on the same stack.
+// its set does not reach the creator that is on the same stack. Once in the
+// step that first set the creator's value, once in a later step.
 TEST_P(ContextVarsConformance, EagerTaskFirstStepRunsInTheTasksContext) {
   ContextVar<std::string> cvar("cvar");
   run([&]() -> Coro<void> {
-    cvar.set("parent");
     TaskOptions options;
     options.eager_start = true;
-    Task<std::string> t = create_task(eager_body(&cvar), options);
+    cvar.set("parent");
+    Task<std::string> first = create_task(eager_body(&cvar), options);
     EXPECT_EQ(cvar.get(), "parent");
-    EXPECT_EQ(co_await t, "parent,child");
+    co_await sleep(kZero);
+    cvar.set("parent later");
+    Task<std::string> second = create_task(eager_body(&cvar), options);
+    EXPECT_EQ(cvar.get(), "parent later");
+    EXPECT_EQ(co_await first, "parent,child");
+    EXPECT_EQ(co_await second, "parent later,child");
   }());
 }
 
@@ -278,6 +284,28 @@ TEST_P(ContextVarsConformance, MainTaskCopiesTheThreadsContext) {
   EXPECT_EQ(in_child, "main");
   EXPECT_EQ(after, "thread");
   EXPECT_EQ(cvar.get("unset"), "unset");  // another thread's context
+}
+
+Coro<std::string> read_then_set(ContextVar<std::string>* cvar, std::string value) {
+  const std::string seen = cvar->get("unset");
+  co_await sleep(kZero);
+  cvar->set(std::move(value));
+  co_await sleep(kZero);
+  co_return seen + "," + cvar->get();
+}
+
+// A loop driven inside Context::run (base_events.py run_until_complete makes
+// a task, which copies the current context, here ctx): the task sees ctx's
+// values, and its sets stay in the task, not in ctx.
+TEST_P(ContextVarsConformance, LoopRunInsideContextRunCopiesThatContext) {
+  ContextVar<std::string> cvar("cvar");
+  EventLoopRef loop = new_loop();
+  Context ctx;
+  ctx.run([&] { cvar.set("outer"); });
+  const std::string got = ctx.run([&] { return loop->run_until_complete(read_then_set(&cvar, "task")); });
+  loop->close();
+  EXPECT_EQ(got, "outer,task");
+  EXPECT_EQ(ctx.get(cvar), "outer");
 }
 
 // ---------------------------------------------------------------- callbacks
