@@ -52,6 +52,8 @@ void HandleState::run() {
   const bool timing = LoopAccess::debug_timing(loop);
   const int64_t t0 = timing ? loop.time_ns() : 0;
   try {
+    // asyncio's Handle._run: self._context.run(self._callback, ...).
+    ContextScope context_scope(context_);
     callback_();
   } catch (...) {
     ExceptionContext c = ExceptionContext::of(absl::StrFormat("Exception in callback <Handle #%d>", id_),
@@ -91,29 +93,65 @@ void EventLoop::check_open() const {
   if (closed_) throw std::runtime_error("Event loop is closed");
 }
 
+namespace {
+// A counted reference to `context` for a handle to take over.
+internal::ContextState* share(const Context& context) {
+  internal::ContextState* c = internal::ContextAccess::state(context).get();
+  c->add_ref();
+  return c;
+}
+// Saturates: a delay past the end of time is a timer that never fires.
+int64_t deadline_after(int64_t now, absl::Duration delay) {
+  const int64_t d = absl::ToInt64Nanoseconds(delay);
+  return d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d;
+}
+}  // namespace
+
 Handle EventLoop::call_soon(absl::AnyInvocable<void()> callback) {
+  return call_soon_in(std::move(callback), internal::capture_context());
+}
+
+Handle EventLoop::call_soon(absl::AnyInvocable<void()> callback, const Context& context) {
+  return call_soon_in(std::move(callback), share(context));
+}
+
+Handle EventLoop::call_soon_in(absl::AnyInvocable<void()> callback, internal::ContextState* context) {
+  internal::Ref<internal::ContextState> owned = internal::Ref<internal::ContextState>::adopt(context);
   check_open();
   auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
+  h->context_ = std::move(owned);
   h->add_ref();  // the ready queue's reference
   ready_.push(h);
   return Handle(internal::Ref<internal::HandleState>(h));
 }
 
 TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback) {
-  // Saturate: a delay past the end of time is a timer that never fires.
-  const int64_t now = backend_->time_ns();
-  const int64_t d = absl::ToInt64Nanoseconds(delay);
-  const int64_t when = d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d;
-  return call_at_ns(when, std::move(callback));
+  return call_at_ns(deadline_after(backend_->time_ns(), delay), std::move(callback), internal::capture_context());
+}
+
+TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback, const Context& context) {
+  return call_at_ns(deadline_after(backend_->time_ns(), delay), std::move(callback), share(context));
 }
 
 TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback) {
-  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback));
+  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback),
+                    internal::capture_context());
+}
+
+TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback, const Context& context) {
+  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback), share(context));
 }
 
 TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback) {
+  return call_at_ns(when_ns, std::move(callback), internal::capture_context());
+}
+
+TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback,
+                                  internal::ContextState* context) {
+  internal::Ref<internal::ContextState> owned = internal::Ref<internal::ContextState>::adopt(context);
   check_open();
   auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
+  h->context_ = std::move(owned);
   h->add_ref();  // the heap's reference
   add_timer(h, when_ns);
   return TimerHandle(internal::Ref<internal::HandleState>(h));
@@ -178,20 +216,22 @@ void EventLoop::call_soon_threadsafe(absl::AnyInvocable<void()> callback) {
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     if (closed_) throw std::runtime_error("Event loop is closed");
-    threadsafe_.push_back(std::move(callback));
+    // The calling thread's context, as asyncio's Handle copies it there.
+    threadsafe_.emplace_back(std::move(callback),
+                             internal::Ref<internal::ContextState>::adopt(internal::capture_context()));
     threadsafe_pending_.store(true, std::memory_order_release);
   }
   backend_->wake();
 }
 
 void EventLoop::drain_threadsafe() {
-  std::vector<absl::AnyInvocable<void()>> batch;
+  std::vector<std::pair<absl::AnyInvocable<void()>, internal::Ref<internal::ContextState>>> batch;
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     batch.swap(threadsafe_);
     threadsafe_pending_.store(false, std::memory_order_relaxed);
   }
-  for (auto& cb : batch) call_soon(std::move(cb));
+  for (auto& [cb, context] : batch) call_soon_in(std::move(cb), context.detach());
 }
 
 void EventLoop::purge_cancelled_timers() {
@@ -421,6 +461,14 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
   if (sig == SIGKILL || sig == SIGSTOP) throw std::runtime_error(absl::StrFormat("sig %d cannot be caught", sig));
   // Watch first: if the backend refuses, no handler is left behind.
   if (signal_handlers_.count(sig) == 0) backend_->watch_signal(sig, true);
+  // asyncio makes the handler's Handle here: every delivery runs in this
+  // one copy of the current context.
+  if (internal::ContextState* c = internal::capture_context()) {
+    callback = [context = internal::Ref<internal::ContextState>::adopt(c), callback = std::move(callback)]() mutable {
+      internal::ContextScope scope(context);
+      callback();
+    };
+  }
   signal_handlers_[sig] = std::move(callback);
 }
 
@@ -437,7 +485,7 @@ void EventLoop::deliver_signal(int sig) {
   auto it = signal_handlers_.find(sig);
   if (it == signal_handlers_.end()) return;
   note(internal::EventKind::kSignal, static_cast<uint64_t>(sig));
-  call_soon(it->second);
+  call_soon_in(it->second, nullptr);
 }
 
 void EventLoop::submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) {

@@ -41,10 +41,12 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/internal/ref.h"
 #include "twinloop/api/internal/ring.h"
 #include "twinloop/api/loop_backend.h"
@@ -113,6 +115,9 @@ class HandleState final : public RefCounted, public TimerTarget {
 
   EventLoop* loop_;
   absl::AnyInvocable<void()> callback_;
+  // The context the callback runs in (asyncio's Handle._context); null: an
+  // empty one.
+  Ref<ContextState> context_;
 };
 
 // What a StepObserver is told about.
@@ -201,11 +206,19 @@ class EventLoop : public internal::RefCounted {
 
   // ---- callbacks (asyncio call_soon, call_later, call_at, call_soon_threadsafe)
 
+  // The callback runs in a copy of the context current now (asyncio's
+  // Handle: contextvars.copy_context()), or in `context` itself (asyncio's
+  // context= argument; separate overloads rather than a defaulted argument,
+  // see create_task). api/contextvars.h.
   Handle call_soon(absl::AnyInvocable<void()> callback);
+  Handle call_soon(absl::AnyInvocable<void()> callback, const Context& context);
   TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback);
+  TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback, const Context& context);
   TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback);
+  TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback, const Context& context);
   // Thread-safe. Unlike asyncio it returns no Handle: a Handle is a
   // loop-thread object. Throws std::runtime_error if the loop is closed.
+  // The callback runs in a copy of the calling thread's current context.
   void call_soon_threadsafe(absl::AnyInvocable<void()> callback);
 
   // ---- tasks and futures (asyncio loop.create_task, loop.create_future)
@@ -263,7 +276,9 @@ class EventLoop : public internal::RefCounted {
 
   // ---- signals (asyncio add_signal_handler / remove_signal_handler)
 
-  // The callback runs from the ready queue, not in signal context.
+  // The callback runs from the ready queue, not in signal context, in a
+  // copy of the context current when the handler was added (every delivery
+  // in the same one, as asyncio's single Handle).
   // std::invalid_argument("invalid signal number N") for a number outside
   // asyncio's signal.valid_signals(), std::runtime_error for SIGKILL /
   // SIGSTOP. Replaces an earlier handler for the same signal.
@@ -284,6 +299,10 @@ class EventLoop : public internal::RefCounted {
   friend class LoopBackend;
 
   TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback);
+  // call_soon / call_at_ns running the callback in `context` (null: an empty
+  // one), whose reference the handle takes over.
+  Handle call_soon_in(absl::AnyInvocable<void()> callback, internal::ContextState* context);
+  TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback, internal::ContextState* context);
   // Puts `t` in the timer heap at `when_ns`; the heap takes over one
   // reference that the caller counted.
   void add_timer(internal::TimerTarget* t, int64_t when_ns);
@@ -342,7 +361,8 @@ class EventLoop : public internal::RefCounted {
   uint64_t timer_seq_ = 0;
 
   std::mutex threadsafe_mu_;
-  std::vector<absl::AnyInvocable<void()>> threadsafe_;
+  // Callbacks from other threads, with the context of the calling thread.
+  std::vector<std::pair<absl::AnyInvocable<void()>, internal::Ref<internal::ContextState>>> threadsafe_;
   std::atomic<bool> threadsafe_pending_{false};
 
   internal::TaskBase* current_task_ = nullptr;

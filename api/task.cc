@@ -10,7 +10,12 @@ namespace internal {
 
 TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name,
                    const char* function)
-    : root_(root), self_(&self), resume_point_(root), id_(internal::LoopAccess::next_task_id(loop)) {
+    : root_(root),
+      self_(&self),
+      resume_point_(root),
+      // asyncio's Task.__init__: self._context = contextvars.copy_context().
+      context_(Ref<ContextState>::adopt(capture_context())),
+      id_(internal::LoopAccess::next_task_id(loop)) {
   if (internal::LoopAccess::task_keys(loop)) {
     const TaskBase* parent = internal::LoopAccess::current_task(loop);
     key_ = loop.backend().task_key(parent ? parent->key_ : 0,
@@ -73,10 +78,10 @@ void TaskBase::run() {
   internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
   if (internal::LoopAccess::debug_timing(loop)) {
     const int64_t t0 = loop.time_ns();
-    step(throw_cancel);
+    step_in_context(throw_cancel);
     internal::LoopAccess::report_slow(loop, absl::StrCat("<Task name='", get_name(), "'>"), loop.time_ns() - t0);
   } else {
-    step(throw_cancel);
+    step_in_context(throw_cancel);
   }
   internal::LoopAccess::set_current_task(loop, prev);
 }
@@ -87,8 +92,13 @@ void TaskBase::eager_start() {
   TaskBase* prev = internal::LoopAccess::current_task(loop);
   internal::LoopAccess::set_current_task(loop, this);
   internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
-  step(false);
+  step_in_context(false);
   internal::LoopAccess::set_current_task(loop, prev);
+}
+
+void TaskBase::step_switching_context(bool throw_cancel) {
+  ContextScope context_scope(context_);
+  step(throw_cancel);
 }
 
 void TaskBase::step(bool throw_cancel) {

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/future.h"
@@ -84,6 +85,11 @@ class TaskBase : public Runnable {
 
   // Runs the first step synchronously (eager start).
   void eager_start();
+  // Runs the task in `context` itself instead of the copy of its creator's
+  // (create_task's context=); before the first step.
+  void use_context(const Context& context) { context_ = ContextAccess::state(context); }
+  // The task's context (null: empty), for api/contextvars.cc.
+  Ref<ContextState>& context_slot() { return context_; }
 
   // Called by awaitables.
   void block_on(FutureBase& f, std::coroutine_handle<> h);
@@ -107,6 +113,19 @@ class TaskBase : public Runnable {
 
  private:
   void step(bool throw_cancel);
+  // step() with the task's context current (asyncio's Task.__step runs in
+  // self._context). While the task's context is empty and the thread's
+  // current context is the thread's unused one (null), the common case,
+  // nothing is switched: a null current context means the running task's
+  // (api/contextvars.h), and a set() in the step creates it in context_.
+  [[gnu::always_inline]] void step_in_context(bool throw_cancel) {
+    if (!context_ && !tls_context) {
+      step(throw_cancel);
+    } else {
+      step_switching_context(throw_cancel);
+    }
+  }
+  void step_switching_context(bool throw_cancel);
   void after_step();
 
   EventLoop& loop() const { return self_->loop(); }
@@ -115,6 +134,9 @@ class TaskBase : public Runnable {
   std::coroutine_handle<> resume_point_;
   Ref<FutureBase> fut_waiter_;
   std::unique_ptr<std::string> name_;  // null: "Task-<id>"
+  // What every step runs in (asyncio's Task._context): a copy of the
+  // creator's context, null while empty (api/contextvars.h).
+  Ref<ContextState> context_;
   uint64_t id_;
   uint64_t key_ = 0;
   int num_cancels_requested_ = 0;
@@ -188,6 +210,10 @@ struct TaskOptions {
   // when the loop is running; a task that finishes in that step is returned
   // done and never scheduled.
   bool eager_start = false;
+  // The context the task runs in, itself (its sets are visible in it
+  // afterwards). Defaults to a copy of the current context, taken by
+  // create_task (asyncio's context=; api/contextvars.h).
+  std::optional<Context> context = {};
 };
 
 template <class T = void>
@@ -231,6 +257,7 @@ template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::move(options.name));
   Task<T> task(state);
+  if (options.context) state->use_context(*options.context);
   if (options.eager_start && is_running()) {
     state->eager_start();
   } else {

@@ -24,6 +24,7 @@
 #include "twinloop/api/as_completed.h"
 #include "twinloop/api/awaitable.h"
 #include "twinloop/api/buggify.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/coro.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/event_loop.h"

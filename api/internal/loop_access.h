@@ -40,6 +40,12 @@ struct LoopAccess {
   static TimerHandle call_at_ns(EventLoop& loop, int64_t when_ns, absl::AnyInvocable<void()> callback) {
     return loop.call_at_ns(when_ns, std::move(callback));
   }
+  // call_soon running the callback in `context` (null: an empty one), whose
+  // reference the handle takes over (done callbacks: the context of
+  // add_done_callback).
+  static Handle call_soon_in(EventLoop& loop, absl::AnyInvocable<void()> callback, ContextState* context) {
+    return loop.call_soon_in(std::move(callback), context);
+  }
   // Whether tasks get identity keys (TaskBase::key; LoopBackend::task_key).
   static bool task_keys(const EventLoop& loop) { return loop.task_keys_; }
   static void submit_to_executor(EventLoop& loop, absl::AnyInvocable<void()> work,
