@@ -163,7 +163,7 @@ void EventLoop::order_tie(size_t first, size_t last) {
   tie_context_set_ = true;
   tie_context_ = due_[first]->owner_key_;
   for (size_t i = first; i + 1 < last; ++i) {
-    const uint64_t pick = backend_->choose("loop.timer_tie", last - i);
+    const uint64_t pick = backend_->choose(draw_sites::kTimerTie, last - i);
     if (pick != 0) std::swap(due_[i], due_[i + pick]);
   }
   tie_context_set_ = false;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "twinloop/api/graph.h"
 #include "twinloop/api/task.h"
+#include "twinloop/sim/draw_sites.h"
 
 namespace twinloop::sim {
 
@@ -66,7 +67,7 @@ void SimBackend::wait(int64_t deadline_ns) {
 
 void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) {
   const int64_t max_us = absl::ToInt64Microseconds(options_.executor_latency_max);
-  const int64_t latency_us = static_cast<int64_t>(choose("executor.latency_us", static_cast<uint64_t>(max_us) + 1));
+  const int64_t latency_us = static_cast<int64_t>(choose(draw_sites::kExecutorLatencyUs, static_cast<uint64_t>(max_us) + 1));
   // The function runs on the loop thread at the drawn virtual completion time.
   const absl::Time when = absl::UnixEpoch() + absl::Nanoseconds(now_ns_ + latency_us * 1000);
   loop_->call_at(when, [work = std::move(work), done = std::move(done)]() mutable {
@@ -77,7 +78,7 @@ void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void
 
 uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
   if (n <= 1) return 0;
-  if (!options_.shuffle_equal_timers && site == "loop.timer_tie") return 0;
+  if (!options_.shuffle_equal_timers && site == draw_sites::kTimerTie) return 0;
   return draw(context_key(), site, n);
 }
 
@@ -135,14 +136,14 @@ bool SimBackend::buggify(std::string_view site) {
     // the default, leaves the site off), as FoundationDB's BUGGIFY.
     BuggifySite s;
     // Per run, not per task: keyed by the loop, whichever task asks first.
-    s.enabled = draw(0, std::string("buggify.enabled:").append(site), 4) == 3;
+    s.enabled = draw(0, draw_sites::buggify_enabled(site), 4) == 3;
     it = buggify_.emplace(std::string(site), s).first;
   }
   BuggifySite& s = it->second;
   ++s.evaluations;
   if (!s.enabled) return false;
   // An enabled site fires with probability 1/4 each time it is evaluated.
-  const bool fire = choose(std::string("buggify.fire:").append(site), 4) == 3;
+  const bool fire = choose(draw_sites::buggify_fire(site), 4) == 3;
   s.fired += fire;
   return fire;
 }
@@ -167,7 +168,7 @@ void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
   trace_[(events_ - 1) % kTraceSize] = e;
   if (record_) events_log_.push_back(e);
   if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
-    now_ns_ += static_cast<int64_t>(choose("loop.step_jitter_us", jitter_max_us_ + 1)) * 1000;
+    now_ns_ += static_cast<int64_t>(choose(draw_sites::kStepJitterUs, jitter_max_us_ + 1)) * 1000;
   }
 }
 
