@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <optional>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "twinloop/api/graph.h"
+#include "twinloop/api/internal/check.h"
 #include "twinloop/api/task.h"
 #include "twinloop/sim/draw_sites.h"
 
@@ -18,6 +20,11 @@ SimBackend::SimBackend(const Options& options)
       jitter_max_us_(jitter_ ? static_cast<uint64_t>(absl::ToInt64Microseconds(options.step_jitter_max)) : 0),
       choices_(options.seed),
       record_(options.record || options.replay) {
+  // A negative bound leaves executor.latency_us no possible answer.
+  if (options.executor_latency_max < absl::ZeroDuration()) {
+    throw std::invalid_argument(absl::StrCat("sim::Options::executor_latency_max must not be negative (got ",
+                                             absl::FormatDuration(options.executor_latency_max), ")"));
+  }
   if (options.replay) plan_ = DecisionMap(options.replay->decisions);
 }
 
@@ -77,7 +84,9 @@ void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void
 }
 
 uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
-  if (n <= 1) return 0;
+  // No answer is in [0, 0): the caller's range is broken.
+  TWINLOOP_CHECK(n != 0, "a decision has at least one possible answer") << "site " << site;
+  if (n == 1) return 0;
   if (!options_.shuffle_equal_timers && site == draw_sites::kTimerTie) return 0;
   return draw(context_key(), site, n);
 }
@@ -110,6 +119,9 @@ uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   } else {
     value = choices_.value(key, n);
   }
+  // Past n - 1 the caller would index past its range, and a recording (and
+  // so a replay file) would hold a decision no run can make.
+  TWINLOOP_CHECK(value < n, "a drawn value is in [0, n)") << "site " << site << ", value " << value << ", n " << n;
   if (record_) decisions_.push_back(Decision{task_path(context), std::string(site), occurrence, n, value});
   return value;
 }

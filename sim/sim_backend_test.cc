@@ -1,16 +1,23 @@
-// The simulated backend's draws: the sites' names (sim/draw_sites.h).
+// The simulated backend's draws: the sites' names (sim/draw_sites.h), the
+// ranges of the choice source and of every draw (death tests of their
+// checks, docs/design.md "Invariants"), and the options that set a range.
 #include "twinloop/sim/sim_backend.h"
 
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include "twinloop/api/twinloop.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "twinloop/sim/choice.h"
 #include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
 namespace {
+
+using ::testing::HasSubstr;
 
 // Ties three timers (loop.timer_tie), runs executor work
 // (executor.latency_us), evaluates a buggify site until it fires, under step
@@ -50,6 +57,55 @@ TEST(DrawSites, TheNamesReplayFilesRecord) {
     return;
   }
   FAIL() << "no seed in [0, 64) enabled the buggify site";
+}
+
+TEST(ChoiceSourceDeathTest, ADecisionWithoutAnswersStops) {
+  const ChoiceSource choices(1);
+  EXPECT_EQ(choices.value(draw_key(0, "one", 0), 1), 0u);
+  EXPECT_DEATH(static_cast<void>(choices.value(draw_key(0, "none", 0), 0)),
+               "^twinloop: invariant violated: a decision has at least one possible answer \\(n != 0\\) at "
+               "[^ ]*sim/choice.h:[0-9]+\n");
+}
+
+Coro<uint64_t> choose_among(uint64_t n) { co_return get_running_loop().backend().choose("test.range", n); }
+
+TEST(SimBackendDeathTest, AskingForADecisionWithoutAnswersStops) {
+  EXPECT_EQ(run(choose_among(1)), 0u);
+  EXPECT_DEATH(run(choose_among(0)),
+               "^twinloop: invariant violated: a decision has at least one possible answer \\(n != 0\\) at "
+               "[^ ]*sim/sim_backend.cc:[0-9]+: site test.range\n");
+}
+
+TEST(SimBackend, ChooserAndReplayAnswersStayInRange) {
+  // A chooser's answer past the range is clamped to n - 1 (and so passes the
+  // range check of every draw).
+  Options o{.record = true};
+  o.chooser = [](std::string_view, uint64_t n) { return n + 5; };
+  Simulation chosen(o);
+  EXPECT_EQ(chosen.run(choose_among(10)), 9u);
+  // A replayed decision recorded with a larger n is clamped too.
+  Recording r = chosen.recording();
+  ASSERT_EQ(r.decisions.size(), 1u);
+  r.decisions[0].n = 1000;
+  r.decisions[0].value = 500;
+  Options replay;
+  replay.replay = std::make_shared<Recording>(r);
+  Simulation replayed(replay);
+  EXPECT_EQ(replayed.run(choose_among(10)), 9u);
+  for (const Decision& d : replayed.recording().decisions) EXPECT_LT(d.value, d.n);
+}
+
+TEST(SimBackend, ANegativeExecutorLatencyIsRefused) {
+  // It would leave executor.latency_us no answer in [0, max + 1).
+  try {
+    Simulation sim({.executor_latency_max = absl::Microseconds(-1)});
+    FAIL() << "a negative executor_latency_max was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("executor_latency_max must not be negative (got -1us)"));
+  }
+  Simulation zero({.executor_latency_max = absl::ZeroDuration()});
+  zero.run([]() -> Coro<void> { co_await to_thread([] {}); }());
+  EXPECT_EQ(zero.elapsed(), absl::ZeroDuration());
 }
 
 }  // namespace
