@@ -46,6 +46,7 @@ RunningLoopScope::~RunningLoopScope() { internal::tls_running_loop = prev_; }
 
 void HandleState::run() {
   Ref<HandleState> self = Ref<HandleState>::adopt(this);  // the queue's reference
+  TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
   if (cancelled_) return;
   EventLoop& loop = *loop_;
   LoopAccess::note(loop, EventKind::kCallback, id_);
@@ -158,6 +159,7 @@ TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> ca
 }
 
 void EventLoop::add_timer(internal::TimerTarget* t, int64_t when_ns) {
+  TWINLOOP_CHECK(!t->in_heap_, "a timer is in the timer heap at most once");
   t->when_ns_ = when_ns;
   t->in_heap_ = true;
   if (task_keys_) t->owner_key_ = current_task_ ? current_task_->key() : 0;
@@ -171,8 +173,10 @@ void EventLoop::move_due_timers(int64_t now) {
     std::pop_heap(timers_.begin(), timers_.end(), Later{});
     internal::TimerTarget* h = timers_.back().handle;
     timers_.pop_back();
+    TWINLOOP_DCHECK(h->in_heap_, "a timer in the timer heap is marked in_heap_");
     h->in_heap_ = false;
     if (h->cancelled()) {
+      TWINLOOP_CHECK(timers_cancelled_ != 0, "the heap counts its cancelled timers");
       --timers_cancelled_;
       h->release_timer();
       continue;
@@ -201,7 +205,7 @@ void EventLoop::order_tie(size_t first, size_t last) {
   tie_context_set_ = true;
   tie_context_ = due_[first]->owner_key_;
   for (size_t i = first; i + 1 < last; ++i) {
-    const uint64_t pick = backend_->choose("loop.timer_tie", last - i);
+    const uint64_t pick = backend_->choose(draw_sites::kTimerTie, last - i);
     if (pick != 0) std::swap(due_[i], due_[i + pick]);
   }
   tie_context_set_ = false;
@@ -246,6 +250,7 @@ void EventLoop::purge_cancelled_timers() {
         kept.push_back(e);
       }
     }
+    TWINLOOP_DCHECK(timers_.size() - kept.size() == timers_cancelled_, "the heap counts its cancelled timers");
     timers_.swap(kept);
     std::make_heap(timers_.begin(), timers_.end(), Later{});
     timers_cancelled_ = 0;
@@ -255,6 +260,7 @@ void EventLoop::purge_cancelled_timers() {
     std::pop_heap(timers_.begin(), timers_.end(), Later{});
     internal::TimerTarget* h = timers_.back().handle;
     timers_.pop_back();
+    TWINLOOP_CHECK(timers_cancelled_ != 0, "the heap counts its cancelled timers");
     --timers_cancelled_;
     h->in_heap_ = false;
     h->release_timer();

@@ -32,6 +32,16 @@
 
 namespace twinloop {
 
+// The names of the decisions the shared core draws through
+// LoopBackend::choose, written once (the simulator's own sites are in
+// sim/draw_sites.h, which lists every site with its n and what 0 means).
+namespace draw_sites {
+// The order of timers with equal deadlines that fall due together
+// (EventLoop's tie rule): n = the tied timers still to place, 0 = the one
+// scheduled first (scheduling order).
+inline constexpr std::string_view kTimerTie = "loop.timer_tie";
+}  // namespace draw_sites
+
 class EventLoop;
 namespace internal {
 class StepObserver;

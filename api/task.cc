@@ -62,6 +62,8 @@ int TaskBase::uncancel() {
 
 void TaskBase::run() {
   if (self_->done()) return;
+  TWINLOOP_CHECK(!started_ || parked_, "a task steps only while parked (never while it runs)");
+  TWINLOOP_DCHECK(!started_ || yielded_ || (fut_waiter_ && fut_waiter_->done()), "a task is resumed at most once per wake-up");
   bool throw_cancel = false;
   if (must_cancel_) {
     throw_cancel = true;
@@ -208,6 +210,7 @@ namespace internal {
 
 void SleepState::run() {
   Ref<SleepState> self = Ref<SleepState>::adopt(this);  // the queue's reference
+  TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
   if (cancelled_ || done()) return;
   internal::LoopAccess::note(loop(), EventKind::kCallback, id_);
   set_value(std::monostate{});  // wakes the sleeping task next iteration, as asyncio

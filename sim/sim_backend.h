@@ -43,7 +43,8 @@ struct Options {
   // Selects the run; the same seed gives the same run.
   uint64_t seed = 0;
   // run_in_executor / to_thread complete after a drawn virtual latency in
-  // [0, executor_latency_max], in whole microseconds.
+  // [0, executor_latency_max], in whole microseconds. Negative: the
+  // simulation refuses to start (std::invalid_argument).
   absl::Duration executor_latency_max = absl::Milliseconds(10);
   // Timers with equal deadlines run in a drawn order (a real loop gives no
   // guarantee either). Off: scheduling order.
