@@ -292,6 +292,16 @@ class EventLoop : public internal::RefCounted {
   void run_once_here();
   // Called by the backend on the loop thread when `sig` arrived.
   void deliver_signal(int sig);
+  // Ctrl-C for a Runner (api/runner.h; asyncio's Runner._on_sigint): unless
+  // the program claimed SIGINT (an add_signal_handler(SIGINT) handler, or
+  // the backend's signal_is_default says no), watches it and calls `hook`
+  // on the loop thread, synchronously, each time it arrives (a handler set
+  // later with add_signal_handler takes precedence). False, and nothing
+  // watched, if SIGINT is not the runner's to take or the backend refuses
+  // to watch it.
+  bool take_sigint(absl::AnyInvocable<void()> hook);
+  // Undoes take_sigint (the backend restores the earlier disposition).
+  void release_sigint();
   void submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done);
   void register_task(internal::TaskBase* t);
   void unregister_task(internal::TaskBase* t);
@@ -367,6 +377,7 @@ class EventLoop : public internal::RefCounted {
   ExceptionHandler exception_handler_;
   std::function<void(std::string_view)> logger_;
   std::map<int, std::function<void()>> signal_handlers_;
+  absl::AnyInvocable<void()> sigint_hook_;  // take_sigint's
   internal::StepObserver* observer_ = nullptr;
 };
 
