@@ -59,6 +59,14 @@ class Future;
 template <class T>
 class Task;
 struct TaskOptions;
+struct TaskRef;
+class TaskCoro;
+
+// What loop.set_task_factory takes (asyncio's factory(loop, coro, **kwargs)):
+// called by every create_task on the loop with the coroutine and the options
+// create_task was given; it makes the task with new_task (api/task.h), the
+// default factory, and returns it. eager_task_factory is one.
+using TaskFactory = std::function<TaskRef(EventLoop& loop, TaskCoro& coro, TaskOptions options)>;
 
 namespace internal {
 
@@ -220,6 +228,14 @@ class EventLoop : public internal::RefCounted {
   template <class T = void>
   Future<T> create_future();
 
+  // asyncio's loop.set_task_factory: from now on create_task calls `factory`
+  // (and so does every task twinloop makes on this loop: gather, wait,
+  // as_completed, TaskGroup, Runner). An empty factory restores the default,
+  // new_task. With none set, create_task costs one extra test.
+  void set_task_factory(TaskFactory factory) { task_factory_ = std::move(factory); }
+  // The factory set, or an empty one (asyncio's None).
+  const TaskFactory& get_task_factory() const { return task_factory_; }
+
   // ---- running (asyncio run_forever, run_until_complete, stop, close)
 
   // Runs iterations until stop(). std::runtime_error if already running or
@@ -378,6 +394,7 @@ class EventLoop : public internal::RefCounted {
   std::function<void(std::string_view)> logger_;
   std::map<int, std::function<void()>> signal_handlers_;
   absl::AnyInvocable<void()> sigint_hook_;  // take_sigint's
+  TaskFactory task_factory_;
   internal::StepObserver* observer_ = nullptr;
 };
 
