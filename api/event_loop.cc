@@ -377,6 +377,8 @@ void EventLoop::close_now() {
   for (auto& t : tasks) t->clear_callbacks();
   tasks.clear();
   for (auto& [sig, cb] : signal_handlers_) backend_->watch_signal(sig, false);
+  if (sigint_hook_ && signal_handlers_.count(SIGINT) == 0) backend_->watch_signal(SIGINT, false);
+  sigint_hook_ = nullptr;
   signal_handlers_.clear();
   backend_->close();
 }
@@ -465,8 +467,9 @@ void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
   check_signal(sig);  // before check_open, as asyncio
   check_open();
   if (sig == SIGKILL || sig == SIGSTOP) throw std::runtime_error(absl::StrFormat("sig %d cannot be caught", sig));
-  // Watch first: if the backend refuses, no handler is left behind.
-  if (signal_handlers_.count(sig) == 0) backend_->watch_signal(sig, true);
+  // Watch first: if the backend refuses, no handler is left behind. SIGINT
+  // may be watched already, for a Runner (take_sigint).
+  if (signal_handlers_.count(sig) == 0 && !(sig == SIGINT && sigint_hook_)) backend_->watch_signal(sig, true);
   // asyncio makes the handler's Handle here: every delivery runs in this
   // one copy of the current context.
   if (internal::ContextState* c = internal::capture_context()) {
@@ -483,15 +486,45 @@ bool EventLoop::remove_signal_handler(int sig) {
   auto it = signal_handlers_.find(sig);
   if (it == signal_handlers_.end()) return false;
   signal_handlers_.erase(it);
-  if (!closed_) backend_->watch_signal(sig, false);
+  // A Runner's SIGINT watch outlives the handler.
+  if (!closed_ && !(sig == SIGINT && sigint_hook_)) backend_->watch_signal(sig, false);
   return true;
 }
 
 void EventLoop::deliver_signal(int sig) {
   auto it = signal_handlers_.find(sig);
-  if (it == signal_handlers_.end()) return;
+  if (it == signal_handlers_.end()) {
+    if (sig == SIGINT && sigint_hook_) {
+      note(internal::EventKind::kSignal, static_cast<uint64_t>(sig));
+      // At once, not from the ready queue: asyncio's Runner handler runs as
+      // soon as Python sees the signal, between two bytecodes, so that the
+      // main task is cancelled before anything else runs.
+      sigint_hook_();
+    }
+    return;
+  }
   note(internal::EventKind::kSignal, static_cast<uint64_t>(sig));
   call_soon_in(it->second, nullptr);
+}
+
+bool EventLoop::take_sigint(absl::AnyInvocable<void()> hook) {
+  if (closed_ || sigint_hook_ || signal_handlers_.count(SIGINT) != 0) return false;
+  if (!backend_->signal_is_default(SIGINT)) return false;
+  try {
+    backend_->watch_signal(SIGINT, true);
+  } catch (const std::exception&) {
+    // asyncio's Runner runs without its handler when signal.signal refuses
+    // (test_signal_install_not_supported_ok).
+    return false;
+  }
+  sigint_hook_ = std::move(hook);
+  return true;
+}
+
+void EventLoop::release_sigint() {
+  if (!sigint_hook_) return;
+  sigint_hook_ = nullptr;
+  if (!closed_ && signal_handlers_.count(SIGINT) == 0) backend_->watch_signal(SIGINT, false);
 }
 
 void EventLoop::submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) {

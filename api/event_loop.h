@@ -61,6 +61,14 @@ class Future;
 template <class T>
 class Task;
 struct TaskOptions;
+struct TaskRef;
+class TaskCoro;
+
+// What loop.set_task_factory takes (asyncio's factory(loop, coro, **kwargs)):
+// called by every create_task on the loop with the coroutine and the options
+// create_task was given; it makes the task with new_task (api/task.h), the
+// default factory, and returns it. eager_task_factory is one.
+using TaskFactory = std::function<TaskRef(EventLoop& loop, TaskCoro& coro, TaskOptions options)>;
 
 namespace internal {
 
@@ -233,6 +241,14 @@ class EventLoop : public internal::RefCounted {
   template <class T = void>
   Future<T> create_future();
 
+  // asyncio's loop.set_task_factory: from now on create_task calls `factory`
+  // (and so does every task twinloop makes on this loop: gather, wait,
+  // as_completed, TaskGroup, Runner). An empty factory restores the default,
+  // new_task. With none set, create_task costs one extra test.
+  void set_task_factory(TaskFactory factory) { task_factory_ = std::move(factory); }
+  // The factory set, or an empty one (asyncio's None).
+  const TaskFactory& get_task_factory() const { return task_factory_; }
+
   // ---- running (asyncio run_forever, run_until_complete, stop, close)
 
   // Runs iterations until stop(). std::runtime_error if already running or
@@ -311,6 +327,16 @@ class EventLoop : public internal::RefCounted {
   void run_once_here();
   // Called by the backend on the loop thread when `sig` arrived.
   void deliver_signal(int sig);
+  // Ctrl-C for a Runner (api/runner.h; asyncio's Runner._on_sigint): unless
+  // the program claimed SIGINT (an add_signal_handler(SIGINT) handler, or
+  // the backend's signal_is_default says no), watches it and calls `hook`
+  // on the loop thread, synchronously, each time it arrives (a handler set
+  // later with add_signal_handler takes precedence). False, and nothing
+  // watched, if SIGINT is not the runner's to take or the backend refuses
+  // to watch it.
+  bool take_sigint(absl::AnyInvocable<void()> hook);
+  // Undoes take_sigint (the backend restores the earlier disposition).
+  void release_sigint();
   void submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done);
   void register_task(internal::TaskBase* t);
   void unregister_task(internal::TaskBase* t);
@@ -387,6 +413,8 @@ class EventLoop : public internal::RefCounted {
   ExceptionHandler exception_handler_;
   std::function<void(std::string_view)> logger_;
   std::map<int, std::function<void()>> signal_handlers_;
+  absl::AnyInvocable<void()> sigint_hook_;  // take_sigint's
+  TaskFactory task_factory_;
   internal::StepObserver* observer_ = nullptr;
 };
 

@@ -15,6 +15,7 @@
 //   buggify()       whether a fault-injection point fires (never, for real)
 //   task_key()      a new task's identity, for naming decisions (sim only)
 //   watch_signal()  start or stop delivering a POSIX signal
+//   signal_is_default()  whether a Runner may take over SIGINT for a run
 //   close()         release resources when the loop closes
 //
 // `real/` implements it with epoll, eventfd, a self-pipe for signals and a
@@ -107,6 +108,20 @@ class LoopBackend {
   // Starts (on=true) or stops delivering signal `sig` to
   // EventLoop::deliver_signal on the loop thread.
   virtual void watch_signal(int sig, bool on) = 0;
+
+  // Whether `sig` is left at its default action where this backend receives
+  // it, so that a Runner may watch it for the length of a run (Ctrl-C
+  // handling, api/runner.h; asyncio's Runner installs its SIGINT handler
+  // only on the main thread and only while signal.getsignal(SIGINT) is
+  // default_int_handler). The real loop answers for the process: the main
+  // thread, and a SIG_DFL disposition. The simulated loop answers true: its
+  // signals come from SimBackend::raise_signal, never from the OS. The
+  // default, false, suits a backend without signals: the runner then leaves
+  // SIGINT alone. Called on the loop thread, before watch_signal(sig, true).
+  virtual bool signal_is_default(int sig) {
+    static_cast<void>(sig);
+    return false;
+  }
 
   // The loop is closing: stop the executor (work not started is dropped;
   // work already running is waited for, since threads cannot be interrupted)

@@ -194,6 +194,44 @@ void after_resume(TaskBase* task) {
 
 }  // namespace internal
 
+TaskCoro::~TaskCoro() {
+  if (root_) root_.destroy();
+}
+
+TaskRef new_task(EventLoop& loop, TaskCoro& coro, TaskOptions options) {
+  if (coro.task_ || !coro.root_) throw std::logic_error("new_task: this coroutine is a task already");
+  internal::TaskBase* t = coro.make_(loop, std::exchange(coro.root_, nullptr), std::move(options.name));
+  coro.task_ = internal::Ref<internal::FutureBase>(&t->future());
+  if (options.context) t->use_context(*options.context);
+  if (options.eager_start.value_or(false) && loop.is_running()) {
+    t->eager_start();
+  } else {
+    internal::LoopAccess::schedule(loop, t);
+  }
+  return TaskRef{t};
+}
+
+TaskRef eager_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options) {
+  // asyncio's create_eager_task_factory: `eager_start=True` is the default
+  // of the factory's keyword argument, so an explicit False wins.
+  if (!options.eager_start.has_value()) options.eager_start = true;
+  return new_task(loop, coro, std::move(options));
+}
+
+namespace internal {
+
+TaskBase* call_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options) {
+  // A copy: the factory may set another factory while it runs.
+  const TaskFactory factory = loop.get_task_factory();
+  const TaskRef made = factory(loop, coro, std::move(options));
+  TaskBase* t = coro.task();
+  if (!t) throw std::logic_error("the task factory returned without making the task (it must call twinloop::new_task)");
+  if (made.task != t) throw std::logic_error("the task factory returned a task other than the one it made");
+  return t;
+}
+
+}  // namespace internal
+
 std::optional<TaskRef> current_task() {
   internal::TaskBase* t = internal::LoopAccess::current_task(get_running_loop());
   if (!t) return std::nullopt;

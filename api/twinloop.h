@@ -34,6 +34,7 @@
 #include "twinloop/api/graph.h"
 #include "twinloop/api/locks.h"
 #include "twinloop/api/queues.h"
+#include "twinloop/api/runner.h"
 #include "twinloop/api/shield.h"
 #include "twinloop/api/task.h"
 #include "twinloop/api/task_group.h"

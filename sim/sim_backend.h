@@ -109,6 +109,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   void submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) override;
   uint64_t choose(std::string_view site, uint64_t n) override;
   void watch_signal(int sig, bool on) override;
+  // Always: the simulated process's signals are raise_signal's alone.
+  bool signal_is_default(int /*sig*/) override { return true; }
   bool buggify(std::string_view site) override;
   uint64_t task_key(uint64_t parent_key, std::string_view base) override;
   void close() override {}

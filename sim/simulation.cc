@@ -4,7 +4,8 @@
 
 namespace twinloop::sim {
 
-Simulation::Simulation(Options options) : options_(options) {
+Simulation::Simulation(Options options)
+    : options_(options), runner_(RunnerOptions{.loop_factory = [this] { return EventLoopRef(loop_.get()); }}) {
   auto backend = std::make_unique<SimBackend>(options_);
   backend_ = backend.get();
   loop_ = internal::Ref<EventLoop>(new EventLoop(std::move(backend)));

@@ -53,6 +53,11 @@ struct LoopAccess {
     loop.submit_to_executor(std::move(work), std::move(done));
   }
   static void run_until_done(EventLoop& loop, FutureBase& future) { loop.run_until_done(future); }
+  // Ctrl-C for a Runner (EventLoop::take_sigint / release_sigint).
+  static bool take_sigint(EventLoop& loop, absl::AnyInvocable<void()> hook) {
+    return loop.take_sigint(std::move(hook));
+  }
+  static void release_sigint(EventLoop& loop) { loop.release_sigint(); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }
 };
