@@ -223,12 +223,14 @@ Task<T> create_task(Coro<T> coro, TaskOptions options) {
 
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro) {
+  check_thread_if_debug();
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::string());
   internal::LoopAccess::schedule(*this, state);
   return Task<T>(state);
 }
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
+  check_thread_if_debug();
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::move(options.name));
   Task<T> task(state);
   if (options.eager_start && is_running()) {

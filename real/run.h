@@ -23,6 +23,7 @@
 #ifndef TWINLOOP_REAL_RUN_H_
 #define TWINLOOP_REAL_RUN_H_
 
+#include <optional>
 #include <utility>
 
 #include "absl/time/time.h"
@@ -36,8 +37,10 @@ namespace twinloop::real {
 
 // asyncio.run's keyword arguments.
 struct RunOptions {
-  // EventLoop::set_debug: report slow callbacks and task steps.
-  bool debug = false;
+  // EventLoop::set_debug (asyncio.run's debug=None|True|False): debug mode
+  // on or off; unset (nullopt) keeps the loop's default, which is
+  // TWINLOOP_DEBUG's (api/event_loop.h, "Debug mode").
+  std::optional<bool> debug = std::nullopt;
   // What debug mode considers slow (asyncio's loop.slow_callback_duration).
   absl::Duration slow_callback_duration = absl::Milliseconds(100);
 };
@@ -59,7 +62,7 @@ T run(Coro<T> main, RunOptions options = {}) {
       if (!loop.is_closed() && !loop.is_running()) loop.close();
     }
   } closer{*loop};
-  loop->set_debug(options.debug);
+  if (options.debug) loop->set_debug(*options.debug);
   loop->set_slow_callback_duration(options.slow_callback_duration);
   return ::twinloop::internal::run_main(*loop, std::move(main));
 }

@@ -47,6 +47,10 @@ struct LoopAccess {
     loop.submit_to_executor(std::move(work), std::move(done));
   }
   static void run_until_done(EventLoop& loop, FutureBase& future) { loop.run_until_done(future); }
+  // The registry of resources open on the loop (servers, transports): see
+  // LoopResource in api/event_loop.h.
+  static void open_resource(EventLoop& loop, LoopResource* r) { loop.open_resource(r); }
+  static void close_resource(EventLoop& loop, LoopResource* r) { loop.close_resource(r); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }
 };
