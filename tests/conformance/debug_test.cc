@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -162,7 +163,10 @@ TEST_P(NeverAwaitedConformance, TheReportNamesTheTaskThatDroppedTheCoroutine) {
   Reports reports;
   run([&]() -> Coro<void> {
     reports.install();
-    co_await create_task(create_and_drop(), TaskOptions{.name = "creator"});
+    // Named before the co_await: a TaskOptions temporary inside one is a
+    // g++ 12 trap (docs/design.md, "Compilers").
+    Task<void> creator = create_task(create_and_drop(), TaskOptions{.name = "creator"});
+    co_await creator;
     get_running_loop().call_soon([] { Coro<int> c = forty_two(); });
     co_await sleep(absl::ZeroDuration());
   }());
@@ -335,7 +339,8 @@ TEST_P(OpenAtCloseConformance, APendingTaskReportSaysWhereTheTaskWasCreated) {
   Reports reports;
   collect(*loop, reports);
   loop->run_until_complete([]() -> Coro<void> {
-    co_await create_task(spawn_sleeper(), TaskOptions{.name = "spawner"});
+    Task<void> spawner = create_task(spawn_sleeper(), TaskOptions{.name = "spawner"});
+    co_await spawner;
   }());
   loop->close();
   ASSERT_THAT(messages(reports), ElementsAre("Task was destroyed but it is pending!"));
@@ -430,25 +435,32 @@ struct Lines {
   }
 };
 
+// The seconds a line "Executing <what> took S seconds" gives, or -1.
+double seconds_taken(const std::string& line, const std::string& what) {
+  const std::string prefix = absl::StrCat("Executing ", what, " took ");
+  if (!absl::StartsWith(line, prefix) || !absl::EndsWith(line, " seconds")) return -1;
+  double s = -1;
+  if (!absl::SimpleAtod(line.substr(prefix.size(), line.size() - prefix.size() - 8), &s)) return -1;
+  return s;
+}
+
 // CPython base_events.py _run_once: in debug mode a callback that takes at
-// least slow_callback_duration logs "Executing <Handle ...> took 0.020
-// seconds"; on the real loop, time is the wall clock.
-TEST(SlowCallbacks, ABusyCallbackIsLoggedOnTheRealLoopAndAFastOneIsNot) {
+// least slow_callback_duration logs "Executing <Handle ...> took 0.030
+// seconds"; on the real loop, time is the wall clock. (Whether a fast
+// callback is left out is asserted on the simulated loop below, where time
+// is exact; here a loaded machine may preempt any callback.)
+TEST(SlowCallbacks, ABusyCallbackIsLoggedOnTheRealLoop) {
   Lines lines;
   real::run(
       [&]() -> Coro<void> {
-        EventLoop& loop = get_running_loop();
-        lines.install(loop);
-        loop.call_soon([] {});
-        co_await sleep(absl::ZeroDuration());
-        EXPECT_THAT(lines.starting_with("Executing"), IsEmpty());
-        loop.call_soon([] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); });
+        lines.install(get_running_loop());
+        get_running_loop().call_soon([] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); });
         co_await sleep(absl::ZeroDuration());
       }(),
       {.debug = true, .slow_callback_duration = 20 * kMs});
-  const std::vector<std::string> slow = lines.starting_with("Executing");
+  const std::vector<std::string> slow = lines.starting_with("Executing <Handle #1>");
   ASSERT_EQ(slow.size(), 1u) << absl::StrJoin(lines.lines, "\n");
-  EXPECT_THAT(slow[0], ::testing::MatchesRegex("Executing <Handle #[0-9]+> took 0\\.0[3-9][0-9] seconds"));
+  EXPECT_GE(seconds_taken(slow[0], "<Handle #1>"), 0.030) << slow[0];
 }
 
 // Debug mode off: nothing is measured.
@@ -486,7 +498,8 @@ std::vector<std::string> slow_steps_of_sim_run(uint64_t jitter_us, std::optional
   sim::run(
       [&]() -> Coro<void> {
         lines.install(get_running_loop());
-        co_await create_task(stepper(3), TaskOptions{.name = "stepper"});
+        Task<void> t = create_task(stepper(3), TaskOptions{.name = "stepper"});
+        co_await t;
       }(),
       options);
   return lines.starting_with("Executing <Task");
