@@ -28,7 +28,29 @@
 //   h.cancel();
 //
 // Threads: an EventLoop and everything it owns are used on its own thread,
-// except call_soon_threadsafe(), which any thread may call.
+// except call_soon_threadsafe(), which any thread may call. In debug mode the
+// loop checks this (see "Debug mode" below).
+//
+// Debug mode (asyncio's, CPython 3.14 Lib/asyncio/base_events.py,
+// coroutines.py; on by set_debug(true), by real::RunOptions::debug /
+// sim::Options::debug, or for every new loop by TWINLOOP_DEBUG=1):
+//  - call_soon, call_later, call_at, create_task, create_future,
+//    run_forever, run_until_complete, run_once, add/remove_signal_handler
+//    and close raise std::runtime_error("Non-thread-safe operation invoked on
+//    an event loop other than the current one") when called from a thread
+//    other than the one running the loop (a loop that is not running has no
+//    owner and accepts calls, as asyncio's _thread_id is None then);
+//  - callbacks and task steps that take at least slow_callback_duration
+//    are logged ("Executing <Task name='t'> took 0.120 seconds"); on the
+//    simulated loop they are measured on the virtual clock, so a step is
+//    slow only by the step jitter charged to it (sim::Options);
+//  - close() reports every task still pending ("Task was destroyed but it
+//    is pending!", with where the task was created if debug mode was on
+//    then) and every resource still open on the loop
+//    (internal::LoopResource: "unclosed <what>"), through the exception
+//    handler;
+//  - a coroutine dropped without ever running is reported ("coroutine 'f'
+//    was never awaited") in every mode, not only in debug mode: api/coro.h.
 #ifndef TWINLOOP_API_EVENT_LOOP_H_
 #define TWINLOOP_API_EVENT_LOOP_H_
 
@@ -41,6 +63,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -145,6 +168,43 @@ class StepObserver {
   ~StepObserver() = default;
 };
 
+// Something open on a loop that the program should close before the loop
+// closes: a server, a transport (the streams register theirs). A loop in
+// debug mode reports those still open when it closes ("unclosed " +
+// describe(), asyncio's ResourceWarning "unclosed transport <...>").
+// Register with LoopAccess::open_resource, unregister (when closed, and at
+// the latest in the destructor) with LoopAccess::close_resource. A loop
+// that closes forgets its resources (closing one afterwards is a no-op).
+class LoopResource {
+ public:
+  // What the report names: "transport <fd=5 peer=...>".
+  virtual std::string describe() const = 0;
+
+ protected:
+  LoopResource() = default;
+  LoopResource(const LoopResource&) = delete;
+  LoopResource& operator=(const LoopResource&) = delete;
+  ~LoopResource() = default;
+
+ private:
+  friend class ::twinloop::EventLoop;
+  // The loop's registry, in registration order (no addresses decide it).
+  EventLoop* resource_loop_ = nullptr;
+  LoopResource* resource_prev_ = nullptr;
+  LoopResource* resource_next_ = nullptr;
+};
+
+// TWINLOOP_DEBUG's value (asyncio's PYTHONASYNCIODEBUG): "1" true, "0" or
+// empty false; anything else std::invalid_argument naming the variable.
+// nullptr (unset) is false.
+bool parse_debug_variable(const char* value);
+// Whether new loops start in debug mode: TWINLOOP_DEBUG, read once per
+// process. std::invalid_argument (every time) if its value is bad.
+bool debug_mode_default();
+// The same without throwing: false when the value is bad (for destructors;
+// the loops report the bad value).
+bool debug_mode_default_or_false() noexcept;
+
 }  // namespace internal
 
 // A scheduled callback (asyncio.Handle). Copyable; all copies refer to the
@@ -183,6 +243,9 @@ struct ExceptionContext {
   std::string task;              // name of the task involved, if any
   std::string future;            // the future involved, described
   std::string handle;            // the callback involved, described
+  // Where the object reported was created (debug mode; asyncio's
+  // source_traceback): "task 'main', in main (app.cc:12) -> handle".
+  std::string source_traceback;
 
   static ExceptionContext of(std::string message, std::exception_ptr exception = nullptr) {
     ExceptionContext c;
@@ -279,8 +342,11 @@ class EventLoop : public internal::RefCounted {
   void call_exception_handler(const ExceptionContext& context);
   void default_exception_handler(const ExceptionContext& context);
 
-  // Debug mode reports callbacks and task steps that take at least
-  // slow_callback_duration (100 ms by default) on the loop's clock.
+  // Debug mode (see the top of this file). A new loop starts in it if
+  // TWINLOOP_DEBUG=1 (internal::debug_mode_default); run()'s options, and a
+  // runner's, call set_debug when they name a value, which wins. Callbacks
+  // and task steps that take at least slow_callback_duration (100 ms by
+  // default) on the loop's clock are logged.
   void set_debug(bool enabled) { debug_ = enabled; }
   bool get_debug() const { return debug_; }
   void set_slow_callback_duration(absl::Duration d) { slow_callback_ns_ = absl::ToInt64Nanoseconds(d); }
@@ -378,6 +444,21 @@ class EventLoop : public internal::RefCounted {
   void drain_threadsafe();
   void close_now();
   void check_open() const;
+  // Debug mode's thread-affinity check (asyncio's _check_thread): the
+  // caller tests debug_ first, so that the check costs a branch otherwise.
+  void check_thread() const;
+  void check_thread_if_debug() const {
+    if (debug_) [[unlikely]] check_thread();
+  }
+  // Debug mode at close: tasks still pending, resources still open.
+  void report_open_at_close();
+  // Debug mode: where a task was created (asyncio's Task._source_traceback),
+  // reported if it is still pending at close; forgotten when it finishes.
+  void record_task_origin(const internal::TaskBase* t);
+  // Forgets where `t` was created, then drops the registry's reference.
+  void forget_task_origin(internal::TaskBase* t);
+  void open_resource(internal::LoopResource* r);
+  void close_resource(internal::LoopResource* r);
 
   std::unique_ptr<LoopBackend> backend_;
   internal::Ring<internal::Runnable*> ready_;
@@ -401,10 +482,17 @@ class EventLoop : public internal::RefCounted {
   uint64_t busy_iterations_ = 0;
   int64_t last_poll_ns_ = 0;  // when the busy loop last polled the backend
 
+  // The thread running the loop (run_forever, or a run_once outside it);
+  // none (std::thread::id()) while it does not run. Read by other threads.
+  std::atomic<std::thread::id> owner_{};
+  internal::LoopResource* resources_head_ = nullptr;
+  internal::LoopResource* resources_tail_ = nullptr;
+  std::map<uint64_t, std::string> task_origins_;  // by task id; debug mode
+
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
-  bool debug_ = false;
+  bool debug_;  // from internal::debug_mode_default()
   bool task_keys_ = false;
   bool tie_context_set_ = false;
   uint64_t tie_context_ = 0;
@@ -445,6 +533,9 @@ class EventLoopRef {
 namespace internal {
 // The loop running on this thread (constant-initialised: no guard to read).
 inline constinit thread_local EventLoop* tls_running_loop = nullptr;
+// The loop that close() is closing on this thread, if none runs: reports
+// made while it destroys its tasks go to its exception handler.
+inline constinit thread_local EventLoop* tls_closing_loop = nullptr;
 [[noreturn]] void throw_no_running_loop();
 }  // namespace internal
 

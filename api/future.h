@@ -377,6 +377,7 @@ Future<T> create_future(EventLoop& loop) {
 
 template <class T>
 Future<T> EventLoop::create_future() {
+  check_thread_if_debug();
   return twinloop::create_future<T>(*this);
 }
 

@@ -327,6 +327,7 @@ Task<T> create_task(Coro<T> coro, TaskOptions options) {
 
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro) {
+  check_thread_if_debug();
   if (task_factory_) [[unlikely]] return internal::create_task_by_factory<T>(*this, coro.release());
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::string());
   internal::LoopAccess::schedule(*this, state);
@@ -334,6 +335,7 @@ Task<T> EventLoop::create_task(Coro<T> coro) {
 }
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
+  check_thread_if_debug();
   if (task_factory_) [[unlikely]] return internal::create_task_by_factory<T>(*this, coro.release(), std::move(options));
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::move(options.name));
   Task<T> task(state);

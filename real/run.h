@@ -35,6 +35,7 @@
 #ifndef TWINLOOP_REAL_RUN_H_
 #define TWINLOOP_REAL_RUN_H_
 
+#include <optional>
 #include <utility>
 
 #include "absl/time/time.h"
@@ -48,8 +49,10 @@ namespace twinloop::real {
 
 // asyncio.run's keyword arguments.
 struct RunOptions {
-  // EventLoop::set_debug: report slow callbacks and task steps.
-  bool debug = false;
+  // EventLoop::set_debug (asyncio.run's debug=None|True|False): debug mode
+  // on or off; unset (nullopt) keeps the loop's default, which is
+  // TWINLOOP_DEBUG's (api/event_loop.h, "Debug mode").
+  std::optional<bool> debug = std::nullopt;
   // What debug mode considers slow (asyncio's loop.slow_callback_duration).
   absl::Duration slow_callback_duration = absl::Milliseconds(100);
 };

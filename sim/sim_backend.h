@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -55,9 +56,13 @@ struct Options {
   absl::Duration step_jitter_max = absl::ZeroDuration();
   // The run fails with TimeLimitError if virtual time would pass this.
   absl::Duration time_limit = absl::Hours(24 * 365);
-  // asyncio debug mode (slow callbacks are measured on the virtual clock,
-  // so they show up only with step jitter).
-  bool debug = false;
+  // asyncio debug mode (EventLoop::set_debug; api/event_loop.h, "Debug
+  // mode"); unset (nullopt) keeps the loop's default, TWINLOOP_DEBUG's.
+  // Slow callbacks and steps are measured on the virtual clock, so a step is
+  // slow only by the step jitter charged to it (step_jitter_max).
+  std::optional<bool> debug = std::nullopt;
+  // What debug mode considers slow (asyncio's loop.slow_callback_duration).
+  absl::Duration slow_callback_duration = absl::Milliseconds(100);
   // twinloop::buggify sites may fire (each is enabled or not per run, then
   // fires with a probability; both are draws). Off: buggify() is false.
   bool buggify = true;

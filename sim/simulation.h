@@ -86,6 +86,10 @@ class Simulation {
   ::twinloop::Runner runner_;  // its loop is loop_
 };
 
+// Options::debug (when set) and Options::slow_callback_duration, applied to
+// a simulated loop.
+void apply_debug_options(EventLoop& loop, const Options& options);
+
 // A new, not running, simulated loop (asyncio.new_event_loop for the
 // simulated loop): for code that drives a loop itself (run_until_complete,
 // run_forever, Runner's loop factory). A Simulation wraps the same and keeps

@@ -58,6 +58,10 @@ struct LoopAccess {
     return loop.take_sigint(std::move(hook));
   }
   static void release_sigint(EventLoop& loop) { loop.release_sigint(); }
+  // The registry of resources open on the loop (servers, transports): see
+  // LoopResource in api/event_loop.h.
+  static void open_resource(EventLoop& loop, LoopResource* r) { loop.open_resource(r); }
+  static void close_resource(EventLoop& loop, LoopResource* r) { loop.close_resource(r); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }
 };

@@ -82,7 +82,7 @@ constexpr const char* kOtherVariables[] = {
     "TWINLOOP_SKIP_TSAN",   // ./twinloop test
     "TWINLOOP_SKIP_CROSS",  // ./twinloop test
     "TWINLOOP_ANCHORS",     // bench/compare.sh, bench/compare.py
-    "TWINLOOP_DEBUG",       // reserved: asyncio's debug mode (coming next)
+    "TWINLOOP_DEBUG",       // api/event_loop.cc: asyncio's debug mode
 };
 
 // A knob's value as given, and where it came from ("--twinloop_seeds" as the
