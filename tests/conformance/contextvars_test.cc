@@ -457,7 +457,6 @@ TEST_P(ContextVarsConformance, CallSoonThreadsafeRunsInTheCallingThreadsContext)
 // the handler runs in a copy of the context current then.
 TEST_P(ContextVarsConformance, SignalHandlerRunsInTheContextAtAddTime) {
   ContextVar<int> cvar("cvar", 0);
-  const bool real = on_real_loop();
   run([&]() -> Coro<void> {
     EventLoop& loop = get_running_loop();
     Event delivered;
@@ -468,11 +467,7 @@ TEST_P(ContextVarsConformance, SignalHandlerRunsInTheContextAtAddTime) {
       delivered.set();
     });
     cvar.set(2);
-    if (real) {
-      kill(getpid(), SIGUSR1);
-    } else {
-      dynamic_cast<sim::SimBackend&>(loop.backend()).raise_signal(SIGUSR1);
-    }
+    raise_test_signal(loop, SIGUSR1);
     co_await wait_for(delivered.wait(), absl::Seconds(5));
     EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
     EXPECT_EQ(seen, 1);

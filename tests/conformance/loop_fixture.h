@@ -30,6 +30,9 @@
 #ifndef TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_
 #define TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <functional>
 #include <ostream>
@@ -131,6 +134,17 @@ class LoopTest : public ::testing::TestWithParam<LoopParam> {
   bool on_real_loop() const { return GetParam().kind == LoopKind::kReal; }
   EventLoopRef new_loop() const { return conformance::new_loop(GetParam()); }
 };
+
+// Delivers signal `sig` to `loop` as its backend receives signals: the
+// simulated loop through SimBackend::raise_signal (its signals are part of
+// the schedule), any other loop as a real signal to this process.
+inline void raise_test_signal(EventLoop& loop, int sig) {
+  if (auto* simulated = dynamic_cast<sim::SimBackend*>(&loop.backend())) {
+    simulated->raise_signal(sig);
+  } else {
+    ::kill(::getpid(), sig);
+  }
+}
 
 // Long enough never to elapse during a test; things waiting this long are
 // cancelled.
