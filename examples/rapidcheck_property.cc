@@ -107,7 +107,7 @@ TEST(BankProperty, UnlockedTransfersFailAndShrink) {
   const std::string schedule = std::string("twinloop: the schedule of this failing run (RcSimulation '") + name + "')";
   EXPECT_NE(report.find(schedule), std::string::npos);
   EXPECT_EQ(report.find(schedule), report.rfind(schedule));
-  EXPECT_NE(report.find(sim::RcSimulation::target_slug() + "-" + name + ".replay"), std::string::npos);
+  EXPECT_NE(report.find(sim::target_slug() + "-" + name + ".replay"), std::string::npos);
 
   const sim::Recording first = sim::read_recording_file(sim::RcSimulation::replay_path(name, /*first=*/true));
   const sim::Recording minimal = sim::read_recording_file(sim::RcSimulation::replay_path(name));

@@ -64,7 +64,6 @@
 #ifndef TWINLOOP_SIM_HARNESS_RC_SIMULATION_H_
 #define TWINLOOP_SIM_HARNESS_RC_SIMULATION_H_
 
-#include <cerrno>  // program_invocation_short_name (glibc)
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -151,27 +150,6 @@ class RcSimulation {
                             std::string("rc-") + target_slug() + "-" + name + (first ? ".first" : ""));
   }
 
-  // The test target's slug: $TEST_TARGET without its leading "@" and "/"
-  // ("//tests/properties:sync_test" -> "tests_properties_sync_test"), else
-  // the binary's name; characters other than letters, digits, '-', '_' and
-  // '.' become '_' (as the GoogleTest harness names its files).
-  static std::string target_slug() {
-    std::string slug;
-    if (const char* target = std::getenv("TEST_TARGET"); target != nullptr && *target != '\0') {
-      std::string_view t(target);
-      while (!t.empty() && (t.front() == '@' || t.front() == '/')) t.remove_prefix(1);
-      slug = std::string(t);
-    } else {
-#ifdef __GLIBC__
-      slug = program_invocation_short_name;
-#endif
-    }
-    for (char& c : slug) {
-      if (!(is_alnum(c) || c == '-' || c == '_' || c == '.')) c = '_';
-    }
-    return slug.empty() ? std::string("test") : slug;
-  }
-
   // "N decisions, K not the default (...):" and the non-default ones (at
   // most `max_listed`), one per line, as replay_tool prints them.
   static std::string describe_schedule(const Recording& r, size_t max_listed = 20) {
@@ -202,8 +180,6 @@ class RcSimulation {
     auto decision = [n, site = std::string(site)](uint64_t v) { return RcDecision{v, n, site}; };
     return (*rc::gen::resize(100, rc::gen::map(rc::gen::inRange<uint64_t>(0, n), decision))).value;
   }
-
-  static bool is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
   // Inside a RapidCheck test case (RC_LOG goes to its report), rather than
   // in a plain test replaying a file.

@@ -503,26 +503,6 @@ std::string indent(std::string_view text, std::string_view pad) {
   return out;
 }
 
-// Where this target's replay files are named from: $TEST_TARGET
-// ("//tests/planted:planted_bugs_test" -> "tests_planted_planted_bugs_test"),
-// else the binary's name, so that two targets with the same test name do
-// not overwrite each other's files in a shared --twinloop_replay_dir.
-std::string target_slug() {
-  std::string slug;
-  if (const char* target = std::getenv("TEST_TARGET"); target != nullptr && *target != '\0') {
-    std::string_view t(target);
-    while (!t.empty() && (t.front() == '@' || t.front() == '/')) t.remove_prefix(1);
-    slug = std::string(t);
-  } else {
-    const std::vector<std::string>& argv = ::testing::internal::GetArgvs();
-    if (!argv.empty()) slug = std::filesystem::path(argv[0]).filename().string();
-  }
-  for (char& c : slug) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  }
-  return slug.empty() ? std::string("test") : slug;
-}
-
 // Under `bazel test`: the target's directory below bazel-bin/ and
 // bazel-testlogs/, from $TEST_TARGET ("//tests/planted:planted_bugs_test" ->
 // "tests/planted/planted_bugs_test"; "@repo//p:t" -> "external/repo/p/t").

@@ -230,7 +230,7 @@ TEST(RcSimulation, ReplayFilesAreNamedAfterTheTestTarget) {
   ScopedEnv replay_dir("TWINLOOP_REPLAY_DIR", "/replays");
   {
     ScopedEnv target("TEST_TARGET", "//tests/properties:sync_test");
-    EXPECT_EQ(RcSimulation::target_slug(), "tests_properties_sync_test");
+    EXPECT_EQ(target_slug(), "tests_properties_sync_test");
     EXPECT_EQ(RcSimulation::replay_path("Suite.Name"),
               "/replays/twinloop-rc-tests_properties_sync_test-Suite.Name.replay");
     EXPECT_EQ(RcSimulation::replay_path("Suite.Name", /*first=*/true),
@@ -238,12 +238,12 @@ TEST(RcSimulation, ReplayFilesAreNamedAfterTheTestTarget) {
   }
   {
     ScopedEnv target("TEST_TARGET", "@other//a/b:c+d");
-    EXPECT_EQ(RcSimulation::target_slug(), "other__a_b_c_d");
+    EXPECT_EQ(target_slug(), "other__a_b_c_d");
   }
   {
     // Outside Bazel: the binary's name.
     ScopedEnv target("TEST_TARGET", nullptr);
-    EXPECT_EQ(RcSimulation::target_slug(), "rc_simulation_test");
+    EXPECT_EQ(target_slug(), "rc_simulation_test");
     EXPECT_THAT(RcSimulation::replay_path("Suite.Name"), EndsWith("/twinloop-rc-rc_simulation_test-Suite.Name.replay"));
   }
 }
