@@ -4,6 +4,8 @@
 //   for (twinloop::Coro<int> next : twinloop::as_completed(std::move(tasks))) {
 //     int v = co_await next;       // the earliest completion not yet taken
 //   }
+//   // A few awaitables of one result type, without a vector:
+//   for (twinloop::Coro<int> next : twinloop::as_completed(fetch(1), fetch(2))) ...
 //   // asyncio 3.13's `async for` form, yielding the original tasks:
 //   auto it = twinloop::as_completed(tasks, absl::Seconds(1));
 //   while (!it.empty()) { Future<int> f = co_await it.next_future(); ... }
@@ -21,6 +23,7 @@
 
 #include <deque>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -185,6 +188,28 @@ class AsCompleted {
   }
   internal::Ref<internal::AsCompletedState<T>> state_;
 };
+
+namespace internal {
+template <class A>
+concept AsCompletedInput = requires { typename awaitable_value_t<A>; };
+}  // namespace internal
+
+// as_completed(a, b, ...): the same over a few awaitables (Coro<T>, Task<T>,
+// Future<T>, or what converts to a Coro<T>), which must all have the same
+// result type T; coroutines become tasks in argument order. No timeout:
+// pass a std::vector for one.
+template <internal::AsCompletedInput A, internal::AsCompletedInput... Rest>
+AsCompleted<awaitable_value_t<A>> as_completed(A first, Rest... rest) {
+  using T = awaitable_value_t<A>;
+  static_assert((std::is_same_v<awaitable_value_t<Rest>, T> && ...),
+                "as_completed(a, b, ...): every awaitable must have the same result type; "
+                "for mixed types use gather, or make them agree (e.g. a Coro<std::variant<...>> each)");
+  std::vector<Future<T>> fs;
+  fs.reserve(1 + sizeof...(Rest));
+  fs.push_back(ensure_future(std::move(first)));
+  (fs.push_back(ensure_future(std::move(rest))), ...);
+  return AsCompleted<T>(std::move(fs), absl::InfiniteDuration());
+}
 
 template <class A>
 AsCompleted<awaitable_value_t<A>> as_completed(std::vector<A> aws,

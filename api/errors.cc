@@ -47,6 +47,8 @@ std::string describe_exception(const std::exception_ptr& e) {
     std::rethrow_exception(e);
   } catch (const CancelledError& c) {
     return absl::StrCat("CancelledError(", c.what(), ")");
+  } catch (const KeyboardInterrupt&) {
+    return "KeyboardInterrupt()";
   } catch (const TimeoutError& t) {
     return absl::StrCat("TimeoutError(", t.what(), ")");
   } catch (const InvalidStateError& t) {

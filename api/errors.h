@@ -18,6 +18,7 @@
 // Mapping to asyncio (CPython 3.14 `Lib/asyncio/exceptions.py`):
 //   BaseException      -> twinloop::BaseException
 //   CancelledError     -> twinloop::CancelledError (a BaseException)
+//   KeyboardInterrupt  -> twinloop::KeyboardInterrupt (a BaseException)
 //   TimeoutError       -> twinloop::TimeoutError (a std::runtime_error)
 //   InvalidStateError  -> twinloop::InvalidStateError (a std::logic_error)
 //   ExceptionGroup     -> twinloop::ExceptionGroup (a std::runtime_error)
@@ -60,6 +61,18 @@ class CancelledError : public BaseException {
  public:
   explicit CancelledError(std::string message = {})
       : BaseException(std::move(message)) {}
+};
+
+// Ctrl-C interrupted a run (Python's KeyboardInterrupt, as asyncio's Runner
+// raises it: runners.py _on_sigint). Runner::run, real::run and sim::run
+// throw it when SIGINT cancelled the main task and the task ended cancelled
+// by that request alone, or at once on a second SIGINT (api/runner.h). A
+// BaseException like CancelledError, so `catch (const std::exception&)`
+// does not swallow an interrupt; unlike CancelledError it does not mean
+// "this task was cancelled", so cancellation handlers do not see it either.
+class KeyboardInterrupt : public BaseException {
+ public:
+  KeyboardInterrupt() : BaseException("KeyboardInterrupt") {}
 };
 
 // A deadline passed (asyncio's TimeoutError, which is the builtin since 3.11).

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -34,10 +37,44 @@ constexpr size_t kMinTimersForRebuild = 100;
 
 namespace internal {
 void throw_no_running_loop() { throw std::runtime_error("no running event loop"); }
-}  // namespace internal
 
-namespace internal {
+bool parse_debug_variable(const char* value) {
+  // asyncio's PYTHONASYNCIODEBUG turns debug mode on for any non-empty
+  // value; we take 1 and 0 only, so that a typo ("yes", "true", "01") is an
+  // error rather than a silent guess.
+  if (value == nullptr || value[0] == '\0' || std::strcmp(value, "0") == 0) return false;
+  if (std::strcmp(value, "1") == 0) return true;
+  throw std::invalid_argument(
+      absl::StrFormat("TWINLOOP_DEBUG='%s': expected 1 (debug mode on) or 0 (off)", value));
+}
 
+namespace {
+// TWINLOOP_DEBUG, read once: its value, or the error its value gives.
+struct DebugVariable {
+  bool value = false;
+  std::optional<std::string> error;
+};
+const DebugVariable& debug_variable() {
+  static const DebugVariable v = [] {
+    DebugVariable d;
+    try {
+      d.value = parse_debug_variable(std::getenv("TWINLOOP_DEBUG"));
+    } catch (const std::invalid_argument& e) {
+      d.error = e.what();
+    }
+    return d;
+  }();
+  return v;
+}
+}  // namespace
+
+bool debug_mode_default() {
+  const DebugVariable& v = debug_variable();
+  if (v.error) throw std::invalid_argument(*v.error);
+  return v.value;
+}
+
+bool debug_mode_default_or_false() noexcept { return debug_variable().value; }
 
 RunningLoopScope::RunningLoopScope(EventLoop* loop) : prev_(internal::tls_running_loop) {
   internal::tls_running_loop = loop;
@@ -46,12 +83,17 @@ RunningLoopScope::~RunningLoopScope() { internal::tls_running_loop = prev_; }
 
 void HandleState::run() {
   Ref<HandleState> self = Ref<HandleState>::adopt(this);  // the queue's reference
+  TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
   if (cancelled_) return;
   EventLoop& loop = *loop_;
-  LoopAccess::note(loop, EventKind::kCallback, id_);
+  // The clock is read before the event is noted: the simulated loop charges
+  // a callback's virtual CPU time (step jitter) when it sees the event.
   const bool timing = LoopAccess::debug_timing(loop);
   const int64_t t0 = timing ? loop.time_ns() : 0;
+  LoopAccess::note(loop, EventKind::kCallback, id_);
   try {
+    // asyncio's Handle._run: self._context.run(self._callback, ...).
+    ContextScope context_scope(context_);
     callback_();
   } catch (...) {
     ExceptionContext c = ExceptionContext::of(absl::StrFormat("Exception in callback <Handle #%d>", id_),
@@ -76,7 +118,8 @@ absl::Time TimerHandle::when() const {
   return absl::UnixEpoch() + absl::Nanoseconds(state_->when_ns_);
 }
 
-EventLoop::EventLoop(std::unique_ptr<LoopBackend> backend) : backend_(std::move(backend)) {
+EventLoop::EventLoop(std::unique_ptr<LoopBackend> backend)
+    : backend_(std::move(backend)), debug_(internal::debug_mode_default()) {
   backend_->attach(*this);
 }
 
@@ -91,35 +134,81 @@ void EventLoop::check_open() const {
   if (closed_) throw std::runtime_error("Event loop is closed");
 }
 
+namespace {
+// A counted reference to `context` for a handle to take over.
+internal::ContextState* share(const Context& context) {
+  internal::ContextState* c = internal::ContextAccess::state(context).get();
+  c->add_ref();
+  return c;
+}
+// Saturates: a delay past the end of time is a timer that never fires.
+int64_t deadline_after(int64_t now, absl::Duration delay) {
+  const int64_t d = absl::ToInt64Nanoseconds(delay);
+  return d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d;
+}
+}  // namespace
+
+void EventLoop::check_thread() const {
+  // CPython 3.14 base_events.py BaseEventLoop._check_thread.
+  const std::thread::id owner = owner_.load(std::memory_order_relaxed);
+  if (owner == std::thread::id() || owner == std::this_thread::get_id()) return;
+  throw std::runtime_error("Non-thread-safe operation invoked on an event loop other than the current one");
+}
+
 Handle EventLoop::call_soon(absl::AnyInvocable<void()> callback) {
+  return call_soon_in(std::move(callback), internal::capture_context());
+}
+
+Handle EventLoop::call_soon(absl::AnyInvocable<void()> callback, const Context& context) {
+  return call_soon_in(std::move(callback), share(context));
+}
+
+Handle EventLoop::call_soon_in(absl::AnyInvocable<void()> callback, internal::ContextState* context) {
+  internal::Ref<internal::ContextState> owned = internal::Ref<internal::ContextState>::adopt(context);
   check_open();
+  check_thread_if_debug();
   auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
+  h->context_ = std::move(owned);
   h->add_ref();  // the ready queue's reference
   ready_.push(h);
   return Handle(internal::Ref<internal::HandleState>(h));
 }
 
 TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback) {
-  // Saturate: a delay past the end of time is a timer that never fires.
-  const int64_t now = backend_->time_ns();
-  const int64_t d = absl::ToInt64Nanoseconds(delay);
-  const int64_t when = d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d;
-  return call_at_ns(when, std::move(callback));
+  return call_at_ns(deadline_after(backend_->time_ns(), delay), std::move(callback), internal::capture_context());
+}
+
+TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback, const Context& context) {
+  return call_at_ns(deadline_after(backend_->time_ns(), delay), std::move(callback), share(context));
 }
 
 TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback) {
-  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback));
+  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback),
+                    internal::capture_context());
+}
+
+TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback, const Context& context) {
+  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback), share(context));
 }
 
 TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback) {
+  return call_at_ns(when_ns, std::move(callback), internal::capture_context());
+}
+
+TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback,
+                                  internal::ContextState* context) {
+  internal::Ref<internal::ContextState> owned = internal::Ref<internal::ContextState>::adopt(context);
   check_open();
+  check_thread_if_debug();
   auto* h = new internal::HandleState(*this, std::move(callback), ++handle_ids_);
+  h->context_ = std::move(owned);
   h->add_ref();  // the heap's reference
   add_timer(h, when_ns);
   return TimerHandle(internal::Ref<internal::HandleState>(h));
 }
 
 void EventLoop::add_timer(internal::TimerTarget* t, int64_t when_ns) {
+  TWINLOOP_CHECK(!t->in_heap_, "a timer is in the timer heap at most once");
   t->when_ns_ = when_ns;
   t->in_heap_ = true;
   if (task_keys_) t->owner_key_ = current_task_ ? current_task_->key() : 0;
@@ -133,8 +222,10 @@ void EventLoop::move_due_timers(int64_t now) {
     std::pop_heap(timers_.begin(), timers_.end(), Later{});
     internal::TimerTarget* h = timers_.back().handle;
     timers_.pop_back();
+    TWINLOOP_DCHECK(h->in_heap_, "a timer in the timer heap is marked in_heap_");
     h->in_heap_ = false;
     if (h->cancelled()) {
+      TWINLOOP_CHECK(timers_cancelled_ != 0, "the heap counts its cancelled timers");
       --timers_cancelled_;
       h->release_timer();
       continue;
@@ -163,7 +254,7 @@ void EventLoop::order_tie(size_t first, size_t last) {
   tie_context_set_ = true;
   tie_context_ = due_[first]->owner_key_;
   for (size_t i = first; i + 1 < last; ++i) {
-    const uint64_t pick = backend_->choose("loop.timer_tie", last - i);
+    const uint64_t pick = backend_->choose(draw_sites::kTimerTie, last - i);
     if (pick != 0) std::swap(due_[i], due_[i + pick]);
   }
   tie_context_set_ = false;
@@ -178,20 +269,22 @@ void EventLoop::call_soon_threadsafe(absl::AnyInvocable<void()> callback) {
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     if (closed_) throw std::runtime_error("Event loop is closed");
-    threadsafe_.push_back(std::move(callback));
+    // The calling thread's context, as asyncio's Handle copies it there.
+    threadsafe_.emplace_back(std::move(callback),
+                             internal::Ref<internal::ContextState>::adopt(internal::capture_context()));
     threadsafe_pending_.store(true, std::memory_order_release);
   }
   backend_->wake();
 }
 
 void EventLoop::drain_threadsafe() {
-  std::vector<absl::AnyInvocable<void()>> batch;
+  std::vector<std::pair<absl::AnyInvocable<void()>, internal::Ref<internal::ContextState>>> batch;
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     batch.swap(threadsafe_);
     threadsafe_pending_.store(false, std::memory_order_relaxed);
   }
-  for (auto& cb : batch) call_soon(std::move(cb));
+  for (auto& [cb, context] : batch) call_soon_in(std::move(cb), context.detach());
 }
 
 void EventLoop::purge_cancelled_timers() {
@@ -206,6 +299,7 @@ void EventLoop::purge_cancelled_timers() {
         kept.push_back(e);
       }
     }
+    TWINLOOP_DCHECK(timers_.size() - kept.size() == timers_cancelled_, "the heap counts its cancelled timers");
     timers_.swap(kept);
     std::make_heap(timers_.begin(), timers_.end(), Later{});
     timers_cancelled_ = 0;
@@ -215,6 +309,7 @@ void EventLoop::purge_cancelled_timers() {
     std::pop_heap(timers_.begin(), timers_.end(), Later{});
     internal::TimerTarget* h = timers_.back().handle;
     timers_.pop_back();
+    TWINLOOP_CHECK(timers_cancelled_ != 0, "the heap counts its cancelled timers");
     --timers_cancelled_;
     h->in_heap_ = false;
     h->release_timer();
@@ -227,8 +322,20 @@ int64_t EventLoop::next_deadline_ns() {
 }
 
 void EventLoop::run_once() {
+  check_thread_if_debug();
   if (internal::tls_running_loop && internal::tls_running_loop != this)
     throw std::runtime_error("Cannot run the event loop while another loop is running");
+  // Outside run_forever this thread owns the loop for the iteration (inside,
+  // it owns it already).
+  std::thread::id none;
+  const bool claimed = owner_.compare_exchange_strong(none, std::this_thread::get_id(), std::memory_order_relaxed);
+  struct Release {
+    EventLoop* loop;
+    bool claimed;
+    ~Release() {
+      if (claimed) loop->owner_.store(std::thread::id(), std::memory_order_relaxed);
+    }
+  } release{this, claimed};
   internal::RunningLoopScope scope(this);
   run_once_here();
 }
@@ -262,14 +369,18 @@ void EventLoop::run_once_here() {
 
 void EventLoop::run_forever() {
   check_open();
+  // Before running_ is read: another thread must not read it while we run.
+  check_thread_if_debug();
   if (running_) throw std::runtime_error("This event loop is already running");
   if (internal::tls_running_loop && internal::tls_running_loop != this)
     throw std::runtime_error("Cannot run the event loop while another loop is running");
   internal::RunningLoopScope scope(this);
   running_ = true;
+  owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   struct Reset {
     EventLoop* loop;
     ~Reset() {
+      loop->owner_.store(std::thread::id(), std::memory_order_relaxed);
       loop->running_ = false;
       loop->stopping_ = false;
     }
@@ -296,6 +407,7 @@ void EventLoop::run_until_done(internal::FutureBase& future) {
 }
 
 void EventLoop::close() {
+  check_thread_if_debug();
   if (running_) throw std::runtime_error("Cannot close a running event loop");
   if (closed_) return;
   // Keep ourselves alive while tasks (which hold references to us) go away.
@@ -304,6 +416,16 @@ void EventLoop::close() {
 }
 
 void EventLoop::close_now() {
+  if (debug_) report_open_at_close();
+  // What destroying the tasks' frames reports (a coroutine never awaited)
+  // goes to this loop's handler when no loop runs on this thread.
+  struct ClosingScope {
+    EventLoop* prev = internal::tls_closing_loop;
+    explicit ClosingScope(EventLoop* loop) { internal::tls_closing_loop = loop; }
+    ~ClosingScope() { internal::tls_closing_loop = prev; }
+  } closing(this);
+  // The registry forgets what is still open.
+  while (resources_head_) close_resource(resources_head_);
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     closed_ = true;
@@ -330,7 +452,10 @@ void EventLoop::close_now() {
   // may hold the very objects that hold these tasks: drop them first.
   for (auto& t : tasks) t->clear_callbacks();
   tasks.clear();
+  task_origins_.clear();
   for (auto& [sig, cb] : signal_handlers_) backend_->watch_signal(sig, false);
+  if (sigint_hook_ && signal_handlers_.count(SIGINT) == 0) backend_->watch_signal(SIGINT, false);
+  sigint_hook_ = nullptr;
   signal_handlers_.clear();
   backend_->close();
 }
@@ -346,6 +471,17 @@ void EventLoop::register_task(internal::TaskBase* t) {
   }
   tasks_tail_ = t;
   ++task_count_;
+  if (debug_) [[unlikely]] record_task_origin(t);
+}
+
+void EventLoop::record_task_origin(const internal::TaskBase* t) {
+  // The task is not running yet: the code running is its creator's.
+  task_origins_[t->id()] = internal::describe_running_code();
+}
+
+void EventLoop::forget_task_origin(internal::TaskBase* t) {
+  task_origins_.erase(t->id());
+  t->future().release();
 }
 
 void EventLoop::unregister_task(internal::TaskBase* t) {
@@ -356,7 +492,51 @@ void EventLoop::unregister_task(internal::TaskBase* t) {
   else tasks_tail_ = t->registry_prev_;
   t->registry_prev_ = t->registry_next_ = nullptr;
   --task_count_;
+  // A tail call, so that the common path needs no stack frame.
+  if (!task_origins_.empty()) [[unlikely]] return forget_task_origin(t);
   t->future().release();
+}
+
+void EventLoop::report_open_at_close() {
+  // asyncio reports a pending task when it is garbage collected (Task.__del__,
+  // always: with weak references from the loop, that means the program lost
+  // it). Here the loop keeps its tasks until it closes, and the runners
+  // close a loop that failed (a simulated deadlock, a time limit) with all
+  // of its tasks pending, where these reports would bury the error: so only
+  // debug mode reports them, with unclosed resources (which asyncio reports
+  // as a ResourceWarning, shown in its development mode).
+  for (internal::TaskBase* t : registered_tasks()) {
+    ExceptionContext c = ExceptionContext::of("Task was destroyed but it is pending!");
+    c.task = t->get_name();
+    if (auto it = task_origins_.find(t->id()); it != task_origins_.end()) c.source_traceback = it->second;
+    call_exception_handler(c);
+  }
+  for (internal::LoopResource* r = resources_head_; r; r = r->resource_next_) {
+    call_exception_handler(ExceptionContext::of("unclosed " + r->describe()));
+  }
+}
+
+void EventLoop::open_resource(internal::LoopResource* r) {
+  if (r->resource_loop_) throw std::logic_error("LoopResource registered twice");
+  r->resource_loop_ = this;
+  r->resource_prev_ = resources_tail_;
+  r->resource_next_ = nullptr;
+  if (resources_tail_) {
+    resources_tail_->resource_next_ = r;
+  } else {
+    resources_head_ = r;
+  }
+  resources_tail_ = r;
+}
+
+void EventLoop::close_resource(internal::LoopResource* r) {
+  if (r->resource_loop_ != this) return;  // never registered, or forgotten at close
+  if (r->resource_prev_) r->resource_prev_->resource_next_ = r->resource_next_;
+  else resources_head_ = r->resource_next_;
+  if (r->resource_next_) r->resource_next_->resource_prev_ = r->resource_prev_;
+  else resources_tail_ = r->resource_prev_;
+  r->resource_loop_ = nullptr;
+  r->resource_prev_ = r->resource_next_ = nullptr;
 }
 
 std::vector<internal::TaskBase*> EventLoop::registered_tasks() const {
@@ -384,6 +564,7 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) {
   std::string line = context.message.empty() ? "Unhandled exception in event loop" : context.message;
   if (!context.task.empty()) line += absl::StrFormat(" [task %s]", context.task);
   if (!context.future.empty()) line += absl::StrFormat(" [future %s]", context.future);
+  if (!context.source_traceback.empty()) line += absl::StrFormat(" [created in %s]", context.source_traceback);
   if (context.exception) line += ": " + describe_exception(context.exception);
   log(line);
 }
@@ -418,26 +599,67 @@ void check_signal(int sig) {
 void EventLoop::add_signal_handler(int sig, std::function<void()> callback) {
   check_signal(sig);  // before check_open, as asyncio
   check_open();
+  check_thread_if_debug();
   if (sig == SIGKILL || sig == SIGSTOP) throw std::runtime_error(absl::StrFormat("sig %d cannot be caught", sig));
-  // Watch first: if the backend refuses, no handler is left behind.
-  if (signal_handlers_.count(sig) == 0) backend_->watch_signal(sig, true);
+  // Watch first: if the backend refuses, no handler is left behind. SIGINT
+  // may be watched already, for a Runner (take_sigint).
+  if (signal_handlers_.count(sig) == 0 && !(sig == SIGINT && sigint_hook_)) backend_->watch_signal(sig, true);
+  // asyncio makes the handler's Handle here: every delivery runs in this
+  // one copy of the current context.
+  if (internal::ContextState* c = internal::capture_context()) {
+    callback = [context = internal::Ref<internal::ContextState>::adopt(c), callback = std::move(callback)]() mutable {
+      internal::ContextScope scope(context);
+      callback();
+    };
+  }
   signal_handlers_[sig] = std::move(callback);
 }
 
 bool EventLoop::remove_signal_handler(int sig) {
   check_signal(sig);
+  check_thread_if_debug();
   auto it = signal_handlers_.find(sig);
   if (it == signal_handlers_.end()) return false;
   signal_handlers_.erase(it);
-  if (!closed_) backend_->watch_signal(sig, false);
+  // A Runner's SIGINT watch outlives the handler.
+  if (!closed_ && !(sig == SIGINT && sigint_hook_)) backend_->watch_signal(sig, false);
   return true;
 }
 
 void EventLoop::deliver_signal(int sig) {
   auto it = signal_handlers_.find(sig);
-  if (it == signal_handlers_.end()) return;
+  if (it == signal_handlers_.end()) {
+    if (sig == SIGINT && sigint_hook_) {
+      note(internal::EventKind::kSignal, static_cast<uint64_t>(sig));
+      // At once, not from the ready queue: asyncio's Runner handler runs as
+      // soon as Python sees the signal, between two bytecodes, so that the
+      // main task is cancelled before anything else runs.
+      sigint_hook_();
+    }
+    return;
+  }
   note(internal::EventKind::kSignal, static_cast<uint64_t>(sig));
-  call_soon(it->second);
+  call_soon_in(it->second, nullptr);
+}
+
+bool EventLoop::take_sigint(absl::AnyInvocable<void()> hook) {
+  if (closed_ || sigint_hook_ || signal_handlers_.count(SIGINT) != 0) return false;
+  if (!backend_->signal_is_default(SIGINT)) return false;
+  try {
+    backend_->watch_signal(SIGINT, true);
+  } catch (const std::exception&) {
+    // asyncio's Runner runs without its handler when signal.signal refuses
+    // (test_signal_install_not_supported_ok).
+    return false;
+  }
+  sigint_hook_ = std::move(hook);
+  return true;
+}
+
+void EventLoop::release_sigint() {
+  if (!sigint_hook_) return;
+  sigint_hook_ = nullptr;
+  if (!closed_ && signal_handlers_.count(SIGINT) == 0) backend_->watch_signal(SIGINT, false);
 }
 
 void EventLoop::submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) {

@@ -28,7 +28,29 @@
 //   h.cancel();
 //
 // Threads: an EventLoop and everything it owns are used on its own thread,
-// except call_soon_threadsafe(), which any thread may call.
+// except call_soon_threadsafe(), which any thread may call. In debug mode the
+// loop checks this (see "Debug mode" below).
+//
+// Debug mode (asyncio's, CPython 3.14 Lib/asyncio/base_events.py,
+// coroutines.py; on by set_debug(true), by real::RunOptions::debug /
+// sim::Options::debug, or for every new loop by TWINLOOP_DEBUG=1):
+//  - call_soon, call_later, call_at, create_task, create_future,
+//    run_forever, run_until_complete, run_once, add/remove_signal_handler
+//    and close raise std::runtime_error("Non-thread-safe operation invoked on
+//    an event loop other than the current one") when called from a thread
+//    other than the one running the loop (a loop that is not running has no
+//    owner and accepts calls, as asyncio's _thread_id is None then);
+//  - callbacks and task steps that take at least slow_callback_duration
+//    are logged ("Executing <Task name='t'> took 0.120 seconds"); on the
+//    simulated loop they are measured on the virtual clock, so a step is
+//    slow only by the step jitter charged to it (sim::Options);
+//  - close() reports every task still pending ("Task was destroyed but it
+//    is pending!", with where the task was created if debug mode was on
+//    then) and every resource still open on the loop
+//    (internal::LoopResource: "unclosed <what>"), through the exception
+//    handler;
+//  - a coroutine dropped without ever running is reported ("coroutine 'f'
+//    was never awaited") in every mode, not only in debug mode: api/coro.h.
 #ifndef TWINLOOP_API_EVENT_LOOP_H_
 #define TWINLOOP_API_EVENT_LOOP_H_
 
@@ -41,10 +63,13 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/internal/ref.h"
 #include "twinloop/api/internal/ring.h"
 #include "twinloop/api/loop_backend.h"
@@ -59,6 +84,14 @@ class Future;
 template <class T>
 class Task;
 struct TaskOptions;
+struct TaskRef;
+class TaskCoro;
+
+// What loop.set_task_factory takes (asyncio's factory(loop, coro, **kwargs)):
+// called by every create_task on the loop with the coroutine and the options
+// create_task was given; it makes the task with new_task (api/task.h), the
+// default factory, and returns it. eager_task_factory is one.
+using TaskFactory = std::function<TaskRef(EventLoop& loop, TaskCoro& coro, TaskOptions options)>;
 
 namespace internal {
 
@@ -113,6 +146,9 @@ class HandleState final : public RefCounted, public TimerTarget {
 
   EventLoop* loop_;
   absl::AnyInvocable<void()> callback_;
+  // The context the callback runs in (asyncio's Handle._context); null: an
+  // empty one.
+  Ref<ContextState> context_;
 };
 
 // What a StepObserver is told about.
@@ -136,6 +172,43 @@ class StepObserver {
  protected:
   ~StepObserver() = default;
 };
+
+// Something open on a loop that the program should close before the loop
+// closes: a server, a transport (the streams register theirs). A loop in
+// debug mode reports those still open when it closes ("unclosed " +
+// describe(), asyncio's ResourceWarning "unclosed transport <...>").
+// Register with LoopAccess::open_resource, unregister (when closed, and at
+// the latest in the destructor) with LoopAccess::close_resource. A loop
+// that closes forgets its resources (closing one afterwards is a no-op).
+class LoopResource {
+ public:
+  // What the report names: "transport <fd=5 peer=...>".
+  virtual std::string describe() const = 0;
+
+ protected:
+  LoopResource() = default;
+  LoopResource(const LoopResource&) = delete;
+  LoopResource& operator=(const LoopResource&) = delete;
+  ~LoopResource() = default;
+
+ private:
+  friend class ::twinloop::EventLoop;
+  // The loop's registry, in registration order (no addresses decide it).
+  EventLoop* resource_loop_ = nullptr;
+  LoopResource* resource_prev_ = nullptr;
+  LoopResource* resource_next_ = nullptr;
+};
+
+// TWINLOOP_DEBUG's value (asyncio's PYTHONASYNCIODEBUG): "1" true, "0" or
+// empty false; anything else std::invalid_argument naming the variable.
+// nullptr (unset) is false.
+bool parse_debug_variable(const char* value);
+// Whether new loops start in debug mode: TWINLOOP_DEBUG, read once per
+// process. std::invalid_argument (every time) if its value is bad.
+bool debug_mode_default();
+// The same without throwing: false when the value is bad (for destructors;
+// the loops report the bad value).
+bool debug_mode_default_or_false() noexcept;
 
 }  // namespace internal
 
@@ -175,6 +248,9 @@ struct ExceptionContext {
   std::string task;              // name of the task involved, if any
   std::string future;            // the future involved, described
   std::string handle;            // the callback involved, described
+  // Where the object reported was created (debug mode; asyncio's
+  // source_traceback): "task 'main', in main (app.cc:12) -> handle".
+  std::string source_traceback;
 
   static ExceptionContext of(std::string message, std::exception_ptr exception = nullptr) {
     ExceptionContext c;
@@ -206,11 +282,19 @@ class EventLoop : public internal::RefCounted {
 
   // ---- callbacks (asyncio call_soon, call_later, call_at, call_soon_threadsafe)
 
+  // The callback runs in a copy of the context current now (asyncio's
+  // Handle: contextvars.copy_context()), or in `context` itself (asyncio's
+  // context= argument; separate overloads rather than a defaulted argument,
+  // see create_task). api/contextvars.h.
   Handle call_soon(absl::AnyInvocable<void()> callback);
+  Handle call_soon(absl::AnyInvocable<void()> callback, const Context& context);
   TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback);
+  TimerHandle call_later(absl::Duration delay, absl::AnyInvocable<void()> callback, const Context& context);
   TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback);
+  TimerHandle call_at(absl::Time when, absl::AnyInvocable<void()> callback, const Context& context);
   // Thread-safe. Unlike asyncio it returns no Handle: a Handle is a
   // loop-thread object. Throws std::runtime_error if the loop is closed.
+  // The callback runs in a copy of the calling thread's current context.
   void call_soon_threadsafe(absl::AnyInvocable<void()> callback);
 
   // ---- tasks and futures (asyncio loop.create_task, loop.create_future)
@@ -224,6 +308,14 @@ class EventLoop : public internal::RefCounted {
   // A new pending future of this loop. Defined in api/future.h.
   template <class T = void>
   Future<T> create_future();
+
+  // asyncio's loop.set_task_factory: from now on create_task calls `factory`
+  // (and so does every task twinloop makes on this loop: gather, wait,
+  // as_completed, TaskGroup, Runner). An empty factory restores the default,
+  // new_task. With none set, create_task costs one extra test.
+  void set_task_factory(TaskFactory factory) { task_factory_ = std::move(factory); }
+  // The factory set, or an empty one (asyncio's None).
+  const TaskFactory& get_task_factory() const { return task_factory_; }
 
   // ---- running (asyncio run_forever, run_until_complete, stop, close)
 
@@ -255,8 +347,11 @@ class EventLoop : public internal::RefCounted {
   void call_exception_handler(const ExceptionContext& context);
   void default_exception_handler(const ExceptionContext& context);
 
-  // Debug mode reports callbacks and task steps that take at least
-  // slow_callback_duration (100 ms by default) on the loop's clock.
+  // Debug mode (see the top of this file). A new loop starts in it if
+  // TWINLOOP_DEBUG=1 (internal::debug_mode_default); run()'s options, and a
+  // runner's, call set_debug when they name a value, which wins. Callbacks
+  // and task steps that take at least slow_callback_duration (100 ms by
+  // default) on the loop's clock are logged.
   void set_debug(bool enabled) { debug_ = enabled; }
   bool get_debug() const { return debug_; }
   void set_slow_callback_duration(absl::Duration d) { slow_callback_ns_ = absl::ToInt64Nanoseconds(d); }
@@ -268,7 +363,9 @@ class EventLoop : public internal::RefCounted {
 
   // ---- signals (asyncio add_signal_handler / remove_signal_handler)
 
-  // The callback runs from the ready queue, not in signal context.
+  // The callback runs from the ready queue, not in signal context, in a
+  // copy of the context current when the handler was added (every delivery
+  // in the same one, as asyncio's single Handle).
   // std::invalid_argument("invalid signal number N") for a number outside
   // asyncio's signal.valid_signals(), std::runtime_error for SIGKILL /
   // SIGSTOP. Replaces an earlier handler for the same signal.
@@ -289,6 +386,10 @@ class EventLoop : public internal::RefCounted {
   friend class LoopBackend;
 
   TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback);
+  // call_soon / call_at_ns running the callback in `context` (null: an empty
+  // one), whose reference the handle takes over.
+  Handle call_soon_in(absl::AnyInvocable<void()> callback, internal::ContextState* context);
+  TimerHandle call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback, internal::ContextState* context);
   // Puts `t` in the timer heap at `when_ns`; the heap takes over one
   // reference that the caller counted.
   void add_timer(internal::TimerTarget* t, int64_t when_ns);
@@ -297,6 +398,16 @@ class EventLoop : public internal::RefCounted {
   void run_once_here();
   // Called by the backend on the loop thread when `sig` arrived.
   void deliver_signal(int sig);
+  // Ctrl-C for a Runner (api/runner.h; asyncio's Runner._on_sigint): unless
+  // the program claimed SIGINT (an add_signal_handler(SIGINT) handler, or
+  // the backend's signal_is_default says no), watches it and calls `hook`
+  // on the loop thread, synchronously, each time it arrives (a handler set
+  // later with add_signal_handler takes precedence). False, and nothing
+  // watched, if SIGINT is not the runner's to take or the backend refuses
+  // to watch it.
+  bool take_sigint(absl::AnyInvocable<void()> hook);
+  // Undoes take_sigint (the backend restores the earlier disposition).
+  void release_sigint();
   void submit_to_executor(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done);
   void register_task(internal::TaskBase* t);
   void unregister_task(internal::TaskBase* t);
@@ -338,6 +449,21 @@ class EventLoop : public internal::RefCounted {
   void drain_threadsafe();
   void close_now();
   void check_open() const;
+  // Debug mode's thread-affinity check (asyncio's _check_thread): the
+  // caller tests debug_ first, so that the check costs a branch otherwise.
+  void check_thread() const;
+  void check_thread_if_debug() const {
+    if (debug_) [[unlikely]] check_thread();
+  }
+  // Debug mode at close: tasks still pending, resources still open.
+  void report_open_at_close();
+  // Debug mode: where a task was created (asyncio's Task._source_traceback),
+  // reported if it is still pending at close; forgotten when it finishes.
+  void record_task_origin(const internal::TaskBase* t);
+  // Forgets where `t` was created, then drops the registry's reference.
+  void forget_task_origin(internal::TaskBase* t);
+  void open_resource(internal::LoopResource* r);
+  void close_resource(internal::LoopResource* r);
 
   std::unique_ptr<LoopBackend> backend_;
   internal::Ring<internal::Runnable*> ready_;
@@ -347,7 +473,8 @@ class EventLoop : public internal::RefCounted {
   uint64_t timer_seq_ = 0;
 
   std::mutex threadsafe_mu_;
-  std::vector<absl::AnyInvocable<void()>> threadsafe_;
+  // Callbacks from other threads, with the context of the calling thread.
+  std::vector<std::pair<absl::AnyInvocable<void()>, internal::Ref<internal::ContextState>>> threadsafe_;
   std::atomic<bool> threadsafe_pending_{false};
 
   internal::TaskBase* current_task_ = nullptr;
@@ -360,10 +487,17 @@ class EventLoop : public internal::RefCounted {
   uint64_t busy_iterations_ = 0;
   int64_t last_poll_ns_ = 0;  // when the busy loop last polled the backend
 
+  // The thread running the loop (run_forever, or a run_once outside it);
+  // none (std::thread::id()) while it does not run. Read by other threads.
+  std::atomic<std::thread::id> owner_{};
+  internal::LoopResource* resources_head_ = nullptr;
+  internal::LoopResource* resources_tail_ = nullptr;
+  std::map<uint64_t, std::string> task_origins_;  // by task id; debug mode
+
   bool running_ = false;
   bool stopping_ = false;
   bool closed_ = false;
-  bool debug_ = false;
+  bool debug_;  // from internal::debug_mode_default()
   bool task_keys_ = false;
   bool tie_context_set_ = false;
   uint64_t tie_context_ = 0;
@@ -372,6 +506,8 @@ class EventLoop : public internal::RefCounted {
   ExceptionHandler exception_handler_;
   std::function<void(std::string_view)> logger_;
   std::map<int, std::function<void()>> signal_handlers_;
+  absl::AnyInvocable<void()> sigint_hook_;  // take_sigint's
+  TaskFactory task_factory_;
   internal::StepObserver* observer_ = nullptr;
 };
 
@@ -402,6 +538,9 @@ class EventLoopRef {
 namespace internal {
 // The loop running on this thread (constant-initialised: no guard to read).
 inline constinit thread_local EventLoop* tls_running_loop = nullptr;
+// The loop that close() is closing on this thread, if none runs: reports
+// made while it destroys its tasks go to its exception handler.
+inline constinit thread_local EventLoop* tls_closing_loop = nullptr;
 [[noreturn]] void throw_no_running_loop();
 }  // namespace internal
 

@@ -15,6 +15,15 @@
 //    not started yet is skipped; one that has started runs to completion
 //    and its result is discarded (threads cannot be interrupted).
 //  - No ordering between concurrent calls: they run in parallel.
+//  - Context variables (api/contextvars.h): to_thread runs the function in a
+//    copy of the caller's context, so ContextVar::get sees the caller's
+//    values and the function's sets stay in the copy (asyncio.to_thread:
+//    copy_context().run). run_in_executor does not copy the context, as
+//    asyncio's does not: the function starts in an empty context, and what it
+//    sets is dropped when it returns. (asyncio's runs in the worker thread's
+//    own context, which a pool thread keeps from one job to the next; a fresh
+//    one per call behaves the same on the simulated loop, which has no
+//    worker threads.)
 //
 // Real loop (real/): the function runs on a worker of a thread pool of at
 // most min(32, cores + 4) threads. Simulated loop (sim/): it runs on the loop
@@ -36,6 +45,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/future.h"
@@ -80,6 +90,8 @@ Future<internal::ExecutorResult<F>> run_in_executor(F fn) {
 
   absl::AnyInvocable<void()> work = [fn = std::move(fn), box]() mutable {
     if (box->cancelled.load(std::memory_order_relaxed)) return;
+    internal::Ref<internal::ContextState> empty;
+    internal::ContextScope context_scope(empty);
     try {
       if constexpr (std::is_void_v<R>) {
         std::invoke(fn);
@@ -113,9 +125,13 @@ Future<internal::ExecutorResult<F>> run_in_executor(F fn) {
 // coroutine it does nothing until awaited.
 template <class F, class... A>
 Coro<std::remove_cvref_t<std::invoke_result_t<F&, A...>>> to_thread(F fn, A... args) {
+  // asyncio.to_thread: ctx = contextvars.copy_context(), then ctx.run(func)
+  // on the worker; taken when the coroutine runs, in the awaiting task.
   // Named, not a temporary inside the co_await expression: GCC 12 destroys
   // such a lambda's captures twice.
-  auto call = [fn = std::move(fn), ... args = std::move(args)]() mutable -> decltype(auto) {
+  auto call = [context = internal::Ref<internal::ContextState>::adopt(internal::capture_context()),
+               fn = std::move(fn), ... args = std::move(args)]() mutable -> decltype(auto) {
+    internal::ContextScope context_scope(context);
     return std::invoke(fn, std::move(args)...);
   };
   co_return co_await run_in_executor(std::move(call));

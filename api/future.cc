@@ -171,17 +171,29 @@ void FutureBase::mark_finished() {
 }
 
 uint64_t FutureBase::add_done_callback(Callback cb) {
+  // asyncio's add_done_callback: context = contextvars.copy_context().
+  return add_done_callback_in(std::move(cb), capture_context());
+}
+
+uint64_t FutureBase::add_done_callback(Callback cb, const Context& context) {
+  ContextState* c = ContextAccess::state(context).get();
+  c->add_ref();
+  return add_done_callback_in(std::move(cb), c);
+}
+
+uint64_t FutureBase::add_done_callback_in(Callback cb, ContextState* context) {
+  Ref<ContextState> owned = Ref<ContextState>::adopt(context);
   const uint64_t token = internal::LoopAccess::next_token(*loop_);
   if (done()) {
     // asyncio: a callback added to a done future is scheduled at once.
-    loop_->call_soon(PendingCallback::make(this, std::move(cb)));
+    internal::LoopAccess::call_soon_in(*loop_, PendingCallback::make(this, std::move(cb)), owned.detach());
     return token;
   }
   if (!more_) {
     more_ = std::make_unique<Entries>();
-    if (waiter_) more_->list.push_back(Entry{std::exchange(waiter_, 0), nullptr, 0});
+    if (waiter_) more_->list.push_back(Entry{std::exchange(waiter_, 0), nullptr, 0, nullptr});
   }
-  more_->list.push_back(Entry{0, std::move(cb), token});
+  more_->list.push_back(Entry{0, std::move(cb), token, std::move(owned)});
   return token;
 }
 
@@ -201,11 +213,11 @@ size_t FutureBase::remove_done_callback(uint64_t token) {
 
 void FutureBase::add_waiter_bits(WaiterBits w) {
   if (more_) {
-    more_->list.push_back(Entry{w, nullptr, 0});
+    more_->list.push_back(Entry{w, nullptr, 0, nullptr});
   } else if (waiter_) {
     more_ = std::make_unique<Entries>();
-    more_->list.push_back(Entry{std::exchange(waiter_, 0), nullptr, 0});
-    more_->list.push_back(Entry{w, nullptr, 0});
+    more_->list.push_back(Entry{std::exchange(waiter_, 0), nullptr, 0, nullptr});
+    more_->list.push_back(Entry{w, nullptr, 0, nullptr});
   } else {
     waiter_ = w;
   }
@@ -281,7 +293,7 @@ void FutureBase::schedule_callbacks() {
     if (e.waiter) {
       schedule_waiter(e.waiter);
     } else {
-      loop_->call_soon(PendingCallback::make(this, std::move(e.fn)));
+      internal::LoopAccess::call_soon_in(*loop_, PendingCallback::make(this, std::move(e.fn)), e.context.detach());
     }
   }
 }

@@ -39,6 +39,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/internal/ref.h"
@@ -121,9 +122,12 @@ class FutureBase : public RefCounted {
   [[noreturn]] void throw_result();
   // InvalidStateError if done.
   void set_exception(std::exception_ptr e);
-  // Registers `cb`, called through call_soon once done. Returns a token for
+  // Registers `cb`, called through call_soon once done, in a copy of the
+  // context current now (asyncio's add_done_callback). Returns a token for
   // remove_done_callback (C++ callables cannot be compared as Python's are).
   uint64_t add_done_callback(Callback cb);
+  // The same, run in `context` itself (asyncio's context= argument).
+  uint64_t add_done_callback(Callback cb, const Context& context);
   // Removes callbacks registered with `token` that have not been scheduled
   // yet; returns how many.
   size_t remove_done_callback(uint64_t token);
@@ -217,7 +221,9 @@ class FutureBase : public RefCounted {
     WaiterBits waiter;  // a task or link to wake, or 0
     Callback fn;        // else a callback
     uint64_t token;
+    Ref<ContextState> context;  // the callback's (null: an empty one)
   };
+  uint64_t add_done_callback_in(Callback cb, ContextState* context);
   void schedule_callbacks();
   void schedule_waiter(WaiterBits w);
   void add_waiter_bits(WaiterBits w);
@@ -326,11 +332,19 @@ class Future {
   }
   // `fn(Future<T>)` runs through call_soon once done. Returns a token for
   // remove_done_callback.
+  // It runs in a copy of the context current now, or in `context` itself.
   uint64_t add_done_callback(std::function<void(Future<T>)> fn) {
     return state_->add_done_callback(
         [fn = std::move(fn)](internal::FutureBase& f) {
           fn(Future<T>(static_cast<internal::ValueHolder<T>*>(&f)));
         });
+  }
+  uint64_t add_done_callback(std::function<void(Future<T>)> fn, const Context& context) {
+    return state_->add_done_callback(
+        [fn = std::move(fn)](internal::FutureBase& f) {
+          fn(Future<T>(static_cast<internal::ValueHolder<T>*>(&f)));
+        },
+        context);
   }
   size_t remove_done_callback(uint64_t token) { return state_->remove_done_callback(token); }
   EventLoop& get_loop() const { return state_->loop(); }
@@ -363,6 +377,7 @@ Future<T> create_future(EventLoop& loop) {
 
 template <class T>
 Future<T> EventLoop::create_future() {
+  check_thread_if_debug();
   return twinloop::create_future<T>(*this);
 }
 

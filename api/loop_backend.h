@@ -17,6 +17,7 @@
 //   net()           the network: connections, listeners, names
 //                   (api/net_backend.h; nullptr: none)
 //   watch_signal()  start or stop delivering a POSIX signal
+//   signal_is_default()  whether a Runner may take over SIGINT for a run
 //   close()         release resources when the loop closes
 //
 // `real/` implements it with epoll, eventfd, a self-pipe for signals and a
@@ -33,6 +34,16 @@
 #include "absl/functional/any_invocable.h"
 
 namespace twinloop {
+
+// The names of the decisions the shared core draws through
+// LoopBackend::choose, written once (the simulator's own sites are in
+// sim/draw_sites.h, which lists every site with its n and what 0 means).
+namespace draw_sites {
+// The order of timers with equal deadlines that fall due together
+// (EventLoop's tie rule): n = the tied timers still to place, 0 = the one
+// scheduled first (scheduling order).
+inline constexpr std::string_view kTimerTie = "loop.timer_tie";
+}  // namespace draw_sites
 
 class EventLoop;
 class NetBackend;
@@ -106,6 +117,20 @@ class LoopBackend {
   // Starts (on=true) or stops delivering signal `sig` to
   // EventLoop::deliver_signal on the loop thread.
   virtual void watch_signal(int sig, bool on) = 0;
+
+  // Whether `sig` is left at its default action where this backend receives
+  // it, so that a Runner may watch it for the length of a run (Ctrl-C
+  // handling, api/runner.h; asyncio's Runner installs its SIGINT handler
+  // only on the main thread and only while signal.getsignal(SIGINT) is
+  // default_int_handler). The real loop answers for the process: the main
+  // thread, and a SIG_DFL disposition. The simulated loop answers true: its
+  // signals come from SimBackend::raise_signal, never from the OS. The
+  // default, false, suits a backend without signals: the runner then leaves
+  // SIGINT alone. Called on the loop thread, before watch_signal(sig, true).
+  virtual bool signal_is_default(int sig) {
+    static_cast<void>(sig);
+    return false;
+  }
 
   // The loop is closing: stop the executor (work not started is dropped;
   // work already running is waited for, since threads cannot be interrupted)

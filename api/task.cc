@@ -10,7 +10,12 @@ namespace internal {
 
 TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root, std::string name,
                    const char* function)
-    : root_(root), self_(&self), resume_point_(root), id_(internal::LoopAccess::next_task_id(loop)) {
+    : root_(root),
+      self_(&self),
+      resume_point_(root),
+      // asyncio's Task.__init__: self._context = contextvars.copy_context().
+      context_(Ref<ContextState>::adopt(capture_context())),
+      id_(internal::LoopAccess::next_task_id(loop)) {
   if (internal::LoopAccess::task_keys(loop)) {
     const TaskBase* parent = internal::LoopAccess::current_task(loop);
     key_ = loop.backend().task_key(parent ? parent->key_ : 0,
@@ -57,6 +62,8 @@ int TaskBase::uncancel() {
 
 void TaskBase::run() {
   if (self_->done()) return;
+  TWINLOOP_CHECK(!started_ || parked_, "a task steps only while parked (never while it runs)");
+  TWINLOOP_DCHECK(!started_ || yielded_ || (fut_waiter_ && fut_waiter_->done()), "a task is resumed at most once per wake-up");
   bool throw_cancel = false;
   if (must_cancel_) {
     throw_cancel = true;
@@ -70,13 +77,16 @@ void TaskBase::run() {
   // Current before the event is noted: a draw made by the observer (step
   // jitter) belongs to this task.
   internal::LoopAccess::set_current_task(loop, this);
-  internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
-  if (internal::LoopAccess::debug_timing(loop)) {
+  if (internal::LoopAccess::debug_timing(loop)) [[unlikely]] {
+    // From before the event is noted: the simulated loop charges a step's
+    // virtual CPU time (step jitter) when it sees the event.
     const int64_t t0 = loop.time_ns();
-    step(throw_cancel);
+    internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
+    step_in_context(throw_cancel);
     internal::LoopAccess::report_slow(loop, absl::StrCat("<Task name='", get_name(), "'>"), loop.time_ns() - t0);
   } else {
-    step(throw_cancel);
+    internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
+    step_in_context(throw_cancel);
   }
   internal::LoopAccess::set_current_task(loop, prev);
 }
@@ -87,8 +97,13 @@ void TaskBase::eager_start() {
   TaskBase* prev = internal::LoopAccess::current_task(loop);
   internal::LoopAccess::set_current_task(loop, this);
   internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
-  step(false);
+  step_in_context(false);
   internal::LoopAccess::set_current_task(loop, prev);
+}
+
+void TaskBase::step_switching_context(bool throw_cancel) {
+  ContextScope context_scope(context_);
+  step(throw_cancel);
 }
 
 void TaskBase::step(bool throw_cancel) {
@@ -182,6 +197,44 @@ void after_resume(TaskBase* task) {
 
 }  // namespace internal
 
+TaskCoro::~TaskCoro() {
+  if (root_) root_.destroy();
+}
+
+TaskRef new_task(EventLoop& loop, TaskCoro& coro, TaskOptions options) {
+  if (coro.task_ || !coro.root_) throw std::logic_error("new_task: this coroutine is a task already");
+  internal::TaskBase* t = coro.make_(loop, std::exchange(coro.root_, nullptr), std::move(options.name));
+  coro.task_ = internal::Ref<internal::FutureBase>(&t->future());
+  if (options.context) t->use_context(*options.context);
+  if (options.eager_start.value_or(false) && loop.is_running()) {
+    t->eager_start();
+  } else {
+    internal::LoopAccess::schedule(loop, t);
+  }
+  return TaskRef{t};
+}
+
+TaskRef eager_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options) {
+  // asyncio's create_eager_task_factory: `eager_start=True` is the default
+  // of the factory's keyword argument, so an explicit False wins.
+  if (!options.eager_start.has_value()) options.eager_start = true;
+  return new_task(loop, coro, std::move(options));
+}
+
+namespace internal {
+
+TaskBase* call_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options) {
+  // A copy: the factory may set another factory while it runs.
+  const TaskFactory factory = loop.get_task_factory();
+  const TaskRef made = factory(loop, coro, std::move(options));
+  TaskBase* t = coro.task();
+  if (!t) throw std::logic_error("the task factory returned without making the task (it must call twinloop::new_task)");
+  if (made.task != t) throw std::logic_error("the task factory returned a task other than the one it made");
+  return t;
+}
+
+}  // namespace internal
+
 std::optional<TaskRef> current_task() {
   internal::TaskBase* t = internal::LoopAccess::current_task(get_running_loop());
   if (!t) return std::nullopt;
@@ -198,6 +251,7 @@ namespace internal {
 
 void SleepState::run() {
   Ref<SleepState> self = Ref<SleepState>::adopt(this);  // the queue's reference
+  TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
   if (cancelled_ || done()) return;
   internal::LoopAccess::note(loop(), EventKind::kCallback, id_);
   set_value(std::monostate{});  // wakes the sleeping task next iteration, as asyncio

@@ -37,9 +37,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/future.h"
@@ -84,6 +86,11 @@ class TaskBase : public Runnable {
 
   // Runs the first step synchronously (eager start).
   void eager_start();
+  // Runs the task in `context` itself instead of the copy of its creator's
+  // (create_task's context=); before the first step.
+  void use_context(const Context& context) { context_ = ContextAccess::state(context); }
+  // The task's context (null: empty), for api/contextvars.cc.
+  Ref<ContextState>& context_slot() { return context_; }
 
   // Called by awaitables.
   void block_on(FutureBase& f, std::coroutine_handle<> h);
@@ -107,6 +114,19 @@ class TaskBase : public Runnable {
 
  private:
   void step(bool throw_cancel);
+  // step() with the task's context current (asyncio's Task.__step runs in
+  // self._context). While the task's context is empty and the thread's
+  // current context is the thread's unused one (null), the common case,
+  // nothing is switched: a null current context means the running task's
+  // (api/contextvars.h), and a set() in the step creates it in context_.
+  [[gnu::always_inline]] void step_in_context(bool throw_cancel) {
+    if (!context_ && !tls_context) {
+      step(throw_cancel);
+    } else {
+      step_switching_context(throw_cancel);
+    }
+  }
+  void step_switching_context(bool throw_cancel);
   void after_step();
 
   EventLoop& loop() const { return self_->loop(); }
@@ -115,6 +135,9 @@ class TaskBase : public Runnable {
   std::coroutine_handle<> resume_point_;
   Ref<FutureBase> fut_waiter_;
   std::unique_ptr<std::string> name_;  // null: "Task-<id>"
+  // What every step runs in (asyncio's Task._context): a copy of the
+  // creator's context, null while empty (api/contextvars.h).
+  Ref<ContextState> context_;
   uint64_t id_;
   uint64_t key_ = 0;
   int num_cancels_requested_ = 0;
@@ -186,9 +209,90 @@ struct TaskOptions {
   std::string name = {};
   // Run the first step inside create_task (asyncio 3.12 eager tasks). Only
   // when the loop is running; a task that finishes in that step is returned
-  // done and never scheduled.
-  bool eager_start = false;
+  // done and never scheduled. Unset: the loop's task factory decides (the
+  // default: not eager; eager_task_factory: eager); false keeps the task
+  // lazy even under eager_task_factory (asyncio 3.14's
+  // create_task(eager_start=False)).
+  std::optional<bool> eager_start = std::nullopt;
+  // The context the task runs in, itself (its sets are visible in it
+  // afterwards). Defaults to a copy of the current context, taken by
+  // create_task (asyncio's context=; api/contextvars.h).
+  std::optional<Context> context = {};
 };
+
+// ---- task factories (asyncio loop.set_task_factory, eager_task_factory)
+//
+//   loop.set_task_factory(twinloop::eager_task_factory);
+//
+//   // A factory of one's own: takes the coroutine and create_task's options,
+//   // makes the task with new_task, returns it.
+//   loop.set_task_factory([](twinloop::EventLoop& loop, twinloop::TaskCoro& coro, twinloop::TaskOptions options) {
+//     if (options.name.empty()) options.name = absl::StrCat("job:", coro.function());
+//     return twinloop::new_task(loop, coro, std::move(options));
+//   });
+//
+// The factory sees every task made on the loop (create_task, and the tasks
+// gather, wait, as_completed, TaskGroup and Runner make), as asyncio's does.
+// Unlike asyncio's it cannot return a Task subclass or another task: it must
+// make the task of the coroutine it was given, with new_task, exactly once,
+// and return it (std::logic_error otherwise). If it throws, create_task
+// throws that, and a coroutine not yet made into a task is destroyed.
+
+// The coroutine create_task hands to a task factory (asyncio's `coro`
+// argument), its result type erased: new_task makes it a task.
+class TaskCoro {
+ public:
+  using Make = internal::TaskBase* (*)(EventLoop& loop, std::coroutine_handle<> root, std::string name);
+  TaskCoro(std::coroutine_handle<> root, Make make, const char* function)
+      : root_(root), make_(make), function_(function) {}
+  TaskCoro(const TaskCoro&) = delete;
+  TaskCoro& operator=(const TaskCoro&) = delete;
+  // Destroys the coroutine if it never became a task.
+  ~TaskCoro();
+
+  // The coroutine's function, as the call graph and task keys name it.
+  std::string_view function() const { return internal::coroutine_function_name(function_); }
+  // The task new_task made of it, or null.
+  internal::TaskBase* task() const { return task_ ? task_->as_task() : nullptr; }
+
+ private:
+  friend TaskRef new_task(EventLoop& loop, TaskCoro& coro, TaskOptions options);
+  std::coroutine_handle<> root_;
+  Make make_;
+  const char* function_;
+  internal::Ref<internal::FutureBase> task_;
+};
+
+// The default task factory (asyncio's Task(coro, loop=loop, **kwargs)):
+// makes `coro` a task on `loop` with `options`, scheduled, or run to its
+// first suspension now if options.eager_start is true and the loop runs.
+// std::logic_error if `coro` was made a task already.
+TaskRef new_task(EventLoop& loop, TaskCoro& coro, TaskOptions options);
+
+// asyncio.eager_task_factory: new_task with eager_start true unless
+// create_task said otherwise.
+TaskRef eager_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options);
+
+namespace internal {
+template <class T>
+TaskBase* make_task_state(EventLoop& loop, std::coroutine_handle<> root, std::string name) {
+  return new TaskState<T>(loop, Coro<T>::handle_type::from_address(root.address()), std::move(name));
+}
+// Calls the loop's task factory and checks what it did; the task it made.
+TaskBase* call_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options);
+// create_task when a task factory is set. It takes the coroutine's handle
+// and builds any TaskOptions itself, so that create_task's path without a
+// factory keeps a small frame.
+template <class T>
+Task<T> create_task_by_factory(EventLoop& loop, typename Coro<T>::handle_type root, TaskOptions options) {
+  TaskCoro erased(root, &make_task_state<T>, root ? root.promise().site_.function : nullptr);
+  return Task<T>(static_cast<TaskState<T>*>(call_task_factory(loop, erased, std::move(options))));
+}
+template <class T>
+Task<T> create_task_by_factory(EventLoop& loop, typename Coro<T>::handle_type root) {
+  return create_task_by_factory<T>(loop, root, TaskOptions{});
+}
+}  // namespace internal
 
 template <class T = void>
 class Task : public Future<T> {
@@ -223,15 +327,20 @@ Task<T> create_task(Coro<T> coro, TaskOptions options) {
 
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro) {
+  check_thread_if_debug();
+  if (task_factory_) [[unlikely]] return internal::create_task_by_factory<T>(*this, coro.release());
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::string());
   internal::LoopAccess::schedule(*this, state);
   return Task<T>(state);
 }
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
+  check_thread_if_debug();
+  if (task_factory_) [[unlikely]] return internal::create_task_by_factory<T>(*this, coro.release(), std::move(options));
   auto* state = new internal::TaskState<T>(*this, coro.release(), std::move(options.name));
   Task<T> task(state);
-  if (options.eager_start && is_running()) {
+  if (options.context) state->use_context(*options.context);
+  if (options.eager_start.value_or(false) && is_running()) {
     state->eager_start();
   } else {
     internal::LoopAccess::schedule(*this, state);

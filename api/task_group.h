@@ -20,7 +20,8 @@
 //    pending (uncancel() reaches 0), that CancelledError is swallowed. An
 //    external cancel with no errors propagates CancelledError; with errors
 //    the ExceptionGroup wins, and the parent's cancel count stays the same.
-//  - create_task raises std::runtime_error (destroying the coroutine unrun)
+//  - create_task raises std::runtime_error (closing the coroutine unrun,
+//    without a "never awaited" report, as asyncio 3.14's coro.close())
 //    before the group is entered, after it finished, or while it aborts.
 // Children are cancelled in creation order (asyncio iterates a set).
 #ifndef TWINLOOP_API_TASK_GROUP_H_
@@ -76,14 +77,14 @@ class TaskGroup {
   // defaulted TaskOptions: see twinloop::create_task.)
   template <class T>
   Task<T> create_task(Coro<T> coro) {
-    state_->check_can_create();
+    check_can_create(coro);
     Task<T> t = twinloop::create_task(std::move(coro));
     state_->adopt(*t.state());
     return t;
   }
   template <class T>
   Task<T> create_task(Coro<T> coro, TaskOptions options) {
-    state_->check_can_create();
+    check_can_create(coro);
     Task<T> t = twinloop::create_task(std::move(coro), std::move(options));
     state_->adopt(*t.state());
     return t;
@@ -108,6 +109,18 @@ class TaskGroup {
   }
 
  private:
+  // asyncio 3.14 closes a coroutine it refuses (TaskGroup.create_task:
+  // coro.close()), so it is not reported as never awaited.
+  template <class T>
+  void check_can_create(Coro<T>& coro) {
+    try {
+      state_->check_can_create();
+    } catch (...) {
+      coro.close();
+      throw;
+    }
+  }
+
   // Static, taking the group by value: a member coroutine would hold only
   // `this`, which may dangle by the time the coroutine starts.
   template <class Body>

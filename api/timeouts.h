@@ -135,7 +135,12 @@ class Timeout {
 
   template <class R>
   static Coro<R> run_coro(Timeout self, Coro<R> body) {
-    self.enter();
+    try {
+      self.enter();
+    } catch (...) {
+      body.close();  // refused, not forgotten: no "never awaited" report
+      throw;
+    }
     std::exception_ptr error;
     if constexpr (std::is_void_v<R>) {
       try {

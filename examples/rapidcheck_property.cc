@@ -10,7 +10,7 @@
 //  - Without it (a lost update across an await), RapidCheck finds a failing
 //    workload + schedule and shrinks both: the minimal case is a couple of
 //    overlapping transfers under a schedule with few non-default decisions,
-//    saved as a replay file.
+//    printed by key and saved as a replay file.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -20,7 +20,6 @@
 #include "twinloop/api/twinloop.h"
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
-#include "rapidcheck/gtest.h"
 #include "twinloop/sim/harness/rc_simulation.h"
 #include "twinloop/sim/harness/replay_file.h"
 
@@ -90,7 +89,9 @@ void transfers_conserve_money(const char* name, bool locked) {
   RC_ASSERT(total == 300);
 }
 
-RC_GTEST_PROP(BankProperty, LockedTransfersConserveMoney, ()) {
+// TWINLOOP_RC_GTEST_PROP is RC_GTEST_PROP with the simulator's decisions
+// folded into one line of the counterexample (the log lists them by key).
+TWINLOOP_RC_GTEST_PROP(BankProperty, LockedTransfersConserveMoney, ()) {
   transfers_conserve_money("BankProperty.LockedTransfersConserveMoney", /*locked=*/true);
 }
 
@@ -98,8 +99,15 @@ RC_GTEST_PROP(BankProperty, LockedTransfersConserveMoney, ()) {
 // and that the saved minimal schedule is simpler than the first failing one.
 TEST(BankProperty, UnlockedTransfersFailAndShrink) {
   const char* name = "BankProperty.UnlockedTransfersConserveMoney";
-  const bool holds = rc::check(name, [name] { transfers_conserve_money(name, /*locked=*/false); });
-  EXPECT_FALSE(holds) << "RapidCheck should find the lost update";
+  // What TWINLOOP_RC_GTEST_PROP runs: "" if the property holds, else the report.
+  const std::string report = sim::rc_check(name, name, [name] { transfers_conserve_money(name, /*locked=*/false); });
+  ASSERT_FALSE(report.empty()) << "RapidCheck should find the lost update";
+  std::printf("%s\n", report.c_str());
+  // The minimal run's schedule, once, and its replay file.
+  const std::string schedule = std::string("twinloop: the schedule of this failing run (RcSimulation '") + name + "')";
+  EXPECT_NE(report.find(schedule), std::string::npos);
+  EXPECT_EQ(report.find(schedule), report.rfind(schedule));
+  EXPECT_NE(report.find(sim::target_slug() + "-" + name + ".replay"), std::string::npos);
 
   const sim::Recording first = sim::read_recording_file(sim::RcSimulation::replay_path(name, /*first=*/true));
   const sim::Recording minimal = sim::read_recording_file(sim::RcSimulation::replay_path(name));

@@ -515,6 +515,15 @@ void EpollBackend::watch_signal(int sig, bool on) {
   g_signal_fds[sig].compare_exchange_strong(expected, 0);
 }
 
+bool EpollBackend::signal_is_default(int sig) {
+  if (sig <= 0 || sig >= NSIG) return false;
+  // asyncio's Runner: threading.current_thread() is threading.main_thread().
+  if (::gettid() != ::getpid()) return false;
+  struct sigaction current {};
+  if (::sigaction(sig, nullptr, &current) != 0) return false;
+  return (current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL;
+}
+
 void EpollBackend::close() {
   if (closed_) return;
   closed_ = true;

@@ -174,6 +174,9 @@ class EpollBackend final : public LoopBackend {
   uint64_t choose(std::string_view site, uint64_t n) override;
   // std::runtime_error if another loop watches `sig`, or if sigaction fails.
   void watch_signal(int sig, bool on) override;
+  // True on the process's main thread while `sig`'s disposition is SIG_DFL
+  // (neither the program nor another loop has claimed it).
+  bool signal_is_default(int sig) override;
   // Stops the executor: work not started yet is dropped (destroyed here, on
   // the loop thread, without its `done`); work already running finishes
   // first (close() joins the workers, unlike asyncio's shutdown(wait=False):

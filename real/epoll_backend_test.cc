@@ -153,7 +153,7 @@ TEST(EpollBackend, WaitReturnsAtTheDeadlineNotBefore) {
 TEST(EpollBackend, ChooseAlwaysTakesTheDefault) {
   EventLoopRef loop = new_event_loop();
   CloseAtExit closer(*loop);
-  EXPECT_EQ(loop->backend().choose("loop.timer_tie", uint64_t{1} << 32), 0u);
+  EXPECT_EQ(loop->backend().choose(draw_sites::kTimerTie, uint64_t{1} << 32), 0u);
   EXPECT_EQ(loop->backend().choose("anything", 1), 0u);
 }
 

@@ -7,12 +7,24 @@
 //   }
 //   int main() { return twinloop::real::run(main_coro()) == 42 ? 0 : 1; }
 //
-// run() creates a fresh loop (real::new_event_loop), runs `main` as a task
-// until it finishes, then shuts down as asyncio.run does (api/runner.h):
-// leftover tasks are cancelled and finished, the executor is stopped, the
-// loop is closed. It returns main's result or rethrows its exception
-// (CancelledError if it was cancelled). Calling run() while a loop is
-// running on this thread throws std::runtime_error.
+// run() is asyncio.run: `with Runner() as r: return r.run(main)` on a new
+// real loop (api/runner.h). It runs `main` as a task until it finishes, then
+// shuts down: leftover tasks are cancelled and finished, the executor is
+// stopped, the loop is closed. It returns main's result or rethrows its
+// exception (CancelledError if it was cancelled). Calling run() while a loop
+// is running on this thread throws std::runtime_error.
+//
+// Ctrl-C: on the main thread, if the program left SIGINT at its default,
+// the first SIGINT cancels `main` and run() then throws KeyboardInterrupt
+// (api/errors.h); a second one makes run() throw it at once. The previous
+// disposition is restored afterwards (Runner, api/runner.h).
+//
+// Several runs on one loop: real::Runner, asyncio.Runner with the real loop
+// as its default loop factory.
+//
+//   twinloop::real::Runner runner;
+//   runner.run(connect());
+//   runner.run(serve());
 //
 // The same coroutine runs unchanged on the simulated loop (sim/simulation.h); the
 // real loop takes the default branch of every decision the simulated loop
@@ -23,6 +35,7 @@
 #ifndef TWINLOOP_REAL_RUN_H_
 #define TWINLOOP_REAL_RUN_H_
 
+#include <optional>
 #include <utility>
 
 #include "absl/time/time.h"
@@ -36,8 +49,10 @@ namespace twinloop::real {
 
 // asyncio.run's keyword arguments.
 struct RunOptions {
-  // EventLoop::set_debug: report slow callbacks and task steps.
-  bool debug = false;
+  // EventLoop::set_debug (asyncio.run's debug=None|True|False): debug mode
+  // on or off; unset (nullopt) keeps the loop's default, which is
+  // TWINLOOP_DEBUG's (api/event_loop.h, "Debug mode").
+  std::optional<bool> debug = std::nullopt;
   // What debug mode considers slow (asyncio's loop.slow_callback_duration).
   absl::Duration slow_callback_duration = absl::Milliseconds(100);
 };
@@ -47,21 +62,32 @@ struct RunOptions {
 // EventLoopRef to go closes it otherwise.
 EventLoopRef new_event_loop();
 
+// asyncio.Runner whose loop factory defaults to real::new_event_loop.
+class Runner : public ::twinloop::Runner {
+ public:
+  Runner() : Runner(RunnerOptions{}) {}
+  explicit Runner(RunnerOptions options) : ::twinloop::Runner(with_default_loop(std::move(options))) {}
+
+ private:
+  static RunnerOptions with_default_loop(RunnerOptions options) {
+    if (!options.loop_factory) options.loop_factory = new_event_loop;
+    return options;
+  }
+};
+
 // Runs `main` to completion on a new real loop and returns its result.
 template <class T>
 T run(Coro<T> main, RunOptions options = {}) {
-  EventLoopRef loop = new_event_loop();
-  // run_main closes the loop, except when it refuses to start (a loop is
-  // running on this thread already); a loop must be closed before it goes.
-  struct CloseOnExit {
-    EventLoop& loop;
-    ~CloseOnExit() {
-      if (!loop.is_closed() && !loop.is_running()) loop.close();
-    }
-  } closer{*loop};
-  loop->set_debug(options.debug);
-  loop->set_slow_callback_duration(options.slow_callback_duration);
-  return ::twinloop::internal::run_main(*loop, std::move(main));
+  Runner runner(RunnerOptions{
+      .debug = options.debug,
+      .loop_factory =
+          [slow = options.slow_callback_duration] {
+            EventLoopRef loop = new_event_loop();
+            loop->set_slow_callback_duration(slow);
+            return loop;
+          },
+  });
+  return ::twinloop::internal::run_main(runner, std::move(main));
 }
 
 // run(sleep(d)): sleep() returns an awaitable, not a Coro.

@@ -30,6 +30,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "twinloop/api/internal/check.h"
+
 namespace twinloop::sim {
 
 // SplitMix64's output function: a bijective 64-bit mixer.
@@ -102,7 +104,8 @@ class ChoiceSource {
 
   // The value in [0, n) of the decision `key` under this seed (n >= 1).
   uint64_t value(uint64_t key, uint64_t n) const {
-    if (n <= 1) return 0;
+    TWINLOOP_CHECK(n != 0, "a decision has at least one possible answer");
+    if (n == 1) return 0;
     // Random words from a counter-based stream seeded by (seed, key).
     uint64_t x = mix64(seed_key_ ^ key);
     unsigned __int128 m = static_cast<unsigned __int128>(x) * n;
@@ -115,7 +118,10 @@ class ChoiceSource {
         low = static_cast<uint64_t>(m);
       }
     }
-    return static_cast<uint64_t>(m >> 64);
+    const uint64_t v = static_cast<uint64_t>(m >> 64);
+    // floor(x * n / 2^64) < n for every 64-bit x.
+    TWINLOOP_DCHECK(v < n, "a drawn value is in [0, n)");
+    return v;
   }
 
  private:

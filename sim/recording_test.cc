@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "twinloop/real/run.h"
+#include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
@@ -77,13 +78,13 @@ TEST(Recording, DecisionsAreKeyedByTaskSiteAndOccurrence) {
   for (const Decision& d : r.decisions) {
     EXPECT_EQ(d.occurrence, next[std::make_pair(d.task, d.site)]++) << d.task << " " << d.site;
     EXPECT_LT(d.value, d.n);
-    if (d.site == "loop.timer_tie") {
+    if (d.site == draw_sites::kTimerTie) {
       ++ties;
       // A tie's order is decided on behalf of the task that scheduled the
       // first of the tied timers: here one of the three sleeping tasks.
       EXPECT_THAT(d.task, ::testing::StartsWith("/workload#0/operator()#"));
     }
-    if (d.site == "executor.latency_us") latency_tasks.insert(d.task);
+    if (d.site == draw_sites::kExecutorLatencyUs) latency_tasks.insert(d.task);
   }
   EXPECT_GT(ties, 0u);
   // Each of the three tasks draws its own executor latency, under its own

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <optional>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "twinloop/api/graph.h"
+#include "twinloop/api/internal/check.h"
 #include "twinloop/api/task.h"
+#include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/network.h"
 
 namespace twinloop::sim {
@@ -18,6 +21,11 @@ SimBackend::SimBackend(const Options& options)
       jitter_max_us_(jitter_ ? static_cast<uint64_t>(absl::ToInt64Microseconds(options.step_jitter_max)) : 0),
       choices_(options.seed),
       record_(options.record || options.replay) {
+  // A negative bound leaves executor.latency_us no possible answer.
+  if (options.executor_latency_max < absl::ZeroDuration()) {
+    throw std::invalid_argument(absl::StrCat("sim::Options::executor_latency_max must not be negative (got ",
+                                             absl::FormatDuration(options.executor_latency_max), ")"));
+  }
   if (options.replay) plan_ = DecisionMap(options.replay->decisions);
   network_ = std::make_unique<Network>(*this, options_);
 }
@@ -82,7 +90,7 @@ void SimBackend::wait(int64_t deadline_ns) {
 
 void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) {
   const int64_t max_us = absl::ToInt64Microseconds(options_.executor_latency_max);
-  const int64_t latency_us = static_cast<int64_t>(choose("executor.latency_us", static_cast<uint64_t>(max_us) + 1));
+  const int64_t latency_us = static_cast<int64_t>(choose(draw_sites::kExecutorLatencyUs, static_cast<uint64_t>(max_us) + 1));
   // The function runs on the loop thread at the drawn virtual completion time.
   const absl::Time when = absl::UnixEpoch() + absl::Nanoseconds(now_ns_ + latency_us * 1000);
   loop_->call_at(when, [work = std::move(work), done = std::move(done)]() mutable {
@@ -92,8 +100,10 @@ void SimBackend::submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void
 }
 
 uint64_t SimBackend::choose(std::string_view site, uint64_t n) {
-  if (n <= 1) return 0;
-  if (!options_.shuffle_equal_timers && site == "loop.timer_tie") return 0;
+  // No answer is in [0, 0): the caller's range is broken.
+  TWINLOOP_CHECK(n != 0, "a decision has at least one possible answer") << "site " << site;
+  if (n == 1) return 0;
+  if (!options_.shuffle_equal_timers && site == draw_sites::kTimerTie) return 0;
   return draw(context_key(), site, n);
 }
 
@@ -125,6 +135,9 @@ uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   } else {
     value = choices_.value(key, n);
   }
+  // Past n - 1 the caller would index past its range, and a recording (and
+  // so a replay file) would hold a decision no run can make.
+  TWINLOOP_CHECK(value < n, "a drawn value is in [0, n)") << "site " << site << ", value " << value << ", n " << n;
   if (record_) decisions_.push_back(Decision{task_path(context), std::string(site), occurrence, n, value});
   return value;
 }
@@ -156,14 +169,14 @@ bool SimBackend::buggify(std::string_view site) {
     // the default, leaves the site off), as FoundationDB's BUGGIFY.
     BuggifySite s;
     // Per run, not per task: keyed by the loop, whichever task asks first.
-    s.enabled = draw(0, std::string("buggify.enabled:").append(site), 4) == 3;
+    s.enabled = draw(0, draw_sites::buggify_enabled(site), 4) == 3;
     it = buggify_.emplace(std::string(site), s).first;
   }
   BuggifySite& s = it->second;
   ++s.evaluations;
   if (!s.enabled) return false;
   // An enabled site fires with probability 1/4 each time it is evaluated.
-  const bool fire = choose(std::string("buggify.fire:").append(site), 4) == 3;
+  const bool fire = choose(draw_sites::buggify_fire(site), 4) == 3;
   s.fired += fire;
   return fire;
 }
@@ -188,7 +201,7 @@ void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
   trace_[(events_ - 1) % kTraceSize] = e;
   if (record_) events_log_.push_back(e);
   if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
-    now_ns_ += static_cast<int64_t>(choose("loop.step_jitter_us", jitter_max_us_ + 1)) * 1000;
+    now_ns_ += static_cast<int64_t>(choose(draw_sites::kStepJitterUs, jitter_max_us_ + 1)) * 1000;
   }
 }
 

@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -47,7 +48,8 @@ struct Options {
   // Selects the run; the same seed gives the same run.
   uint64_t seed = 0;
   // run_in_executor / to_thread complete after a drawn virtual latency in
-  // [0, executor_latency_max], in whole microseconds.
+  // [0, executor_latency_max], in whole microseconds. Negative: the
+  // simulation refuses to start (std::invalid_argument).
   absl::Duration executor_latency_max = absl::Milliseconds(10);
   // Timers with equal deadlines run in a drawn order (a real loop gives no
   // guarantee either). Off: scheduling order.
@@ -58,9 +60,13 @@ struct Options {
   absl::Duration step_jitter_max = absl::ZeroDuration();
   // The run fails with TimeLimitError if virtual time would pass this.
   absl::Duration time_limit = absl::Hours(24 * 365);
-  // asyncio debug mode (slow callbacks are measured on the virtual clock,
-  // so they show up only with step jitter).
-  bool debug = false;
+  // asyncio debug mode (EventLoop::set_debug; api/event_loop.h, "Debug
+  // mode"); unset (nullopt) keeps the loop's default, TWINLOOP_DEBUG's.
+  // Slow callbacks and steps are measured on the virtual clock, so a step is
+  // slow only by the step jitter charged to it (step_jitter_max).
+  std::optional<bool> debug = std::nullopt;
+  // What debug mode considers slow (asyncio's loop.slow_callback_duration).
+  absl::Duration slow_callback_duration = absl::Milliseconds(100);
   // twinloop::buggify sites may fire (each is enabled or not per run, then
   // fires with a probability; both are draws). Off: buggify() is false.
   bool buggify = true;
@@ -136,6 +142,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   void submit(absl::AnyInvocable<void()> work, absl::AnyInvocable<void()> done) override;
   uint64_t choose(std::string_view site, uint64_t n) override;
   void watch_signal(int sig, bool on) override;
+  // Always: the simulated process's signals are raise_signal's alone.
+  bool signal_is_default(int /*sig*/) override { return true; }
   bool buggify(std::string_view site) override;
   uint64_t task_key(uint64_t parent_key, std::string_view base) override;
   NetBackend* net() override;

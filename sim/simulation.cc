@@ -4,16 +4,22 @@
 
 namespace twinloop::sim {
 
-Simulation::Simulation(Options options) : options_(options) {
+Simulation::Simulation(Options options)
+    : options_(options), runner_(RunnerOptions{.loop_factory = [this] { return EventLoopRef(loop_.get()); }}) {
   auto backend = std::make_unique<SimBackend>(options_);
   backend_ = backend.get();
   loop_ = internal::Ref<EventLoop>(new EventLoop(std::move(backend)));
-  loop_->set_debug(options_.debug);
+  apply_debug_options(*loop_, options_);
+}
+
+void apply_debug_options(EventLoop& loop, const Options& options) {
+  if (options.debug) loop.set_debug(*options.debug);
+  loop.set_slow_callback_duration(options.slow_callback_duration);
 }
 
 EventLoopRef new_event_loop(Options options) {
   EventLoopRef loop(new EventLoop(std::make_unique<SimBackend>(options)));
-  loop->set_debug(options.debug);
+  apply_debug_options(*loop, options);
   return loop;
 }
 

@@ -9,11 +9,22 @@
 //   uint64_t h = sim.event_hash();       // same seed => same hash
 //   absl::Time t = sim.time();           // virtual time at the end
 //
-// sim::run is asyncio.run for the simulated loop: it runs `main` in a task
-// until it finishes, cancels and finishes leftover tasks, closes the loop and
-// returns main's result (or rethrows its exception). A run that can make no
-// progress throws DeadlockError naming every waiting task; one whose virtual
-// time would pass Options::time_limit throws TimeLimitError.
+// sim::run is asyncio.run for the simulated loop (a Runner's run, then its
+// close: api/runner.h): it runs `main` in a task until it finishes, cancels
+// and finishes leftover tasks, closes the loop and returns main's result (or
+// rethrows its exception). A run that can make no progress throws
+// DeadlockError naming every waiting task; one whose virtual time would pass
+// Options::time_limit throws TimeLimitError. Ctrl-C is simulated:
+// backend().raise_signal(SIGINT) during a run does what a real SIGINT does
+// to real::run (the main task is cancelled, run() throws KeyboardInterrupt),
+// without touching the process's signal dispositions.
+//
+// Several runs on one simulated loop, whose virtual time goes on from run to
+// run: sim::Runner (asyncio.Runner).
+//
+//   twinloop::sim::Runner runner({.seed = 7});
+//   runner.run(setup());
+//   runner.run(workload());
 #ifndef TWINLOOP_SIM_SIMULATION_H_
 #define TWINLOOP_SIM_SIMULATION_H_
 
@@ -37,10 +48,12 @@ class Simulation {
  public:
   explicit Simulation(Options options = {});
 
-  // Runs `main` to completion on a fresh simulated loop (once per Simulation).
+  // Runs `main` to completion on the simulation's loop, then closes it
+  // (asyncio.run). Once per Simulation: std::runtime_error("Runner is
+  // closed") the second time.
   template <class T>
   T run(Coro<T> main) {
-    return internal::run_main(*loop_, std::move(main));
+    return internal::run_main(runner_, std::move(main));
   }
   void run(SleepAwaitable main) { run(std::move(main).as_coro()); }
 
@@ -78,13 +91,28 @@ class Simulation {
   Options options_;
   SimBackend* backend_;  // owned by loop_
   internal::Ref<EventLoop> loop_;
+  ::twinloop::Runner runner_;  // its loop is loop_
 };
+
+// Options::debug (when set) and Options::slow_callback_duration, applied to
+// a simulated loop.
+void apply_debug_options(EventLoop& loop, const Options& options);
 
 // A new, not running, simulated loop (asyncio.new_event_loop for the
 // simulated loop): for code that drives a loop itself (run_until_complete,
 // run_forever, Runner's loop factory). A Simulation wraps the same and keeps
 // access to the run's hash, recording and virtual time.
 EventLoopRef new_event_loop(Options options = {});
+
+// asyncio.Runner on the simulated loop: a Runner whose loop is
+// sim::new_event_loop(options). Virtual time and the choice source carry on
+// from one run to the next.
+class Runner : public ::twinloop::Runner {
+ public:
+  Runner() : Runner(Options{}) {}
+  explicit Runner(Options options)
+      : ::twinloop::Runner(RunnerOptions{.loop_factory = [options] { return new_event_loop(options); }}) {}
+};
 
 // What sim::run can report about the run it did.
 struct RunStats {

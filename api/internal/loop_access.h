@@ -40,6 +40,12 @@ struct LoopAccess {
   static TimerHandle call_at_ns(EventLoop& loop, int64_t when_ns, absl::AnyInvocable<void()> callback) {
     return loop.call_at_ns(when_ns, std::move(callback));
   }
+  // call_soon running the callback in `context` (null: an empty one), whose
+  // reference the handle takes over (done callbacks: the context of
+  // add_done_callback).
+  static Handle call_soon_in(EventLoop& loop, absl::AnyInvocable<void()> callback, ContextState* context) {
+    return loop.call_soon_in(std::move(callback), context);
+  }
   // Whether tasks get identity keys (TaskBase::key; LoopBackend::task_key).
   static bool task_keys(const EventLoop& loop) { return loop.task_keys_; }
   static void submit_to_executor(EventLoop& loop, absl::AnyInvocable<void()> work,
@@ -47,6 +53,15 @@ struct LoopAccess {
     loop.submit_to_executor(std::move(work), std::move(done));
   }
   static void run_until_done(EventLoop& loop, FutureBase& future) { loop.run_until_done(future); }
+  // Ctrl-C for a Runner (EventLoop::take_sigint / release_sigint).
+  static bool take_sigint(EventLoop& loop, absl::AnyInvocable<void()> hook) {
+    return loop.take_sigint(std::move(hook));
+  }
+  static void release_sigint(EventLoop& loop) { loop.release_sigint(); }
+  // The registry of resources open on the loop (servers, transports): see
+  // LoopResource in api/event_loop.h.
+  static void open_resource(EventLoop& loop, LoopResource* r) { loop.open_resource(r); }
+  static void close_resource(EventLoop& loop, LoopResource* r) { loop.close_resource(r); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }
 };

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "twinloop/api/internal/check.h"
 #include "twinloop/api/internal/pool.h"
 
 namespace twinloop::internal {
@@ -22,9 +23,9 @@ class RefCounted {
 
   void add_ref() noexcept { ++refs_; }
   void release() noexcept {
-    if (--refs_ == 0) delete this;
+    if (--refs_ <= 0) last_release();
   }
-  uint32_t ref_count() const noexcept { return refs_; }
+  uint32_t ref_count() const noexcept { return static_cast<uint32_t>(refs_); }
 
   // Loop objects come from the per-thread pool (api/internal/pool.h). The
   // destructor is virtual, so sized delete receives the dynamic type's size.
@@ -36,7 +37,17 @@ class RefCounted {
   virtual ~RefCounted() = default;
 
  private:
-  uint32_t refs_ = 0;
+  // The count reached 0 (the last reference went) or went below it: a
+  // release too many (or one after the object was deleted), after which
+  // the object would leak or be deleted again. Out of line, so that
+  // release() stays a decrement, a compare and a branch.
+  [[gnu::noinline]] void last_release() noexcept {
+    TWINLOOP_CHECK(refs_ == 0, "an object is released at most as often as it was referenced");
+    delete this;
+  }
+
+  // Signed, so that a release too many shows as a negative count.
+  int32_t refs_ = 0;
 };
 
 // A strong reference to a RefCounted object.

@@ -2,9 +2,10 @@
 #ifndef TWINLOOP_API_INTERNAL_RING_H_
 #define TWINLOOP_API_INTERNAL_RING_H_
 
-#include <cassert>
 #include <cstddef>
 #include <vector>
+
+#include "twinloop/api/internal/check.h"
 
 namespace twinloop::internal {
 
@@ -21,7 +22,9 @@ class Ring {
     slots_[tail_++ & mask_] = v;
   }
   T pop() {
-    assert(!empty());
+    // Empty, it would hand out a stale slot (a callback run twice) and
+    // leave size() wrapped.
+    TWINLOOP_CHECK(!empty(), "the ready queue is popped only when it is not empty");
     return slots_[head_++ & mask_];
   }
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
+#include <cerrno>  // program_invocation_short_name (glibc, _GNU_SOURCE)
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -240,12 +240,31 @@ std::string default_replay_dir() {
   return ec ? std::string("/tmp") : tmp.string();
 }
 
-std::string replay_file_path(const std::string& dir, std::string_view stem) {
-  std::string file(stem);
-  for (char& c : file) {
+namespace {
+// Characters other than letters, digits, '-', '_' and '.' become '_'.
+std::string file_name_safe(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
   }
-  return absl::StrCat(dir, "/twinloop-", file, ".replay");
+  return out;
+}
+}  // namespace
+
+std::string replay_file_path(const std::string& dir, std::string_view stem) {
+  return absl::StrCat(dir, "/twinloop-", file_name_safe(stem), ".replay");
+}
+
+std::string target_slug() {
+  std::string_view name;
+  if (const char* target = std::getenv("TEST_TARGET"); target != nullptr && *target != '\0') {
+    name = target;
+    while (!name.empty() && (name.front() == '@' || name.front() == '/')) name.remove_prefix(1);
+  } else {
+    name = program_invocation_short_name;  // glibc: the program's file name
+  }
+  const std::string slug = file_name_safe(name);
+  return slug.empty() ? std::string("test") : slug;
 }
 
 }  // namespace twinloop::sim

@@ -46,6 +46,13 @@ std::string default_replay_dir();
 // "<dir>/twinloop-<stem>.replay", with characters other than letters,
 // digits, '-', '_' and '.' in `stem` replaced by '_'.
 std::string replay_file_path(const std::string& dir, std::string_view stem);
+// What a test target's replay files are named from, so that two targets with
+// the same test name do not overwrite each other's files in one directory:
+// $TEST_TARGET without its leading "@" and "/"
+// ("//tests/planted:planted_bugs_test" -> "tests_planted_planted_bugs_test"),
+// else the program's name; characters other than letters, digits, '-', '_'
+// and '.' become '_'; "test" if that leaves nothing.
+std::string target_slug();
 
 }  // namespace twinloop::sim
 

@@ -82,7 +82,7 @@ constexpr const char* kOtherVariables[] = {
     "TWINLOOP_SKIP_TSAN",   // ./twinloop test
     "TWINLOOP_SKIP_CROSS",  // ./twinloop test
     "TWINLOOP_ANCHORS",     // bench/compare.sh, bench/compare.py
-    "TWINLOOP_DEBUG",       // reserved: asyncio's debug mode (coming next)
+    "TWINLOOP_DEBUG",       // api/event_loop.cc: asyncio's debug mode
 };
 
 // A knob's value as given, and where it came from ("--twinloop_seeds" as the
@@ -356,13 +356,13 @@ Coro<void> guarded(Body body, SeedOutcome* out) {
 
 std::string exception_text(const std::exception& e) { return absl::StrCat(typeid(e).name(), ": ", e.what()); }
 
-void set_failure(SeedOutcome* out, std::string kind, std::string what) {
+void set_failure(SeedOutcome* out, SeedOutcome::Kind kind, std::string what) {
   if (out->failed) {
     absl::StrAppend(&out->what, "\n", what);
     return;
   }
   out->failed = true;
-  out->kind = std::move(kind);
+  out->kind = kind;
   out->what = std::move(what);
 }
 
@@ -503,26 +503,6 @@ std::string indent(std::string_view text, std::string_view pad) {
   return out;
 }
 
-// Where this target's replay files are named from: $TEST_TARGET
-// ("//tests/planted:planted_bugs_test" -> "tests_planted_planted_bugs_test"),
-// else the binary's name, so that two targets with the same test name do
-// not overwrite each other's files in a shared --twinloop_replay_dir.
-std::string target_slug() {
-  std::string slug;
-  if (const char* target = std::getenv("TEST_TARGET"); target != nullptr && *target != '\0') {
-    std::string_view t(target);
-    while (!t.empty() && (t.front() == '@' || t.front() == '/')) t.remove_prefix(1);
-    slug = std::string(t);
-  } else {
-    const std::vector<std::string>& argv = ::testing::internal::GetArgvs();
-    if (!argv.empty()) slug = std::filesystem::path(argv[0]).filename().string();
-  }
-  for (char& c : slug) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  }
-  return slug.empty() ? std::string("test") : slug;
-}
-
 // Under `bazel test`: the target's directory below bazel-bin/ and
 // bazel-testlogs/, from $TEST_TARGET ("//tests/planted:planted_bugs_test" ->
 // "tests/planted/planted_bugs_test"; "@repo//p:t" -> "external/repo/p/t").
@@ -644,7 +624,7 @@ std::string format_report(const std::string& name, const std::string& run_label,
                           const std::string& extra) {
   std::string s = absl::StrCat("\n======== twinloop: ", name, " FAILED at ", run_label, ", virtual time ",
                                absl::FormatDuration(absl::Nanoseconds(o.virtual_time_ns)), "\n");
-  absl::StrAppend(&s, "what failed (", o.kind, "):\n", indent(o.what, "  "));
+  absl::StrAppend(&s, "what failed (", o.kind_name(), "):\n", indent(o.what, "  "));
   if (!o.tasks.empty()) absl::StrAppend(&s, "live tasks at the failure:", o.tasks, "\n");
   if (!o.buggify.empty()) absl::StrAppend(&s, o.buggify, "\n");
   if (!o.last_events.empty()) {
@@ -728,7 +708,7 @@ bool seed_fails(Body body, const Options& options, uint64_t seed) {
 }
 
 // "kind: what", as replay files record a failure.
-std::string failure_text(const SeedOutcome& o) { return absl::StrCat(o.kind, ": ", o.what); }
+std::string failure_text(const SeedOutcome& o) { return absl::StrCat(o.kind_name(), ": ", o.what); }
 
 // A failure text on one line, bounded: whitespace runs (newlines,
 // indentation) become one space.
@@ -755,11 +735,11 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
   SeedOutcome o = run_once(body, seeded(options, seed, true));
   if (!o.failed) {
     if (std::optional<std::string> mismatch = determinism_mismatch(body, options, seed)) {
-      set_failure(&o, "nondeterminism", *mismatch);
+      set_failure(&o, SeedOutcome::Kind::kNondeterminism, *mismatch);
     } else {
       // It failed in the sweep but not now: the test itself is not
       // deterministic (or failed in a worker process only).
-      set_failure(&o, "nondeterminism",
+      set_failure(&o, SeedOutcome::Kind::kNondeterminism,
                   absl::StrCat("seed ", seed, " failed in the sweep but passed when run again"));
     }
   }
@@ -773,8 +753,8 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
     }
   }
 
-  if (c.shrink && o.kind != "nondeterminism") {
-    const std::string kind = o.kind;
+  if (c.shrink && o.kind != SeedOutcome::Kind::kNondeterminism) {
+    const SeedOutcome::Kind kind = o.kind;
     // A candidate "fails the same way" when it fails with the same kind; it
     // returns its own recording with its own failure text, so the minimal
     // file records what the minimal run failed with.
@@ -820,10 +800,10 @@ std::string replay_verdict(const std::string& recorded, const SeedOutcome& now, 
                         one_line(recorded), ")");
   }
   const std::string text = failure_text(now);
-  if (text == recorded) return absl::StrCat("recorded failure reproduced (", now.kind, "); ", events);
+  if (text == recorded) return absl::StrCat("recorded failure reproduced (", now.kind_name(), "); ", events);
   std::string recorded_line = one_line(recorded);
   std::string now_line = one_line(text);
-  const bool same_kind = absl::StartsWith(recorded, absl::StrCat(now.kind, ": "));
+  const bool same_kind = absl::StartsWith(recorded, absl::StrCat(now.kind_name(), ": "));
   return absl::StrCat("the run failed differently: recorded ", recorded_line, ", now ", now_line,
                       recorded_line == now_line ? " (the texts differ further on)" : "",
                       same_kind ? " (the same kind of failure, another message)" : "", "; ", events);
@@ -966,6 +946,26 @@ const Config& config() {
   return c;
 }
 
+const char* SeedOutcome::kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::kNone:
+      return "";
+    case Kind::kAssertion:
+      return "assertion";
+    case Kind::kException:
+      return "exception";
+    case Kind::kDeadlock:
+      return "deadlock";
+    case Kind::kTimeLimit:
+      return "time limit";
+    case Kind::kUnhandledError:
+      return "unhandled error";
+    case Kind::kNondeterminism:
+      return "nondeterminism";
+  }
+  return "unknown";  // not reached: every enumerator is listed
+}
+
 SeedOutcome run_once(Body body, const Options& options) {
   SeedOutcome out;
   ::testing::TestPartResultArray results;
@@ -988,22 +988,22 @@ SeedOutcome run_once(Body body, const Options& options) {
         }
       }
       if (!context.task.empty()) absl::StrAppend(&what, " [task ", context.task, "]");
-      set_failure(&out, "unhandled error", what);
+      set_failure(&out, SeedOutcome::Kind::kUnhandledError, what);
     });
     try {
       sim.run(guarded(body, &out));
     } catch (const FatalFailure&) {
       // Recorded by the capture.
     } catch (const DeadlockError& e) {
-      set_failure(&out, "deadlock", e.what());
+      set_failure(&out, SeedOutcome::Kind::kDeadlock, e.what());
     } catch (const TimeLimitError& e) {
-      set_failure(&out, "time limit", e.what());
+      set_failure(&out, SeedOutcome::Kind::kTimeLimit, e.what());
     } catch (const CancelledError& e) {
-      set_failure(&out, "exception", absl::StrCat("the test body was cancelled: CancelledError(", e.what(), ")"));
+      set_failure(&out, SeedOutcome::Kind::kException, absl::StrCat("the test body was cancelled: CancelledError(", e.what(), ")"));
     } catch (const std::exception& e) {
-      set_failure(&out, "exception", absl::StrCat("the test body raised ", exception_text(e)));
+      set_failure(&out, SeedOutcome::Kind::kException, absl::StrCat("the test body raised ", exception_text(e)));
     } catch (...) {
-      set_failure(&out, "exception", "the test body raised an exception of unknown type");
+      set_failure(&out, SeedOutcome::Kind::kException, "the test body raised an exception of unknown type");
     }
     out.virtual_time_ns = absl::ToInt64Nanoseconds(sim.elapsed());
     out.last_events = sim.last_events();
@@ -1020,7 +1020,7 @@ SeedOutcome run_once(Body body, const Options& options) {
     if (out.failed) {
       out.what = absl::StrCat(messages, "\n", out.what);
     } else {
-      set_failure(&out, "assertion", messages);
+      set_failure(&out, SeedOutcome::Kind::kAssertion, messages);
     }
   }
   return out;

@@ -106,9 +106,23 @@ struct FatalFailure {};
 
 // What one simulated run of a test body did.
 struct SeedOutcome {
+  // How a run failed. Reports, replay files ("<kind>: <what>") and the
+  // shrinker's "fails the same way" use kind_name()'s text.
+  enum class Kind : uint8_t {
+    kNone,            // "": the run passed
+    kAssertion,       // "assertion": an EXPECT_* / ASSERT_* failed
+    kException,       // "exception": the body let an exception escape (or was cancelled)
+    kDeadlock,        // "deadlock": nothing ready, no timer, tasks waiting
+    kTimeLimit,       // "time limit": virtual time would pass Options::time_limit
+    kUnhandledError,  // "unhandled error": the loop's exception handler was called
+    kNondeterminism,  // "nondeterminism": the same seed ran differently
+  };
+  // The kind as reports and replay files print it (see above).
+  static const char* kind_name(Kind kind);
+  const char* kind_name() const { return kind_name(kind); }
+
   bool failed = false;
-  // "assertion", "exception", "deadlock", "time limit", "nondeterminism".
-  std::string kind;
+  Kind kind = Kind::kNone;
   // The failure messages (GoogleTest's, or the exception's).
   std::string what;
   // Every live task and its await graph when the failure happened.

@@ -479,6 +479,35 @@ TEST_P(AsCompletedConformance, YieldsInCompletionOrder) {
   }());
 }
 
+// as_completed(a, b, ...): a few awaitables without a vector; coroutines,
+// tasks and futures of one result type, in completion order, with
+// duplicates taken once (CPython test_tasks.py test_as_completed_duplicate_coroutines).
+TEST_P(AsCompletedConformance, VariadicFormYieldsInCompletionOrder) {
+  run([&]() -> Coro<void> {
+    std::vector<int> finished;
+    std::vector<int> order;
+    for (Coro<int> next : as_completed(logged_value_after(30 * kMs, 1, &finished),
+                                       logged_value_after(10 * kMs, 2, &finished),
+                                       logged_value_after(20 * kMs, 3, &finished))) {
+      order.push_back(co_await next);
+    }
+    EXPECT_THAT(order, ElementsAre(2, 3, 1));
+
+    Task<int> task = create_task(value_after(15 * kMs, 4));
+    Future<int> fut = create_future<int>();
+    get_running_loop().call_later(5 * kMs, [fut]() mutable { fut.set_result(5); });
+    auto it = as_completed(task, value_after(25 * kMs, 6), fut, task);
+    EXPECT_EQ(it.size(), 3u);
+    order.clear();
+    while (!it.empty()) order.push_back(co_await it.next());
+    EXPECT_THAT(order, ElementsAre(5, 4, 6));
+
+    auto one = as_completed(value_after(kMs, 7));
+    EXPECT_EQ(co_await one.next(), 7);
+    EXPECT_TRUE(one.empty());
+  }());
+}
+
 // CPython test_tasks.py test_as_completed_with_timeout: after the timeout every
 // remaining iteration raises TimeoutError and the pending tasks are not
 // cancelled.

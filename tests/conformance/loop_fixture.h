@@ -14,6 +14,13 @@
 // and, to show that nothing observable depends on the seed, SimSeeds/...
 // SimSeed2 and SimSeed3.
 //
+// A loop of your own (a third LoopBackend, docs/extending.md) joins every
+// suite of a test binary by registering its factory at static
+// initialization; its cases are then Backends/<Suite>.<Case>/<name>:
+//
+//   const bool kRegistered = twinloop::conformance::register_loop(
+//       "IoUring", [] { return twinloop::EventLoopRef(new twinloop::EventLoop(std::make_unique<IoUringBackend>())); });
+//
 // Rules for cases (they must hold on a loop whose clock is the wall clock):
 //  - delays are short (1-50 ms); "never" is kNever (an hour), and whatever
 //    waits that long is cancelled by the test or by run()'s shutdown;
@@ -23,7 +30,11 @@
 #ifndef TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_
 #define TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -35,6 +46,7 @@
 #include "twinloop/api/coro.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/event_loop.h"
+#include "twinloop/api/runner.h"
 #include "twinloop/api/task.h"
 #include "gtest/gtest.h"
 #include "twinloop/real/run.h"
@@ -42,43 +54,74 @@
 
 namespace twinloop::conformance {
 
-enum class LoopKind { kReal, kSim };
+// kCustom: a loop registered with register_loop.
+enum class LoopKind { kReal, kSim, kCustom };
 
 struct LoopParam {
   LoopKind kind = LoopKind::kSim;
   uint64_t seed = 1;  // the simulated loop's seed; unused on the real loop
+  // kCustom: the name that ends the cases' names, and the loop factory.
+  std::string name = {};
+  std::function<EventLoopRef()> factory = nullptr;
 };
 
 inline void PrintTo(const LoopParam& p, std::ostream* os) {
   if (p.kind == LoopKind::kReal) {
     *os << "real loop";
+  } else if (p.kind == LoopKind::kCustom) {
+    *os << p.name << " loop";
   } else {
     *os << "sim loop, seed " << p.seed;
   }
 }
 
-// "Real", "Sim" (seed 1), "SimSeed<n>".
+// "Real", "Sim" (seed 1), "SimSeed<n>", or a registered loop's name.
 inline std::string loop_param_name(const ::testing::TestParamInfo<LoopParam>& info) {
   if (info.param.kind == LoopKind::kReal) return "Real";
+  if (info.param.kind == LoopKind::kCustom) return info.param.name;
   if (info.param.seed == 1) return "Sim";
   return absl::StrCat("SimSeed", info.param.seed);
 }
 
-// asyncio.run(main) on the chosen loop.
+// The loops registered in this binary (register_loop).
+inline std::vector<LoopParam>& registered_loops() {
+  static std::vector<LoopParam>* const loops = new std::vector<LoopParam>();
+  return *loops;
+}
+
+// Runs every suite instantiated with TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS in
+// this binary on loops made by `factory` too (each case gets a new loop, as
+// on the other kinds). Call it during static initialization, before
+// GoogleTest lists the tests; `name` (letters, digits, '_') ends the cases'
+// names. Returns true, for `const bool kRegistered = register_loop(...)`.
+inline bool register_loop(std::string name, std::function<EventLoopRef()> factory) {
+  registered_loops().push_back(
+      LoopParam{.kind = LoopKind::kCustom, .seed = 1, .name = std::move(name), .factory = std::move(factory)});
+  return true;
+}
+
+// asyncio.run(main) on the chosen loop: real::run, sim::run, or for a
+// registered loop asyncio.run(main, loop_factory=factory).
 template <class T>
 T run_on(const LoopParam& p, Coro<T> main) {
   if (p.kind == LoopKind::kReal) return real::run(std::move(main));
+  if (p.kind == LoopKind::kCustom) {
+    Runner runner(RunnerOptions{.loop_factory = p.factory});
+    return internal::run_main(runner, std::move(main));
+  }
   return sim::run(std::move(main), sim::Options{.seed = p.seed});
 }
 template <class T>
 T run_on(LoopKind kind, Coro<T> main) {
-  return run_on(LoopParam{kind, 1}, std::move(main));
+  return run_on(LoopParam{.kind = kind, .seed = 1}, std::move(main));
 }
 
-// A new, not running loop of the chosen kind (real::new_event_loop or
-// sim::new_event_loop), for cases that drive a loop themselves.
+// A new, not running loop of the chosen kind (real::new_event_loop,
+// sim::new_event_loop, or the registered factory), for cases that drive a
+// loop themselves.
 inline EventLoopRef new_loop(const LoopParam& p) {
   if (p.kind == LoopKind::kReal) return real::new_event_loop();
+  if (p.kind == LoopKind::kCustom) return p.factory();
   return sim::new_event_loop(sim::Options{.seed = p.seed});
 }
 
@@ -91,6 +134,17 @@ class LoopTest : public ::testing::TestWithParam<LoopParam> {
   bool on_real_loop() const { return GetParam().kind == LoopKind::kReal; }
   EventLoopRef new_loop() const { return conformance::new_loop(GetParam()); }
 };
+
+// Delivers signal `sig` to `loop` as its backend receives signals: the
+// simulated loop through SimBackend::raise_signal (its signals are part of
+// the schedule), any other loop as a real signal to this process.
+inline void raise_test_signal(EventLoop& loop, int sig) {
+  if (auto* simulated = dynamic_cast<sim::SimBackend*>(&loop.backend())) {
+    simulated->raise_signal(sig);
+  } else {
+    ::kill(::getpid(), sig);
+  }
+}
 
 // Long enough never to elapse during a test; things waiting this long are
 // cancelled.
@@ -156,7 +210,8 @@ inline std::string runtime_error_message(const std::exception_ptr& e) {
 }  // namespace twinloop::conformance
 
 // Instantiates a LoopTest suite on the real loop and the simulated loop
-// (seed 1), and again on the simulated loop with seeds 2 and 3.
+// (seed 1), again on the simulated loop with seeds 2 and 3, and on every
+// loop registered with register_loop (none in the suite's own binaries).
 #define TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(Suite)                                               \
   INSTANTIATE_TEST_SUITE_P(                                                                     \
       Loops, Suite,                                                                             \
@@ -169,6 +224,9 @@ inline std::string runtime_error_message(const std::exception_ptr& e) {
       ::testing::Values(                                                                        \
           ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kSim, 2},       \
           ::twinloop::conformance::LoopParam{::twinloop::conformance::LoopKind::kSim, 3}),      \
-      ::twinloop::conformance::loop_param_name)
+      ::twinloop::conformance::loop_param_name);                                                \
+  INSTANTIATE_TEST_SUITE_P(Backends, Suite,                                                     \
+                           ::testing::ValuesIn(::twinloop::conformance::registered_loops()),    \
+                           ::twinloop::conformance::loop_param_name)
 
 #endif  // TWINLOOP_TESTS_CONFORMANCE_LOOP_FIXTURE_H_

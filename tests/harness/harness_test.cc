@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,10 @@
 #include "twinloop/sim/harness/sweep.h"
 
 namespace twinloop::sim::harness {
+
+// GoogleTest prints a failing EXPECT_EQ on kinds by their names.
+void PrintTo(SeedOutcome::Kind kind, std::ostream* os) { *os << '"' << SeedOutcome::kind_name(kind) << '"'; }
+
 namespace {
 
 using ::testing::HasSubstr;
@@ -63,7 +68,7 @@ Coro<void> expect_fails() {
 TEST(RunOnce, ExpectFailureFailsTheSeedWithoutFailingThisTest) {
   SeedOutcome o = run_once(&expect_fails, Options{.seed = 3});
   EXPECT_TRUE(o.failed);
-  EXPECT_EQ(o.kind, "assertion");
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kAssertion);
   EXPECT_THAT(o.what, HasSubstr("one is not two"));
   EXPECT_THAT(o.what, HasSubstr("harness_test.cc:"));
   EXPECT_EQ(o.virtual_time_ns, absl::ToInt64Nanoseconds(absl::Seconds(3)));  // EXPECT does not stop the body
@@ -83,7 +88,7 @@ TEST(RunOnce, AssertStopsTheBodyAndFailsTheSeed) {
   g_after_assert = 0;
   SeedOutcome o = run_once(&assert_fails, Options{.seed = 1});
   EXPECT_TRUE(o.failed);
-  EXPECT_EQ(o.kind, "assertion");
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kAssertion);
   EXPECT_THAT(o.what, HasSubstr("stop here"));
   EXPECT_EQ(g_after_assert, 0);
   EXPECT_EQ(o.virtual_time_ns, absl::ToInt64Nanoseconds(absl::Seconds(2)));
@@ -121,7 +126,7 @@ Coro<void> throws() {
 TEST(RunOnce, AnEscapingExceptionFailsTheSeed) {
   SeedOutcome o = run_once(&throws, Options{.seed = 1});
   EXPECT_TRUE(o.failed);
-  EXPECT_EQ(o.kind, "exception");
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kException);
   EXPECT_THAT(o.what, HasSubstr("boom"));
 }
 
@@ -133,7 +138,7 @@ Coro<void> deadlocks() {
 TEST(RunOnce, DeadlockIsAFailureOfItsOwn) {
   SeedOutcome o = run_once(&deadlocks, Options{.seed = 1});
   EXPECT_TRUE(o.failed);
-  EXPECT_EQ(o.kind, "deadlock");
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kDeadlock);
   EXPECT_THAT(o.what, HasSubstr("Event.wait() on 'never'"));
 }
 
@@ -144,7 +149,7 @@ Coro<void> spins_in_virtual_time() {
 TEST(RunOnce, TimeLimitIsAFailureOfItsOwn) {
   SeedOutcome o = run_once(&spins_in_virtual_time, Options{.seed = 1, .time_limit = absl::Seconds(10)});
   EXPECT_TRUE(o.failed);
-  EXPECT_EQ(o.kind, "time limit");
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kTimeLimit);
   EXPECT_THAT(o.what, HasSubstr("virtual time limit exceeded"));
   EXPECT_THAT(o.what, HasSubstr("spins_in_virtual_time"));
 }
@@ -162,7 +167,7 @@ Coro<void> leaks_a_failed_task() {
 TEST(RunOnce, AnErrorNobodyRetrievedFailsTheSeed) {
   SeedOutcome o = run_once(&leaks_a_failed_task, Options{.seed = 1});
   EXPECT_TRUE(o.failed);
-  EXPECT_EQ(o.kind, "unhandled error");
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kUnhandledError);
   EXPECT_THAT(o.what, HasSubstr("lost in a task nobody awaits"));
 }
 
@@ -176,6 +181,21 @@ TEST(RunOnce, APassingBodyPassesAndCanRecord) {
   EXPECT_FALSE(o.failed) << o.what;
   EXPECT_EQ(o.recording.seed, 9u);
   EXPECT_FALSE(o.recording.events.empty());
+}
+
+TEST(RunOnce, KindNamesAreTheTextsReportsAndReplayFilesPrint) {
+  // Replay files record "<kind>: <what>" and a replay compares it: the
+  // texts must stay as they were when kind was a string.
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kNone), "");
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kAssertion), "assertion");
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kException), "exception");
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kDeadlock), "deadlock");
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kTimeLimit), "time limit");
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kUnhandledError), "unhandled error");
+  EXPECT_STREQ(SeedOutcome::kind_name(SeedOutcome::Kind::kNondeterminism), "nondeterminism");
+  SeedOutcome o = run_once(&deadlocks, Options{.seed = 1});
+  EXPECT_STREQ(o.kind_name(), "deadlock");
+  EXPECT_EQ(run_once(&passes, Options{.seed = 1}).kind, SeedOutcome::Kind::kNone);
 }
 
 // ---------------------------------------------------------------- config

@@ -1,16 +1,18 @@
 // Property tests for api/queues.h under the simulated loop.
 //
-// RapidCheck generates a scenario (the simulated loop's seed included, so
-// shrinking also shrinks the schedule): producers putting move-only items
-// with put / put_nowait / wait_for(put, t), consumers getting with get /
+// RapidCheck generates a scenario: producers putting move-only items with
+// put / put_nowait / wait_for(put, t), consumers getting with get /
 // get_nowait / wait_for(get, t) and calling task_done() after a processing
 // sleep (also when cancelled there), tasks cancelling producers, consumers
 // and a joiner at random instants, an optional shutdown (immediate or not)
 // at a random instant, random maxsize (<= 0: unbounded) and optional step
-// jitter. Delays are whole milliseconds in small ranges so that many events
-// fall due at the same instant, where the simulated loop's seeded tie-break
-// orders them: that is how a getter gets woken and cancelled in the same
-// iteration.
+// jitter. The run is an RcSimulation (sim/harness/rc_simulation.h): every
+// decision of the simulated loop (the order of timers due at the same
+// instant, the step jitter) is a RapidCheck pick, so a failing case shrinks
+// its scenario and its schedule together. Delays are whole milliseconds in
+// small ranges so that many events fall due at the same instant, where that
+// drawn tie-break orders them: that is how a getter gets woken and cancelled
+// in the same iteration.
 //
 // Checked:
 //  - every item put successfully is got exactly once, or is still in the
@@ -22,9 +24,12 @@
 //    on its own);
 //  - join() returns only if the unfinished count was 0 at some point since
 //    it was called; the count ends at 0;
+//  - put() never raises QueueFull and get() never raises QueueEmpty (they
+//    wait; only put_nowait and get_nowait refuse);
 //  - no run deadlocks (sim::DeadlockError) or livelocks (sim::TimeLimitError),
 //    and no item waits in the queue while a consumer waits on get().
-// A failure names the seed.
+// A failure prints the shrunk scenario, what went wrong, and the minimal
+// run's schedule (its non-default decisions) and replay file.
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -48,7 +53,7 @@
 #include "twinloop/api/timeouts.h"
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
-#include "rapidcheck/gtest.h"
+#include "twinloop/sim/harness/rc_simulation.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop {
@@ -85,7 +90,6 @@ struct ConsumerSpec {
 };
 
 struct Scenario {
-  uint64_t seed = 0;
   Kind kind = Kind::kFifo;
   int maxsize = 0;
   bool jitter = false;
@@ -116,7 +120,7 @@ void show_steps(const std::vector<Step>& steps, std::ostream& os) {
   os << "]";
 }
 void showValue(const Scenario& s, std::ostream& os) {
-  os << "seed " << s.seed << ", kind "
+  os << "kind "
      << (s.kind == Kind::kFifo ? "Queue" : s.kind == Kind::kLifo ? "LifoQueue" : "PriorityQueue")
      << ", maxsize " << s.maxsize << ", jitter " << s.jitter << ", join at " << s.join_at_ms
      << " (cancel at " << s.join_cancel_at_ms << "), shutdown at " << s.shutdown_at_ms
@@ -128,7 +132,11 @@ void showValue(const Scenario& s, std::ostream& os) {
     os << "\n";
   }
   for (size_t i = 0; i < s.consumers.size(); ++i) {
-    os << "  consumer " << i << " (cancel at " << s.consumers[i].cancel_at_ms << "): ";
+    if (i == 0) {
+      os << "  consumer 0 (never cancelled): ";
+    } else {
+      os << "  consumer " << i << " (cancel at " << s.consumers[i].cancel_at_ms << "): ";
+    }
     show_steps(s.consumers[i].steps, os);
     os << "\n";
   }
@@ -174,7 +182,6 @@ rc::Gen<ConsumerSpec> gen_consumer() {
 
 rc::Gen<Scenario> gen_scenario(Kind kind) {
   return rc::gen::build<Scenario>(
-      rc::gen::set(&Scenario::seed, rc::gen::arbitrary<uint64_t>()),
       rc::gen::set(&Scenario::kind, rc::gen::just(kind)),
       rc::gen::set(&Scenario::maxsize, rc::gen::inRange(-1, 5)),
       rc::gen::set(&Scenario::jitter, rc::gen::arbitrary<bool>()),
@@ -366,7 +373,13 @@ Coro<void> producer(Harness* h, const ProducerSpec* spec, int index) {
     } catch (const QueueShutDown&) {
       shut_down = true;
     } catch (const QueueFull&) {
-      full = true;
+      // Only put_nowait refuses a full queue (and leaves the item with us);
+      // put() waits for room.
+      if (s.mode == 1) {
+        full = true;
+      } else {
+        h->error(absl::StrCat("producer ", index, "'s put() raised QueueFull"));
+      }
     } catch (const TimeoutError&) {
       // The item went with the put; it was not put.
     }
@@ -385,7 +398,7 @@ Coro<void> producer(Harness* h, const ProducerSpec* spec, int index) {
 
 Coro<void> get_into(Queue<Item>* q, std::optional<Item>* out) { out->emplace(co_await q->get()); }
 
-Coro<void> consumer(Harness* h, const ConsumerSpec* spec) {
+Coro<void> consumer(Harness* h, const ConsumerSpec* spec, int index) {
   for (size_t step = 0;; ++step) {
     const GetStep& s = spec->steps[step % spec->steps.size()];
     if (s.sleep_ms > 0) co_await sleep(ms(s.sleep_ms));
@@ -404,6 +417,8 @@ Coro<void> consumer(Harness* h, const ConsumerSpec* spec) {
     } catch (const QueueShutDown&) {
       co_return;
     } catch (const QueueEmpty&) {
+      // Only get_nowait may find the queue empty; get() waits for an item.
+      if (s.mode != 1) h->error(absl::StrCat("consumer ", index, "'s get() raised QueueEmpty"));
       empty = true;
     } catch (const TimeoutError&) {
       // Nothing taken; try again (after a pause if it could not even start).
@@ -473,7 +488,7 @@ Coro<void> main_coro(Harness* h) {
                                     {.name = absl::StrCat("producer-", i)}));
   }
   for (size_t i = 0; i < sc.consumers.size(); ++i) {
-    consumers.push_back(create_task(consumer(h, &sc.consumers[i]),
+    consumers.push_back(create_task(consumer(h, &sc.consumers[i], static_cast<int>(i)),
                                     {.name = absl::StrCat("consumer-", i)}));
   }
   Task<void> join_task;
@@ -565,6 +580,12 @@ void check_ledger(Harness& h) {
   }
 }
 
+// The property running now, "Suite.Name": names its replay files.
+std::string property_name() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return info == nullptr ? std::string("QueueProperty") : absl::StrCat(info->test_suite_name(), ".", info->name());
+}
+
 void check_scenario(Scenario sc) {
   // Every consumer needs one way of getting that can succeed and can see the
   // shutdown (a wait_for with timeout 0 never starts its get): consumer 0
@@ -577,11 +598,13 @@ void check_scenario(Scenario sc) {
   }
   Harness h(sc);
   sim::Options options;
-  options.seed = sc.seed;
   options.time_limit = absl::Seconds(30);
   if (sc.jitter) options.step_jitter_max = absl::Microseconds(300);
+  // Alive until RC_FAIL below has thrown: it saves the failing run's
+  // schedule as it unwinds.
+  sim::RcSimulation sim(property_name(), options);
   try {
-    sim::run(main_coro(&h), options);
+    sim.run(main_coro(&h));
   } catch (const sim::DeadlockError& e) {
     h.error(absl::StrCat("deadlock: ", e.what()));
   } catch (const sim::TimeLimitError& e) {
@@ -593,21 +616,21 @@ void check_scenario(Scenario sc) {
   RC_TAG(h.ledger.drained.empty() ? "nothing drained" : "drained by shutdown");
   RC_CLASSIFY(h.join_returns > 0, "join returned");
   if (!h.errors.empty()) {
-    std::string message = absl::StrCat("seed ", sc.seed, ": ");
+    std::string message = "the run failed:";
     for (const std::string& e : h.errors) absl::StrAppend(&message, "\n  ", e);
     RC_FAIL(message);
   }
 }
 
-RC_GTEST_PROP(QueueProperty, FifoQueueLosesNothingAndKeepsOrder, ()) {
+TWINLOOP_RC_GTEST_PROP(QueueProperty, FifoQueueLosesNothingAndKeepsOrder, ()) {
   check_scenario(*gen_scenario(Kind::kFifo));
 }
 
-RC_GTEST_PROP(QueueProperty, LifoQueueLosesNothingAndKeepsOrder, ()) {
+TWINLOOP_RC_GTEST_PROP(QueueProperty, LifoQueueLosesNothingAndKeepsOrder, ()) {
   check_scenario(*gen_scenario(Kind::kLifo));
 }
 
-RC_GTEST_PROP(QueueProperty, PriorityQueueLosesNothingAndKeepsOrder, ()) {
+TWINLOOP_RC_GTEST_PROP(QueueProperty, PriorityQueueLosesNothingAndKeepsOrder, ()) {
   check_scenario(*gen_scenario(Kind::kPriority));
 }
 

@@ -1,14 +1,18 @@
 // Property tests for api/locks.h under the simulated loop.
 //
-// RapidCheck generates a scenario per run, the simulated loop's seed
-// included (shrinking also shrinks the schedule): workers using a primitive
-// with random pauses, tasks cancelling them at random instants, waits under
+// RapidCheck generates a scenario per run: workers using a primitive with
+// random pauses, tasks cancelling them at random instants, waits under
 // wait_for(x, t) timeouts (t = 0 included: cancelled before it starts),
 // random abort()/reset() or set()/clear() events, and optional step jitter.
-// Delays are whole milliseconds in small ranges so that many events fall due
-// at the same instant, where the simulated loop's seeded tie-break orders
-// them: that is how a waiter gets woken and cancelled in the same iteration.
-// A failure names the seed. Every run must end without sim::DeadlockError or
+// The run is an RcSimulation (sim/harness/rc_simulation.h): every decision
+// of the simulated loop (the order of timers due at the same instant, the
+// step jitter) is a RapidCheck pick, so a failing case shrinks its scenario
+// and its schedule together. Delays are whole milliseconds in small ranges
+// so that many events fall due at the same instant, where that drawn
+// tie-break orders them: that is how a waiter gets woken and cancelled in
+// the same iteration. A failure prints the shrunk scenario, what went wrong,
+// and the minimal run's schedule (its non-default decisions) and replay
+// file. Every run must end without sim::DeadlockError or
 // sim::TimeLimitError.
 //
 // Lost wake-ups are caught as they happen by a monitor task sampling at half
@@ -25,9 +29,11 @@
 //  - strict FIFO: successful acquisitions happen in the order their
 //    acquire() calls started (a cancelled or timed-out waiter drops out; no
 //    one overtakes a waiter that is not cancelled);
-//  - no lost wake-up: never idle with the primitive free (Lock unlocked,
-//    value() > 0) and a task inside acquire(); a waiter left behind would
-//    also deadlock the run;
+//  - no lost wake-up: never idle with a task inside acquire() and the
+//    primitive free (Lock unlocked, value() > 0) or held by nobody (a slot
+//    lost, e.g. a cancelled waiter that kept the slot reserved for it, which
+//    would otherwise keep the run going until its time limit); a waiter
+//    left behind would also deadlock the run;
 //  - at the end the primitive is free with no waiters, value() == capacity,
 //    a BoundedSemaphore refuses one more release() (std::invalid_argument)
 //    and a Lock refuses release() (std::runtime_error).
@@ -93,7 +99,7 @@
 #include "twinloop/api/timeouts.h"
 #include "gtest/gtest.h"
 #include "rapidcheck.h"
-#include "rapidcheck/gtest.h"
+#include "twinloop/sim/harness/rc_simulation.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop {
@@ -208,15 +214,25 @@ Coro<void> settle_all(Report* r, std::vector<Task<void>>* tasks, const char* wha
   for (size_t i = 0; i < tasks->size(); ++i) co_await settle(r, (*tasks)[i], what, static_cast<int>(i));
 }
 
-// Runs `main` under the simulated loop; a deadlock, livelock or escaped
-// exception goes into `r`.
-void run_sim(Report& r, Coro<void> main, uint64_t seed, bool jitter) {
+// The property running now, "Suite.Name": names its replay files.
+std::string property_name() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return info == nullptr ? std::string("SyncProperty") : absl::StrCat(info->test_suite_name(), ".", info->name());
+}
+
+// The simulator's options for a scenario (the decisions are RapidCheck's).
+sim::Options sim_options(bool jitter) {
   sim::Options options;
-  options.seed = seed;
   options.time_limit = absl::Seconds(30);
   if (jitter) options.step_jitter_max = absl::Microseconds(300);
+  return options;
+}
+
+// Runs `main` in `sim`; a deadlock, livelock or escaped exception goes into
+// `r`.
+void run_sim(Report& r, sim::RcSimulation& sim, Coro<void> main) {
   try {
-    sim::run(std::move(main), options);
+    sim.run(std::move(main));
   } catch (const sim::DeadlockError& e) {
     r.errors.push_back(absl::StrCat("deadlock: ", e.what()));
   } catch (const sim::TimeLimitError& e) {
@@ -226,9 +242,11 @@ void run_sim(Report& r, Coro<void> main, uint64_t seed, bool jitter) {
   }
 }
 
-void fail_on_errors(const Report& r, uint64_t seed) {
+// Fails the test case with `r`'s errors. Call it while the run's
+// RcSimulation is alive: it saves the failing run's schedule as it unwinds.
+void fail_on_errors(const Report& r) {
   if (r.errors.empty()) return;
-  std::string message = absl::StrCat("seed ", seed, ": ");
+  std::string message = "the run failed:";
   for (const std::string& e : r.errors) absl::StrAppend(&message, "\n  ", e);
   RC_FAIL(message);
 }
@@ -284,7 +302,6 @@ struct SlotWorker {
 };
 
 struct SlotScenario {
-  uint64_t seed = 0;
   SlotKind kind = SlotKind::kLock;
   int capacity = 1;
   bool jitter = false;
@@ -297,8 +314,7 @@ void showValue(const AcquireStep& s, std::ostream& os) {
 }
 
 void showValue(const SlotScenario& s, std::ostream& os) {
-  os << "seed " << s.seed << ", "
-     << (s.kind == SlotKind::kLock ? "Lock" : s.kind == SlotKind::kSemaphore ? "Semaphore" : "BoundedSemaphore")
+  os << (s.kind == SlotKind::kLock ? "Lock" : s.kind == SlotKind::kSemaphore ? "Semaphore" : "BoundedSemaphore")
      << ", capacity " << s.capacity << ", jitter " << s.jitter << "\n";
   for (size_t i = 0; i < s.workers.size(); ++i) {
     os << "  worker " << i << " (cancel at ";
@@ -326,7 +342,6 @@ rc::Gen<SlotWorker> gen_slot_worker() {
 
 rc::Gen<SlotScenario> gen_slot_scenario(SlotKind kind) {
   return rc::gen::build<SlotScenario>(
-      rc::gen::set(&SlotScenario::seed, rc::gen::arbitrary<uint64_t>()),
       rc::gen::set(&SlotScenario::kind, rc::gen::just(kind)),
       rc::gen::set(&SlotScenario::capacity, kind == SlotKind::kLock ? rc::gen::just(1) : rc::gen::inRange(1, 4)),
       rc::gen::set(&SlotScenario::jitter, rc::gen::arbitrary<bool>()),
@@ -500,9 +515,9 @@ Coro<void> slot_monitor(SlotHarness<P>* h) {
   co_await sleep(StallWatch::kFirstSample);
   while (!h->done) {
     h->check_counts("monitor");
-    if (watch.sample(h->free() && h->in_acquire > 0, h->exits)) {
+    if (watch.sample(h->in_acquire > 0 && (h->free() || h->holders == 0), h->exits)) {
       h->error(absl::StrCat("lost wake-up: ", h->p->describe(), " with ", h->in_acquire,
-                            " task(s) inside acquire() getting nowhere"));
+                            " task(s) inside acquire() and ", h->holders, " holder(s), getting nowhere"));
       co_return;
     }
     co_await sleep(ms(1));
@@ -561,7 +576,8 @@ Coro<void> slot_main(SlotHarness<P>* h) {
 template <class P>
 void check_slot_scenario(const SlotScenario& sc) {
   SlotHarness<P> h(sc);
-  run_sim(h, slot_main(&h), sc.seed, sc.jitter);
+  sim::RcSimulation sim(property_name(), sim_options(sc.jitter));
+  run_sim(h, sim, slot_main(&h));
   if (h.errors.empty()) {
     // Strict FIFO: acquisitions in the order the acquire() calls started.
     for (size_t i = 1; i < h.acquisitions.size(); ++i) {
@@ -574,18 +590,18 @@ void check_slot_scenario(const SlotScenario& sc) {
   RC_CLASSIFY(h.cancelled > 0, "a waiter cancelled");
   RC_CLASSIFY(h.timed_out > 0, "an acquire timed out");
   RC_CLASSIFY(h.acquired > 0 && h.next_call > h.acquired, "some acquire failed");
-  fail_on_errors(h, sc.seed);
+  fail_on_errors(h);
 }
 
-RC_GTEST_PROP(SyncProperty, LockIsExclusiveFifoAndLosesNoWaiter, ()) {
+TWINLOOP_RC_GTEST_PROP(SyncProperty, LockIsExclusiveFifoAndLosesNoWaiter, ()) {
   check_slot_scenario<Lock>(*at_least_half_size(gen_slot_scenario(SlotKind::kLock)));
 }
 
-RC_GTEST_PROP(SyncProperty, SemaphoreBoundsHoldersFifoAndLosesNoWaiter, ()) {
+TWINLOOP_RC_GTEST_PROP(SyncProperty, SemaphoreBoundsHoldersFifoAndLosesNoWaiter, ()) {
   check_slot_scenario<Semaphore>(*at_least_half_size(gen_slot_scenario(SlotKind::kSemaphore)));
 }
 
-RC_GTEST_PROP(SyncProperty, BoundedSemaphoreBoundsHoldersFifoAndLosesNoWaiter, ()) {
+TWINLOOP_RC_GTEST_PROP(SyncProperty, BoundedSemaphoreBoundsHoldersFifoAndLosesNoWaiter, ()) {
   check_slot_scenario<Semaphore>(*at_least_half_size(gen_slot_scenario(SlotKind::kBounded)));
 }
 
@@ -620,7 +636,6 @@ struct CondConsumer {
 };
 
 struct CondScenario {
-  uint64_t seed = 0;
   bool jitter = false;
   bool shared_lock = false;  // Condition(Lock&) rather than its own lock
   std::vector<CondProducer> producers;
@@ -636,7 +651,7 @@ void showValue(const ConsumeStep& s, std::ostream& os) {
      << (s.scoped ? ", scoped" : "") << ", pause " << s.pause_ms << "}";
 }
 void showValue(const CondScenario& s, std::ostream& os) {
-  os << "seed " << s.seed << ", jitter " << s.jitter << ", shared lock " << s.shared_lock << "\n";
+  os << "jitter " << s.jitter << ", shared lock " << s.shared_lock << "\n";
   for (size_t i = 0; i < s.producers.size(); ++i) {
     os << "  producer " << i << " (cancel at " << s.producers[i].cancel_at_ms << "): ";
     show_list(s.producers[i].steps, os);
@@ -679,7 +694,6 @@ rc::Gen<ConsumeStep> gen_consume_step() {
 
 rc::Gen<CondScenario> gen_cond_scenario() {
   return rc::gen::build<CondScenario>(
-      rc::gen::set(&CondScenario::seed, rc::gen::arbitrary<uint64_t>()),
       rc::gen::set(&CondScenario::jitter, rc::gen::arbitrary<bool>()),
       rc::gen::set(&CondScenario::shared_lock, rc::gen::arbitrary<bool>()),
       rc::gen::set(&CondScenario::producers,
@@ -945,7 +959,7 @@ Coro<void> cond_main(CondHarness* h) {
   if (h->cond->describe() != "<Condition 'items' [unlocked]>") h->error(absl::StrCat("ends as ", h->cond->describe()));
 }
 
-RC_GTEST_PROP(SyncProperty, ConditionHoldsTheLockAndLosesNoItem, ()) {
+TWINLOOP_RC_GTEST_PROP(SyncProperty, ConditionHoldsTheLockAndLosesNoItem, ()) {
   CondScenario sc = *at_least_half_size(gen_cond_scenario());
   // Consumer 0 drains what is left once the producers stop: it needs one
   // step that can take an item (wait_for(..., 0) never starts its wait).
@@ -954,7 +968,8 @@ RC_GTEST_PROP(SyncProperty, ConditionHoldsTheLockAndLosesNoItem, ()) {
     steps[0].mode = 0;
   }
   CondHarness h(sc);
-  run_sim(h, cond_main(&h), sc.seed, sc.jitter);
+  sim::RcSimulation sim(property_name(), sim_options(sc.jitter));
+  run_sim(h, sim, cond_main(&h));
   if (h.errors.empty()) {
     std::vector<int> produced = h.produced;
     std::vector<int> accounted = h.taken;
@@ -970,7 +985,7 @@ RC_GTEST_PROP(SyncProperty, ConditionHoldsTheLockAndLosesNoItem, ()) {
   }
   RC_CLASSIFY(h.cancelled_waits > 0, "a wait cancelled");
   RC_CLASSIFY(h.timed_out_waits > 0, "a wait timed out");
-  fail_on_errors(h, sc.seed);
+  fail_on_errors(h);
 }
 
 // ================================================================ Barrier
@@ -992,7 +1007,6 @@ struct BarrierAction {
 };
 
 struct BarrierScenario {
-  uint64_t seed = 0;
   bool jitter = false;
   int parties = 1;
   std::vector<BarrierWorker> workers;
@@ -1005,7 +1019,7 @@ void showValue(const BarrierStep& s, std::ostream& os) {
 }
 void showValue(const BarrierAction& a, std::ostream& os) { os << (a.abort ? "abort" : "reset") << " at " << a.at_ms; }
 void showValue(const BarrierScenario& s, std::ostream& os) {
-  os << "seed " << s.seed << ", jitter " << s.jitter << ", parties " << s.parties << ", actions ";
+  os << "jitter " << s.jitter << ", parties " << s.parties << ", actions ";
   show_list(s.actions, os);
   os << ", leftovers end by " << (s.final_abort ? "abort" : "cancel") << "\n";
   for (size_t i = 0; i < s.workers.size(); ++i) {
@@ -1024,7 +1038,6 @@ rc::Gen<BarrierScenario> gen_barrier_scenario() {
   const auto action = rc::gen::build<BarrierAction>(rc::gen::set(&BarrierAction::at_ms, rc::gen::inRange(0, 30)),
                                                     rc::gen::set(&BarrierAction::abort, rc::gen::arbitrary<bool>()));
   return rc::gen::build<BarrierScenario>(
-      rc::gen::set(&BarrierScenario::seed, rc::gen::arbitrary<uint64_t>()),
       rc::gen::set(&BarrierScenario::jitter, rc::gen::arbitrary<bool>()),
       rc::gen::set(&BarrierScenario::parties, rc::gen::inRange(1, 5)),
       rc::gen::set(&BarrierScenario::workers, gen_vector<BarrierWorker>(1, 6, worker)),
@@ -1272,15 +1285,16 @@ Coro<void> barrier_main(BarrierHarness* h) {
   }
 }
 
-RC_GTEST_PROP(SyncProperty, BarrierHandsOutEachIndexOncePerCycle, ()) {
+TWINLOOP_RC_GTEST_PROP(SyncProperty, BarrierHandsOutEachIndexOncePerCycle, ()) {
   const BarrierScenario sc = *at_least_half_size(gen_barrier_scenario());
   BarrierHarness h(sc);
-  run_sim(h, barrier_main(&h), sc.seed, sc.jitter);
+  sim::RcSimulation sim(property_name(), sim_options(sc.jitter));
+  run_sim(h, sim, barrier_main(&h));
   RC_CLASSIFY(h.clean_cycles > 0, "a clean full cycle");
   RC_CLASSIFY(h.cycles > h.clean_cycles, "a disturbed cycle");
   RC_CLASSIFY(h.broken > 0, "BrokenBarrierError");
   RC_CLASSIFY(h.reused_indices > 0, "an index reused after a cancellation");
-  fail_on_errors(h, sc.seed);
+  fail_on_errors(h);
 }
 
 // asyncio's Barrier (and so ours) hands the index of a waiter cancelled
@@ -1331,7 +1345,6 @@ struct EventAction {
 };
 
 struct EventScenario {
-  uint64_t seed = 0;
   bool jitter = false;
   std::vector<EventWaiter> waiters;
   std::vector<EventAction> actions;
@@ -1345,7 +1358,7 @@ void showValue(const EventAction& a, std::ostream& os) {
   os << kNames[a.kind] << " at " << a.at_ms;
 }
 void showValue(const EventScenario& s, std::ostream& os) {
-  os << "seed " << s.seed << ", jitter " << s.jitter << ", actions ";
+  os << "jitter " << s.jitter << ", actions ";
   show_list(s.actions, os);
   os << "\n";
   for (size_t i = 0; i < s.waiters.size(); ++i) {
@@ -1363,7 +1376,7 @@ rc::Gen<EventScenario> gen_event_scenario() {
                                                   rc::gen::set(&EventWaiter::cancel_at_ms, gen_maybe_at(25)));
   const auto action = rc::gen::build<EventAction>(rc::gen::set(&EventAction::at_ms, rc::gen::inRange(0, 25)),
                                                   rc::gen::set(&EventAction::kind, rc::gen::inRange(0, 4)));
-  return rc::gen::build<EventScenario>(rc::gen::set(&EventScenario::seed, rc::gen::arbitrary<uint64_t>()),
+  return rc::gen::build<EventScenario>(
                                        rc::gen::set(&EventScenario::jitter, rc::gen::arbitrary<bool>()),
                                        rc::gen::set(&EventScenario::waiters, gen_vector<EventWaiter>(1, 5, waiter)),
                                        rc::gen::set(&EventScenario::actions, gen_vector<EventAction>(0, 6, action)));
@@ -1540,12 +1553,13 @@ Coro<void> event_main(EventHarness* h) {
   }
 }
 
-RC_GTEST_PROP(SyncProperty, EventWakesEveryWaiterPendingAtSet, ()) {
+TWINLOOP_RC_GTEST_PROP(SyncProperty, EventWakesEveryWaiterPendingAtSet, ()) {
   const EventScenario sc = *at_least_half_size(gen_event_scenario());
   EventHarness h(sc);
-  run_sim(h, event_main(&h), sc.seed, sc.jitter);
+  sim::RcSimulation sim(property_name(), sim_options(sc.jitter));
+  run_sim(h, sim, event_main(&h));
   RC_CLASSIFY(h.woken_by_set > 0, "a waiter woken by set()");
-  fail_on_errors(h, sc.seed);
+  fail_on_errors(h);
 }
 
 }  // namespace

@@ -1,0 +1,70 @@
+// twinloop/sim/draw_sites.h: the names of every decision the simulated loop
+// draws, written once.
+//
+// A site's name is part of every decision's key (sim/choice.h) and is what
+// replay files, failure reports and the shrinker print, so the strings below
+// must never change: a renamed site makes every recorded decision at it
+// unmatched in a replay. Each draw answers a value in [0, n); by convention
+// 0 is the default behaviour, so the shrinker, which works towards 0,
+// simplifies a schedule.
+//
+// Every site, its n, the meaning of its value, and who draws it (whose key
+// the decision has):
+//
+//   loop.timer_tie (kTimerTie, from api/loop_backend.h)
+//     n: the tied timers still to place (>= 2: timers with equal deadlines
+//        that fall due together are Fisher-Yates shuffled, one draw per
+//        place but the last).
+//     value: which of them runs next, as an offset; 0: the one scheduled
+//        first (scheduling order). Options::shuffle_equal_timers = false
+//        answers 0 without drawing.
+//     drawn by: the task that scheduled the first of the tied timers.
+//   executor.latency_us (kExecutorLatencyUs)
+//     n: Options::executor_latency_max in whole microseconds, plus 1.
+//     value: the virtual microseconds until the work completes; 0: at once.
+//     drawn by: the task that called to_thread / run_in_executor.
+//   loop.step_jitter_us (kStepJitterUs), only with step_jitter_max > 0
+//     n: Options::step_jitter_max in whole microseconds, plus 1.
+//     value: the virtual microseconds the clock advances after a task step
+//        or a callback; 0: none.
+//     drawn by: the task that stepped (the loop, for a callback).
+//   buggify.enabled:<site> (buggify_enabled(site))
+//     n: 4. value: 3, the buggify site is enabled for the whole run; 0 (and
+//        1 or 2): it is off.
+//     drawn by: the loop, once per run, when <site> is first evaluated.
+//   buggify.fire:<site> (buggify_fire(site))
+//     n: 4. value: 3, the fault happens at this evaluation; 0 (and 1 or 2):
+//        it does not.
+//     drawn by: the task evaluating the enabled <site>.
+//
+// <site> is a twinloop::buggify site's name, or "file:line" without one
+// (api/buggify.h).
+#ifndef TWINLOOP_SIM_DRAW_SITES_H_
+#define TWINLOOP_SIM_DRAW_SITES_H_
+
+#include <string>
+#include <string_view>
+
+#include "twinloop/api/loop_backend.h"
+
+namespace twinloop::sim::draw_sites {
+
+// The shared core's site (api/loop_backend.h), here too so that the
+// simulator names every site through this namespace.
+using ::twinloop::draw_sites::kTimerTie;
+
+inline constexpr std::string_view kExecutorLatencyUs = "executor.latency_us";
+inline constexpr std::string_view kStepJitterUs = "loop.step_jitter_us";
+// Prefixes: the site is the prefix followed by the buggify site's name.
+inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
+inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";
+
+// "buggify.enabled:<site>" and "buggify.fire:<site>".
+inline std::string buggify_enabled(std::string_view site) {
+  return std::string(kBuggifyEnabledPrefix).append(site);
+}
+inline std::string buggify_fire(std::string_view site) { return std::string(kBuggifyFirePrefix).append(site); }
+
+}  // namespace twinloop::sim::draw_sites
+
+#endif  // TWINLOOP_SIM_DRAW_SITES_H_
