@@ -36,6 +36,25 @@
 //     n: 4. value: 3, the fault happens at this evaluation; 0 (and 1 or 2):
 //        it does not.
 //     drawn by: the task evaluating the enabled <site>.
+//   net.latency_us (kNetLatencyUs)
+//     n: the link's latency_max - latency_min in whole microseconds, plus 1.
+//     value: the microseconds above the link's minimum latency for one
+//        segment; 0: the minimum.
+//     drawn by: whoever runs when the segment is sent: the writing (or
+//        connecting, closing) task, the loop when a delivery or a window
+//        update lets queued bytes go.
+//   net.segments (kNetSegments)
+//     n: min(Options::net_max_segments, bytes sent at once).
+//     value: the segments the bytes are cut into, minus 1; 0: one segment.
+//     drawn by: as net.latency_us.
+//   net.segment_cut (kNetSegmentCut)
+//     n: bytes left - segments left + 1.
+//     value: this segment's length minus 1; 0: one byte long.
+//     drawn by: as net.latency_us.
+//   net.ephemeral_port (kNetEphemeralPort)
+//     n: the ports free in 32768..60999 on the host.
+//     value: which of them, in ascending order; 0: the lowest.
+//     drawn by: the connecting task.
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -55,6 +74,11 @@ using ::twinloop::draw_sites::kTimerTie;
 
 inline constexpr std::string_view kExecutorLatencyUs = "executor.latency_us";
 inline constexpr std::string_view kStepJitterUs = "loop.step_jitter_us";
+// The simulated network (sim/network.h).
+inline constexpr std::string_view kNetLatencyUs = "net.latency_us";
+inline constexpr std::string_view kNetSegments = "net.segments";
+inline constexpr std::string_view kNetSegmentCut = "net.segment_cut";
+inline constexpr std::string_view kNetEphemeralPort = "net.ephemeral_port";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

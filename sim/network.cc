@@ -17,21 +17,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "twinloop/api/errors.h"
+#include "twinloop/sim/draw_sites.h"
 
 namespace twinloop::sim {
 namespace {
-
-// The network's draw sites, all of them (LoopBackend::choose; 0 is the
-// default behaviour):
-//   site                n                                  0 means
-//   net.latency_us      latency_max - latency_min (us) + 1 the link's minimum latency
-//   net.segments        min(max_segments, bytes)           one segment: the transmission is not cut
-//   net.segment_cut     bytes left - segments left + 1     this segment is 1 byte long
-//   net.ephemeral_port  free ports in 32768..60999         the lowest free port
-constexpr std::string_view kSiteLatency = "net.latency_us";
-constexpr std::string_view kSiteSegments = "net.segments";
-constexpr std::string_view kSiteSegmentCut = "net.segment_cut";
-constexpr std::string_view kSitePort = "net.ephemeral_port";
 
 // Linux's default ip_local_port_range.
 constexpr uint32_t kEphemeralFirst = 32768;
@@ -798,7 +787,7 @@ uint16_t Network::draw_port(Host& h, int family) {
   const uint64_t free = kEphemeralLast - kEphemeralFirst + 1 - taken;
   if (free == 0) return 0;
   // The draw-th free port, counting up from the range's start.
-  uint32_t port = kEphemeralFirst + static_cast<uint32_t>(backend_.choose(kSitePort, free));
+  uint32_t port = kEphemeralFirst + static_cast<uint32_t>(backend_.choose(draw_sites::kNetEphemeralPort, free));
   for (auto it = first; it != last && *it <= port; ++it) ++port;
   return static_cast<uint16_t>(port);
 }
@@ -975,7 +964,7 @@ void Network::enqueue(Flow& f, uint8_t kind, uint64_t end, uint64_t bytes, int64
   }
   int64_t latency_ns = l.latency_min_ns;
   if (l.latency_range_us != 0) {
-    latency_ns += static_cast<int64_t>(backend_.choose(kSiteLatency, l.latency_range_us + 1)) * 1000;
+    latency_ns += static_cast<int64_t>(backend_.choose(draw_sites::kNetLatencyUs, l.latency_range_us + 1)) * 1000;
   }
   // Never before the segment sent before it: a connection keeps its order.
   const int64_t arrival = std::max(start + serialise_ns + latency_ns, f.last_arrival_ns);
@@ -1173,11 +1162,11 @@ void Network::transmit(Flow& f) {
 void Network::send_data(Flow& f, uint64_t bytes) {
   uint64_t pieces = 1;
   const uint64_t most = std::min<uint64_t>(max_segments_, bytes);
-  if (most > 1) pieces += backend_.choose(kSiteSegments, most);
+  if (most > 1) pieces += backend_.choose(draw_sites::kNetSegments, most);
   uint64_t left = bytes;
   for (uint64_t p = pieces; p > 0; --p) {
     // Leave at least a byte for each later piece.
-    const uint64_t len = p == 1 ? left : 1 + backend_.choose(kSiteSegmentCut, left - p + 1);
+    const uint64_t len = p == 1 ? left : 1 + backend_.choose(draw_sites::kNetSegmentCut, left - p + 1);
     left -= len;
     f.sent_end += len;
     enqueue(f, kData, f.sent_end, len, 0);

@@ -7,7 +7,7 @@
 // the registered loop (Backends/<Suite>.<Case>/Forwarding). The backend here
 // is the smallest one that can pass: each method forwards to the real
 // loop's EpollBackend. A real third backend replaces the forwarding with
-// its own clock, wait, wake, executor and signals.
+// its own clock, wait, wake, executor, signals and network.
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -34,6 +34,7 @@ class ForwardingBackend final : public LoopBackend {
   uint64_t choose(std::string_view site, uint64_t n) override { return inner_.choose(site, n); }
   void watch_signal(int sig, bool on) override { inner_.watch_signal(sig, on); }
   bool signal_is_default(int sig) override { return inner_.signal_is_default(sig); }
+  NetBackend* net() override { return inner_.net(); }
   void close() override { inner_.close(); }
 
  private:
