@@ -424,8 +424,13 @@ void EventLoop::close_now() {
     explicit ClosingScope(EventLoop* loop) { internal::tls_closing_loop = loop; }
     ~ClosingScope() { internal::tls_closing_loop = prev; }
   } closing(this);
-  // The registry forgets what is still open.
-  while (resources_head_) close_resource(resources_head_);
+  // What is still open is unregistered and releases what it holds, before
+  // the tasks' frames (which may hold its last users) are destroyed.
+  while (resources_head_) {
+    internal::LoopResource* r = resources_head_;
+    close_resource(r);
+    r->on_loop_close();
+  }
   {
     std::lock_guard<std::mutex> lock(threadsafe_mu_);
     closed_ = true;

@@ -179,11 +179,20 @@ class StepObserver {
 // describe(), asyncio's ResourceWarning "unclosed transport <...>").
 // Register with LoopAccess::open_resource, unregister (when closed, and at
 // the latest in the destructor) with LoopAccess::close_resource. A loop
-// that closes forgets its resources (closing one afterwards is a no-op).
+// that closes unregisters its resources still open, then calls their
+// on_loop_close() (closing one afterwards is a no-op).
 class LoopResource {
  public:
   // What the report names: "transport <fd=5 peer=...>".
   virtual std::string describe() const = 0;
+  // The loop is closing with this resource still open (it is unregistered
+  // already): release the operating system's resources and what keeps this
+  // object alive, without scheduling anything (the loop runs nothing more).
+  // asyncio leaves that to the garbage collector (a transport's __del__
+  // closes its socket); without one, a server or a connection left open
+  // would keep its file descriptor and its memory forever. May destroy
+  // this object. Default: nothing.
+  virtual void on_loop_close() {}
 
  protected:
   LoopResource() = default;

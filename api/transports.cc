@@ -50,7 +50,10 @@ bool is_system_error(const std::exception_ptr& e) {
 class ServerState;
 
 // asyncio's _SelectorSocketTransport over a StreamChannel.
-class StreamTransport final : public Transport, public ChannelEvents, public std::enable_shared_from_this<StreamTransport> {
+class StreamTransport final : public Transport,
+                              public ChannelEvents,
+                              public LoopResource,
+                              public std::enable_shared_from_this<StreamTransport> {
  public:
   StreamTransport(EventLoop& loop, std::unique_ptr<StreamChannel> channel, std::shared_ptr<BaseProtocol> protocol,
                   ServerState* server);
@@ -82,8 +85,11 @@ class StreamTransport final : public Transport, public ChannelEvents, public std
   void on_readable() override;
   void on_writable() override;
 
-  // The loop or the server goes away: close the channel without callbacks.
-  void drop_now();
+  // LoopResource: debug mode's "unclosed transport <...>".
+  std::string describe() const override;
+  // The loop closes with this connection open: close the channel without
+  // callbacks (asyncio: the transport's __del__ closes its socket).
+  void on_loop_close() override { drop_now(); }
 
  private:
   void read_ready_buffered(BufferedProtocol& p);
@@ -92,6 +98,7 @@ class StreamTransport final : public Transport, public ChannelEvents, public std
   void fatal_error(std::exception_ptr error, const char* message);
   void force_close(std::exception_ptr error, bool reset);
   void call_connection_lost(std::exception_ptr error);
+  void drop_now();
   void maybe_pause_protocol();
   void maybe_resume_protocol();
   bool buffer_empty() const { return sent_ == buffer_.size(); }
@@ -133,11 +140,18 @@ class StreamTransport final : public Transport, public ChannelEvents, public std
   bool reset_on_close_ = false;
 };
 
-class ServerState final : public RefCounted {
+class ServerState final : public RefCounted, public LoopResource {
  public:
   ServerState(EventLoop& loop, AnyProtocolFactory factory, ServerOptions options)
-      : loop_(&loop), factory_(std::move(factory)), options_(options) {}
+      : loop_(&loop), factory_(std::move(factory)), options_(options) {
+    LoopAccess::open_resource(loop, this);
+  }
   ~ServerState() override;
+
+  // LoopResource: debug mode's "unclosed server <...>"; a loop closing with
+  // the server open closes its listeners.
+  std::string describe() const override;
+  void on_loop_close() override;
 
   // A listener's events, forwarded to the server.
   class ListenerEvents final : public ChannelEvents {
@@ -187,10 +201,20 @@ StreamTransport::StreamTransport(EventLoop& loop, std::unique_ptr<StreamChannel>
     : loop_(&loop), channel_(std::move(channel)), server_(server) {
   set_protocol(std::move(protocol));
   if (server_) server_->attach(this);
+  LoopAccess::open_resource(loop, this);
 }
 
 StreamTransport::~StreamTransport() {
+  LoopAccess::close_resource(*loop_, this);
   if (channel_) channel_->close(reset_on_close_);
+}
+
+std::string StreamTransport::describe() const {
+  if (!channel_) return "transport <closed>";
+  const int fd = channel_->fileno();
+  return absl::StrCat("transport <", fd >= 0 ? absl::StrCat("fd=", fd, " ") : std::string(),
+                      "local=", channel_->local_address().to_string(), " peer=", channel_->peer_address().to_string(),
+                      closing_ ? " closing" : "", ">");
 }
 
 void StreamTransport::start(Future<void> connected) {
@@ -453,6 +477,7 @@ void StreamTransport::call_connection_lost(std::exception_ptr error) {
   struct Finally {
     StreamTransport* t;
     ~Finally() {
+      LoopAccess::close_resource(*t->loop_, t);
       if (t->channel_) {
         t->channel_->close(t->reset_on_close_);
         t->channel_.reset();
@@ -467,23 +492,44 @@ void StreamTransport::call_connection_lost(std::exception_ptr error) {
 }
 
 void StreamTransport::drop_now() {
+  // Called by the closing loop; this may be the last reference.
+  std::shared_ptr<StreamTransport> keep = std::move(self_);
+  LoopAccess::close_resource(*loop_, this);
   if (channel_) {
-    channel_->close(/*abort=*/true);
+    // As socket.close(): a FIN, or an RST if unread data is waiting.
+    channel_->close(/*abort=*/false);
     channel_.reset();
   }
   closing_ = true;
   ++conn_lost_;
+  clear_buffer();
   protocol_.reset();
   data_protocol_ = nullptr;
   buffered_protocol_ = nullptr;
-  server_.reset();
-  self_.reset();
+  if (Ref<ServerState> server = std::move(server_)) server->detach(this);
 }
 
 // ---------------------------------------------------------------- ServerState
 
 ServerState::~ServerState() {
+  LoopAccess::close_resource(*loop_, this);
   for (auto& l : listeners_) l->close();
+}
+
+std::string ServerState::describe() const {
+  std::vector<std::string> addresses;
+  for (const auto& l : listeners_) addresses.push_back(l->local_address().to_string());
+  return absl::StrCat("server <Server sockets=[", absl::StrJoin(addresses, ", "), "]>");
+}
+
+void ServerState::on_loop_close() {
+  Ref<ServerState> keep = std::move(self_);
+  closed_ = true;
+  serving_ = false;
+  accept_retry_ = TimerHandle();
+  for (auto& l : listeners_) l->close();
+  serving_forever_.reset();
+  waiters_.reset();
 }
 
 void ServerState::add_listener(std::unique_ptr<StreamListener> listener) {
@@ -569,6 +615,7 @@ void ServerState::wakeup() {
 void ServerState::close() {
   if (closed_) return;
   closed_ = true;
+  LoopAccess::close_resource(*loop_, this);
   accept_retry_.cancel();
   for (auto& l : listeners_) l->close();
   serving_ = false;
