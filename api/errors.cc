@@ -1,10 +1,25 @@
 #include "twinloop/api/errors.h"
 
+#include <netdb.h>
+
 #include <typeinfo>
 
 #include "absl/strings/str_cat.h"
 
 namespace twinloop {
+
+namespace {
+class ResolverCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "getaddrinfo"; }
+  std::string message(int code) const override { return ::gai_strerror(code); }
+};
+}  // namespace
+
+const std::error_category& resolver_category() {
+  static const ResolverCategory* const kCategory = new ResolverCategory();
+  return *kCategory;
+}
 
 std::exception_ptr make_system_error(int err, const std::string& what) {
   switch (err) {

@@ -138,6 +138,13 @@ class BrokenPipeError : public ConnectionError {
 std::exception_ptr make_system_error(int err, const std::string& what);
 [[noreturn]] void throw_system_error(int err, const std::string& what);
 
+// Name resolution errors (asyncio's socket.gaierror, an OSError whose errno
+// is getaddrinfo's EAI_* value): a std::system_error whose code() is the
+// EAI_* value (negative on glibc) in this category, named "getaddrinfo",
+// with gai_strerror's message ("Name or service not known" for EAI_NONAME).
+// Both loops resolve names with errors of this category.
+const std::error_category& resolver_category();
+
 // The end of a stream came first (Python's EOFError).
 class EOFError : public std::runtime_error {
  public:

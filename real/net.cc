@@ -450,12 +450,6 @@ class Connector final : public FdWatch {
 
 // ---- resolving
 
-class ResolverCategory final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "getaddrinfo"; }
-  std::string message(int code) const override { return ::gai_strerror(code); }
-};
-
 struct Resolution {
   std::vector<SocketAddress> addresses;
   std::exception_ptr error;
@@ -496,11 +490,6 @@ Resolution run_getaddrinfo(const std::string& host, uint16_t port, int family, i
 }
 
 }  // namespace
-
-const std::error_category& resolver_category() {
-  static const ResolverCategory category;
-  return category;
-}
 
 void EpollNet::check_open() const {
   if (loop_.is_closed()) throw std::runtime_error("Event loop is closed");

@@ -84,7 +84,7 @@
 //     std::system_error(EBADF).
 //   - Name resolution fails with a std::system_error whose code is
 //     getaddrinfo's EAI_* value (negative on glibc, as Python's
-//     socket.gaierror.errno) in resolver_category(), whose message is
+//     socket.gaierror.errno) in twinloop::resolver_category() (api/errors.h), whose message is
 //     gai_strerror's: an unknown name is EAI_NONAME, "Name or service not
 //     known". EAI_SYSTEM becomes the errno it stands for.
 //
@@ -118,10 +118,6 @@ class EventLoop;
 namespace twinloop::real {
 
 class EpollBackend;
-
-// getaddrinfo's error codes (EAI_*), named "getaddrinfo", with gai_strerror's
-// messages.
-const std::error_category& resolver_category();
 
 class EpollNet final : public NetBackend {
  public:

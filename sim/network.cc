@@ -110,17 +110,6 @@ absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.
 
 std::string lower(std::string_view s) { return absl::AsciiStrToLower(absl::string_view(s.data(), s.size())); }
 
-// getaddrinfo's errors (EAI_*), for resolve's std::system_error.
-class NetdbCategory final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "netdb"; }
-  std::string message(int code) const override { return gai_strerror(code); }
-};
-const std::error_category& netdb_category() {
-  static const NetdbCategory* const kCategory = new NetdbCategory();
-  return *kCategory;
-}
-
 std::string plural(uint64_t n, std::string_view one, std::string_view many) {
   return absl::StrCat(n, " ", n == 1 ? av(one) : av(many));
 }
@@ -767,7 +756,7 @@ void Network::resolve(std::string name, uint16_t port, SocketAddress::Family fam
   std::exception_ptr error;
   if (out.empty()) {
     error = std::make_exception_ptr(
-        std::system_error(EAI_NONAME, netdb_category(), absl::StrCat("getaddrinfo('", name, "')")));
+        std::system_error(EAI_NONAME, resolver_category(), absl::StrCat("cannot resolve '", name, "'")));
   }
   backend_.loop_->call_soon([done = std::move(done), out = std::move(out), error]() mutable {
     done(std::move(out), error);

@@ -690,7 +690,7 @@ TEST(Network, NamesResolveToTheirHostsAddresses) {
   EXPECT_THAT(seen.db, ElementsAre("10.0.0.2:80", "10.0.0.7:80"));
   EXPECT_THAT(seen.localhost, ElementsAre("127.0.0.1:80", "[::1]:80"));
   EXPECT_THAT(seen.numeric, ElementsAre("[::1]:80"));
-  EXPECT_THAT(seen.unknown, HasSubstr("getaddrinfo('nope.example')"));
+  EXPECT_THAT(seen.unknown, HasSubstr("cannot resolve 'nope.example'"));
   EXPECT_THAT(seen.unknown, HasSubstr(gai_strerror(EAI_NONAME)));
 }
 
