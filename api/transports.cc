@@ -834,7 +834,10 @@ Coro<Server> create_server_any(AnyProtocolFactory protocol_factory, std::vector<
   if (local.empty()) {
     // asyncio binds host=None to every interface; twinloop's "" means every
     // IPv4 interface (one listener, so that port 0 names one port).
-    local = co_await getaddrinfo(host.empty() ? std::string("0.0.0.0") : host, port);
+    // Named first: g++ 12 miscompiles a std::string temporary inside a
+    // co_await (docs/design.md, "Compilers").
+    const std::string bind_host = host.empty() ? std::string("0.0.0.0") : host;
+    local = co_await getaddrinfo(bind_host, port);
   }
   Ref<ServerState> state = make_ref<ServerState>(loop, std::move(protocol_factory), options);
   ListenOptions lo;

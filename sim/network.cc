@@ -127,6 +127,9 @@ struct Network::Host {
   std::set<uint16_t> ports[2];
   std::map<std::pair<int, uint16_t>, Listener*> inet_listeners;  // (family index, port)
   std::map<std::string, Listener*, std::less<>> unix_listeners;  // path
+  // A context in which the host variable is this host: network callbacks
+  // for this host run in it (HostScope).
+  internal::Ref<internal::ContextState> context;
 };
 
 // One direction between two hosts (or a host and itself). Its state can
@@ -457,14 +460,14 @@ class Network::ListenerHandle final : public StreamListener {
 // channel's host: see current_host_id.
 class Network::HostScope {
  public:
-  HostScope(Network& net, HostId host) : net_(net), prev_(net.callback_host_) { net.callback_host_ = host; }
-  ~HostScope() { net_.callback_host_ = prev_; }
+  HostScope(Network& net, HostId host) {
+    if (!net.hosts_.empty()) scope_.emplace(net.host(host).context);
+  }
   HostScope(const HostScope&) = delete;
   HostScope& operator=(const HostScope&) = delete;
 
  private:
-  Network& net_;
-  HostId prev_;
+  std::optional<internal::ContextScope> scope_;
 };
 
 // ---------------------------------------------------------------------------
@@ -504,6 +507,7 @@ void Network::ensure_hosts() {
   auto h = std::make_unique<Host>();
   h->id = kImplicit;
   h->name = std::string(kImplicitHost);
+  h->context = host_context(kImplicit);
   hosts_.push_back(std::move(h));
   host_ids_.emplace(std::string(kImplicitHost), kImplicit);
 }
@@ -564,6 +568,7 @@ void Network::add_host(std::string_view name, const std::vector<std::string>& ad
   h->id = static_cast<HostId>(hosts_.size());
   h->name = std::string(name);
   h->addresses = normalised;
+  h->context = host_context(h->id);
   for (const std::string& a : normalised) address_owner_.emplace(a, h->id);
   host_ids_.emplace(key, h->id);
   hosts_.push_back(std::move(h));
@@ -616,21 +621,28 @@ std::vector<std::string> Network::addresses(std::string_view host_name) const {
   return host(host_id(host_name)).addresses;
 }
 
-// THE current host. Today: the running task's host from task_hosts_ (tasks
-// not found there are on the implicit host); outside a task, the host of the
-// network callback running now, else the implicit host. When context
-// variables land, this becomes a read of the host context variable (a task
-// inherits its creator's copy, a callback captures its scheduler's), and
-// task_hosts_ / callback_host_ go away.
+namespace {
+// The current host, a context variable (api/contextvars.h): a task inherits
+// its creator's value, a callback its scheduler's, and network callbacks run
+// in their host's context (HostScope). Unset: the implicit host.
+ContextVar<uint32_t>& host_var() {
+  static ContextVar<uint32_t>* const kVar = new ContextVar<uint32_t>("twinloop.sim.host");
+  return *kVar;
+}
+}  // namespace
+
+internal::Ref<internal::ContextState> Network::host_context(HostId id) {
+  Context c;
+  c.run([id] { host_var().set(id); });
+  return internal::ContextAccess::state(c);
+}
+
+// THE current host: see the header comment.
 Network::HostId Network::current_host_id() const {
-  if (!backend_.loop_) return kImplicit;
-  const uint64_t key = backend_.context_key();
-  if (key != 0) {
-    if (task_hosts_.empty()) return kImplicit;
-    auto it = task_hosts_.find(key);
-    return it == task_hosts_.end() ? kImplicit : it->second;
-  }
-  return callback_host_ != kNoHost ? callback_host_ : kImplicit;
+  const HostId id = host_var().get(kImplicit);
+  // A value from another simulation's network (a context that outlived its
+  // loop) names no host here.
+  return id < hosts_.size() ? id : kImplicit;
 }
 
 std::string Network::current_host() const {
@@ -638,17 +650,12 @@ std::string Network::current_host() const {
   return hosts_.empty() ? std::string(kImplicitHost) : host(id).name;
 }
 
-void Network::on_task_created(uint64_t key) {
-  HostId h;
-  if (spawn_host_ != kNoHost) {
-    h = spawn_host_;
-    spawn_host_ = kNoHost;  // only the task spawn_on creates
-  } else if (task_hosts_.empty() && callback_host_ == kNoHost) {
-    return;  // everything runs on the implicit host
-  } else {
-    h = current_host_id();
-  }
-  if (h != kImplicit) task_hosts_[key] = h;
+Context Network::context_on(std::string_view host_name, const std::optional<Context>& base) {
+  ensure_hosts();
+  const HostId id = host_id(host_name);
+  Context c = base ? base->copy() : copy_context();
+  c.run([id] { host_var().set(id); });
+  return c;
 }
 
 Network& Network::of(EventLoop& loop) {
@@ -659,13 +666,6 @@ Network& Network::of(EventLoop& loop) {
   }
   return sim->network();
 }
-
-Network::SpawnScope::SpawnScope(EventLoop& loop, std::string_view host) : net_(&Network::of(loop)) {
-  net_->ensure_hosts();
-  net_->spawn_host_ = net_->host_id(host);
-}
-
-Network::SpawnScope::~SpawnScope() { net_->spawn_host_ = kNoHost; }
 
 // ---------------------------------------------------------------------------
 // Links.

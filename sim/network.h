@@ -23,14 +23,16 @@
 // the real loop over loopback runs unchanged. It can be given routable
 // addresses with add_address("localhost", ...) to talk to other hosts.
 //
-// Tasks belong to hosts. A task belongs to the host of the code that created
-// it (a task created by a task: that task's host; by a channel notification
-// or a connect/accept callback of the network: the channel's host; by
-// anything else outside a task: the implicit host). spawn_on(host, coro)
-// starts a task on a named host. The one place that decides the current
-// host is Network::current_host_id() (network.cc): today it maps task keys to
-// hosts (filled when the loop names each new task, SimBackend::task_key);
-// when context variables arrive the host becomes one, changed there only.
+// Tasks belong to hosts. The current host is a context variable
+// (api/contextvars.h), so it follows asyncio's context rules: a task belongs
+// to the host of the code that created it (a task created by a task: that
+// task's host; a callback scheduled with call_soon / call_later runs on its
+// scheduler's host); network callbacks (a channel notification, a connect
+// result, a listener's accept) run on their channel's host, so the tasks
+// they create (a server's client handlers) belong to it too; anything else
+// runs on the implicit host. spawn_on(host, coro) starts a task on a named
+// host (in a copy of the current context, or of TaskOptions::context, with
+// the host set). Network::current_host_id() (network.cc) reads it.
 //
 // Links. Every ordered pair of hosts (and each host to itself: loopback and
 // Unix sockets) is a link with a latency range and a bandwidth
@@ -120,6 +122,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -127,8 +130,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "twinloop/api/contextvars.h"
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/net_backend.h"
@@ -219,31 +222,19 @@ class Network final : public NetBackend {
 
   // ---- for the backend and spawn_on
 
-  // A task with `key` was just created (SimBackend::task_key): it belongs to
-  // the current host, or to the host spawn_on names.
-  void on_task_created(uint64_t key);
   // The loop closed: every connection and listener is released; channels
   // and listeners still owned elsewhere are detached (their calls fail).
   void shutdown();
   // The simulated loop's network, or std::runtime_error for another loop.
   static Network& of(EventLoop& loop);
 
-  // Places the next task created on `host` (spawn_on).
-  class SpawnScope {
-   public:
-    SpawnScope(EventLoop& loop, std::string_view host);
-    ~SpawnScope();
-    SpawnScope(const SpawnScope&) = delete;
-    SpawnScope& operator=(const SpawnScope&) = delete;
-
-   private:
-    Network* net_;
-  };
+  // A copy of `base` (else of the current context) in which the current
+  // host is `host` (spawn_on). std::invalid_argument for an unknown host.
+  Context context_on(std::string_view host, const std::optional<Context>& base);
 
  private:
   using HostId = uint32_t;
   static constexpr HostId kImplicit = 0;
-  static constexpr HostId kNoHost = ~HostId{0};
 
   struct Host;
   struct Link;
@@ -263,6 +254,8 @@ class Network final : public NetBackend {
 
   // THE current host: see the header comment.
   HostId current_host_id() const;
+  // A new context in which the current host is `id`.
+  static internal::Ref<internal::ContextState> host_context(HostId id);
 
   void ensure_hosts();
   HostId host_id(std::string_view name) const;  // std::invalid_argument if unknown
@@ -333,11 +326,6 @@ class Network final : public NetBackend {
   std::map<std::string, std::vector<std::string>, std::less<>> aliases_;
   std::map<std::pair<HostId, HostId>, std::unique_ptr<Link>> links_;
 
-  // The hosts of tasks not on the implicit host, by task key (looked up,
-  // never iterated).
-  absl::flat_hash_map<uint64_t, HostId> task_hosts_;
-  HostId spawn_host_ = kNoHost;     // set by SpawnScope for one task
-  HostId callback_host_ = kNoHost;  // while a network callback runs
 
   uint64_t next_connection_id_ = 1;
   uint64_t next_listener_id_ = 1;
@@ -352,16 +340,14 @@ class Network final : public NetBackend {
 // simulated loop. (Two overloads rather than a defaulted TaskOptions: see
 // twinloop::create_task.)
 template <class T>
-Task<T> spawn_on(std::string_view host, Coro<T> coro) {
-  EventLoop& loop = get_running_loop();
-  Network::SpawnScope scope(loop, host);
-  return loop.create_task(std::move(coro));
-}
-template <class T>
 Task<T> spawn_on(std::string_view host, Coro<T> coro, TaskOptions options) {
   EventLoop& loop = get_running_loop();
-  Network::SpawnScope scope(loop, host);
+  options.context = Network::of(loop).context_on(host, options.context);
   return loop.create_task(std::move(coro), std::move(options));
+}
+template <class T>
+Task<T> spawn_on(std::string_view host, Coro<T> coro) {
+  return spawn_on(host, std::move(coro), TaskOptions());
 }
 
 }  // namespace twinloop::sim

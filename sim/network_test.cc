@@ -841,6 +841,41 @@ TEST(Network, TasksInheritTheirCreatorsHost) {
                                  "unknown simulated host 'nope' (hosts: localhost, a, b)"));
 }
 
+// The host is a context variable: a callback scheduled by a task on a host
+// runs on that host (asyncio's Handle copies its scheduler's context), and
+// so do the tasks it creates; spawn_on with a TaskOptions::context keeps
+// that context's values and changes only the host, in a copy.
+TEST(Network, CallbacksRunOnTheHostOfWhoScheduledThem) {
+  Simulation sim;
+  add_two_hosts(sim);
+  static ContextVar<std::string> tag("tag", "none");
+  std::vector<std::string> seen;
+  sim.run([](std::vector<std::string>& seen) -> Coro<void> {
+    co_await spawn_on("a", [](std::vector<std::string>& seen) -> Coro<void> {
+      Event done;
+      get_running_loop().call_later(absl::Milliseconds(1), [&seen, &done] {
+        seen.push_back("callback on " + here());
+        create_task([](std::vector<std::string>* seen, Event* done) -> Coro<void> {
+          seen->push_back("its task on " + here());
+          done->set();
+          co_return;
+        }(&seen, &done));
+      });
+      co_await done.wait();
+    }(seen));
+    Context tagged;
+    tagged.run([] { tag.set("given"); });
+    TaskOptions options;  // named: see docs/design.md, "Compilers"
+    options.context = tagged;
+    co_await spawn_on("b", [](std::vector<std::string>& seen) -> Coro<void> {
+      seen.push_back("tag " + tag.get() + " on " + here());
+      co_return;
+    }(seen), std::move(options));
+    seen.push_back("given context still on " + tagged.run([] { return here(); }));
+  }(seen));
+  EXPECT_THAT(seen, ElementsAre("callback on a", "its task on a", "tag given on b", "given context still on localhost"));
+}
+
 TEST(Network, NetworkCallbacksRunOnTheChannelsHost) {
   Simulation sim;
   add_two_hosts(sim);

@@ -147,7 +147,6 @@ uint64_t SimBackend::task_key(uint64_t parent_key, std::string_view base) {
   const uint64_t index = counter(children_, sibling_slot(parent_key, base_hash))++;
   const uint64_t key = child_key(parent_key, base_hash, index);
   if (record_) task_paths_.emplace(key, absl::StrCat(task_path(parent_key), "/", escape_path_component(base), "#", index));
-  network_->on_task_created(key);
   return key;
 }
 

@@ -80,7 +80,7 @@ constexpr const char* kOtherVariables[] = {
     "TWINLOOP_RC_REPLAY",   // sim/harness/rc_simulation.h: replay a schedule under RapidCheck
     "TWINLOOP_PROBE_LOG",   // tests/harness/shard_probe_test.cc
     "TWINLOOP_SKIP_TSAN",   // ./twinloop test
-    "TWINLOOP_SKIP_CROSS",  // ./twinloop test
+    "TWINLOOP_SKIP_CROSS", "TWINLOOP_SKIP_GCC",  // ./twinloop test
     "TWINLOOP_ANCHORS",     // bench/compare.sh, bench/compare.py
     "TWINLOOP_DEBUG",       // api/event_loop.cc: asyncio's debug mode
 };
