@@ -166,6 +166,32 @@ TEST_P(CompilerPatterns, LambdaTemporaryWithCapturesInsideCoAwait) {
   EXPECT_EQ(v, 42);
 }
 
+Coro<std::string> echo_after_a_step(std::string s) {
+  co_await sleep(absl::ZeroDuration());
+  co_return s;
+}
+
+// A std::string temporary made by a conditional expression, passed by value
+// inside a co_await (g++ 12: frees an invalid pointer when the callee's frame
+// goes; create_server's bind host did this).
+TEST_P(CompilerPatterns, ConditionalStringTemporaryInsideCoAwait) {
+  SKIP_ON_GCC12("a conditional's std::string temporary in a co_await");
+  const std::string got = run([]() -> Coro<std::string> {
+    const std::string given;
+    co_return co_await echo_after_a_step(given.empty() ? std::string("a-default-long-enough-for-the-heap") : given);
+  }());
+  EXPECT_EQ(got, "a-default-long-enough-for-the-heap");
+}
+
+// A plain std::string temporary in the same place is fine under every
+// compiler, as is a named one.
+TEST_P(CompilerPatterns, PlainStringTemporaryInsideCoAwait) {
+  const std::string got = run([]() -> Coro<std::string> {
+    co_return co_await echo_after_a_step(std::string("a-value-long-enough-to-live-on-the-heap"));
+  }());
+  EXPECT_EQ(got, "a-value-long-enough-to-live-on-the-heap");
+}
+
 TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(CompilerPatterns);
 
 }  // namespace
