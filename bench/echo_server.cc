@@ -16,10 +16,16 @@
 //   streams       start_server; per connection
 //                   n = co_await reader.read_into(buf); writer.write(buf[0, n));
 //                   co_await writer.drain();
-//                 with one 64 KiB buffer per connection: read_into is
+//                 with one 256 KiB buffer per connection: read_into is
 //                 twinloop's allocation-free form of asyncio's
-//                 `data = await reader.read(65536)` (same semantics: up to 64
-//                 KiB as soon as any byte is buffered, 0 at EOF).
+//                 `data = await reader.read(n)` (same semantics: up to n bytes
+//                 as soon as any byte is there, 0 at EOF), and while it waits
+//                 the transport reads straight into `buf`. 256 KiB is what
+//                 the raw epoll reference reads per read(2) and what a
+//                 transport reads per notification (asyncio's max_size); the
+//                 asyncio anchor's 64 KiB reads cost ~1.4x the raw server's
+//                 CPU per GiB in the bulk test on this VM (4x the system
+//                 calls), 256 KiB ~1.05x: docs/PERFORMANCE.md, "TCP echo".
 //   protocol      create_server with a Protocol: data_received writes the
 //                 bytes back at once; pause_writing pauses reading, and
 //                 resume_writing resumes it (the anchor's EchoProtocol: the
@@ -51,13 +57,15 @@ using twinloop::StreamWriter;
 using twinloop::Transport;
 
 constexpr char kHost[] = "127.0.0.1";
-constexpr size_t kChunk = 64 * 1024;  // asyncio anchor: reader.read(65536)
+constexpr size_t kChunk = 256 * 1024;  // read_into's buffer (streams)
+constexpr size_t kReadN = 64 * 1024;  // read(65536), as the asyncio anchor (streams-read)
 
 enum class Mode { kStreams, kProtocol, kStreamsRead };
 
 // ---- streams
 
-// The asyncio anchor's echo_stream, reading into one buffer per connection.
+// The asyncio anchor's echo_stream, reading into one buffer per connection
+// (allocated once, not per read).
 Coro<void> echo_stream(StreamReader reader, StreamWriter writer) {
   std::unique_ptr<char[]> buf(new char[kChunk]);
   try {
@@ -77,7 +85,7 @@ Coro<void> echo_stream(StreamReader reader, StreamWriter writer) {
 Coro<void> echo_stream_read(StreamReader reader, StreamWriter writer) {
   try {
     while (true) {
-      std::string data = co_await reader.read(static_cast<std::ptrdiff_t>(kChunk));
+      std::string data = co_await reader.read(static_cast<std::ptrdiff_t>(kReadN));
       if (data.empty()) break;
       writer.write(data);
       co_await writer.drain();
