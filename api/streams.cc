@@ -4,6 +4,7 @@
 #include <cstring>
 #include <deque>
 #include <stdexcept>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "twinloop/api/errors.h"
@@ -17,7 +18,9 @@ namespace internal {
 // A StreamReader's buffer and state (asyncio's StreamReader fields). The
 // bytes not read yet are data_[begin_, end_); the transport reads straight
 // into data_[end_, capacity_) (the protocol is a BufferedProtocol), so data
-// is copied once, when a read returns it.
+// is copied once, when a read returns it. While read_into waits on an empty
+// buffer, the transport reads straight into read_into's buffer instead
+// (direct_): no copy at all.
 class ReaderState final : public RefCounted {
  public:
   explicit ReaderState(size_t limit) : limit_(limit) {
@@ -39,6 +42,15 @@ class ReaderState final : public RefCounted {
     return out;
   }
   void clear() { begin_ = end_ = 0; }
+  // Puts `data` back in front of what is buffered (a read that cannot return
+  // the bytes it was handed).
+  void unread(std::string_view data) {
+    if (data.empty()) return;
+    std::string rest(view());
+    clear();
+    append(data);
+    append(rest);
+  }
 
   // Room for at least `want` more bytes at the end.
   std::span<char> reserve(size_t want) {
@@ -122,7 +134,22 @@ class ReaderState final : public RefCounted {
     waiter_->state()->mark_retrieved();
     return *waiter_;
   }
-  void end_wait() { waiter_.reset(); }
+  void end_wait() {
+    waiter_.reset();
+    direct_ = {};
+  }
+  // The buffer the transport may read into directly: read_into's, while it
+  // waits for data and nothing is buffered.
+  std::span<char> direct_target() const {
+    if (direct_.empty() || size() != 0 || !waiter_ || waiter_->done()) return {};
+    return direct_;
+  }
+  // `n` bytes arrived in direct_target(): they are the waiting read's.
+  void direct_filled(size_t n) {
+    direct_n_ = n;
+    direct_ = {};
+    wakeup_waiter();
+  }
 
   size_t limit_;
   std::unique_ptr<char[]> data_;
@@ -134,6 +161,10 @@ class ReaderState final : public RefCounted {
   std::exception_ptr exception_;
   std::optional<Future<void>> waiter_;
   std::shared_ptr<Transport> transport_;
+  // read_into's buffer while it waits (see direct_target), and how many bytes
+  // the transport put there.
+  std::span<char> direct_;
+  size_t direct_n_ = 0;
 };
 
 namespace {
@@ -171,7 +202,29 @@ Coro<std::string> reader_read(Ref<ReaderState> r, std::ptrdiff_t n) {
 Coro<size_t> reader_read_into(Ref<ReaderState> r, std::span<char> buf) {
   r->check_exception();
   if (buf.empty()) co_return 0;
-  if (r->size() == 0 && !r->eof_) co_await wait_for_data(r, "read");
+  if (r->size() == 0 && !r->eof_) {
+    // wait_for_data, inline (one coroutine frame less per read), offering
+    // `buf` to the transport: what arrives first lands there without a copy.
+    Future<void> w = r->start_wait("read");
+    r->direct_ = buf;
+    r->direct_n_ = 0;
+    std::exception_ptr error;
+    try {
+      co_await w;
+    } catch (...) {
+      error = std::current_exception();
+    }
+    r->end_wait();
+    const size_t direct = std::exchange(r->direct_n_, 0);
+    if (error) {
+      // Cancelled after the bytes were handed over: they go back to the
+      // buffer, in front of anything that arrived since, as read(n) would
+      // have left them there.
+      r->unread(std::string_view(buf.data(), direct));
+      std::rethrow_exception(error);
+    }
+    if (direct) co_return direct;
+  }
   const size_t n = std::min(buf.size(), r->size());
   if (n) std::memcpy(buf.data(), r->data_.get() + r->begin_, n);
   r->consume(n);
@@ -348,10 +401,18 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
   }
 
   std::span<char> get_buffer(size_t sizehint) override {
+    std::span<char> direct = reader_->direct_target();
+    direct_ = !direct.empty();
+    if (direct_) return direct;
     return reader_->reserve(std::max<size_t>(sizehint, kReadChunk));
   }
   void buffer_updated(size_t nbytes) override {
     if (reader_->eof_) throw std::logic_error("data after the end of the stream");
+    if (direct_) {
+      direct_ = false;
+      reader_->direct_filled(nbytes);
+      return;
+    }
     reader_->end_ += nbytes;
     reader_->on_data();
   }
@@ -367,10 +428,16 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
     }
   }
 
+  // drain_helper's checks without its coroutine: true if drain() need not
+  // wait (the usual case), ConnectionResetError once the connection is lost.
+  bool drain_ready() const {
+    if (connection_lost_) throw ConnectionResetError("Connection lost");
+    return !paused_;
+  }
+
   // asyncio's _drain_helper.
   static Coro<void> drain_helper(std::shared_ptr<StreamProtocol> p) {
-    if (p->connection_lost_) throw ConnectionResetError("Connection lost");
-    if (!p->paused_) co_return;
+    if (p->drain_ready()) co_return;
     Future<void> waiter = create_future<void>();
     waiter.state()->mark_retrieved();
     p->drain_waiters_.push_back(waiter);
@@ -398,6 +465,8 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
   Future<void> closed_;
   bool paused_ = false;
   bool connection_lost_ = false;
+  // The last get_buffer returned the waiting read_into's buffer.
+  bool direct_ = false;
   std::deque<Future<void>> drain_waiters_;
 };
 
@@ -411,6 +480,7 @@ Coro<void> writer_drain(std::shared_ptr<Transport> transport, std::shared_ptr<St
     // connection's end (asyncio's comment).
     co_await sleep(absl::ZeroDuration());
   }
+  if (protocol->drain_ready()) co_return;  // no second coroutine frame when nothing to wait for
   co_await StreamProtocol::drain_helper(std::move(protocol));
 }
 

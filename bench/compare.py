@@ -25,19 +25,39 @@ Stdlib only. Environment knobs:
   SYNC_ROWS=1     issue 3's rows: Queue ping-pong (unbounded and maxsize 1),
                   Queue throughput, Lock; 0 drops them
   GATHER_ROWS=0   drops the spawn rows joined with gather(vector)
+  ECHO_ROWS=1     workload 4's TCP echo rows (4a request/response, 4b bulk):
+                  twinloop's echo_server (streams, protocol) next to the
+                  anchors' raw epoll (REF), libuv and asio servers, all driven by
+                  the anchors' echo_client; 0 drops them. With PYTHON_ROWS=1
+                  also the asyncio servers (streams, streams with glibc malloc
+                  tuned [diag], Protocol). Needs the anchors (the client is
+                  theirs): without them the echo rows are skipped.
+  ECHO_DIAG=1     adds the diagnostic echo row "streams, read(65536)" (a
+                  std::string per read, asyncio's literal code)
   ONLY=substr     rows whose workload key, row key or system label contains
-                  substr; several comma-separated: any of them. ONLY=issue3
+                  substr; several comma-separated: any of them (ONLY=echo: the
+                  TCP echo rows). ONLY=issue3
                   picks issue 3's rows plus the ping-pong rows they are
                   compared with (raw REF, asio, asyncio Queue, Future ping-pong)
   QUICK=1         all counts / 10 (smoke test; figures not comparable)
   PYTHON=/usr/bin/python3   interpreter for the Python anchors
-Paths (set by compare.sh): TWINLOOP_ANCHORS (our binary), ANCHORS_DIR (the
-copy of ../shared/bench with build/ inside; empty: our rows only).
+Paths (set by compare.sh): TWINLOOP_ANCHORS (our binary), TWINLOOP_ECHO_SERVER
+(our echo server), ANCHORS_DIR (the copy of ../shared/bench with build/ inside;
+empty: our rows only).
+
+Echo rows (kind "echo") run as the anchors' tools/anchors.py runs them: the
+server process is started fresh for each measurement, prints "PORT n", the
+anchors' echo_client is run against it, then the server gets SIGTERM and its
+CPU time (user + sys) is read from wait4. twinloop's server must then exit 0
+(a server that crashes or hangs on SIGTERM fails its row); the anchors'
+servers simply die of the signal.
 """
 import datetime
 import json
 import os
 import platform
+import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -46,6 +66,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 OURS = os.environ.get("TWINLOOP_ANCHORS", os.path.join(RESULTS, "bin", "twinloop_anchors"))
+OURS_ECHO = os.environ.get("TWINLOOP_ECHO_SERVER", os.path.join(RESULTS, "bin", "echo_server"))
 ANCHORS = os.environ.get("ANCHORS_DIR", "")
 PY = os.environ.get("PYTHON", "/usr/bin/python3")
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -54,6 +75,8 @@ PYTHON_ROWS = os.environ.get("PYTHON_ROWS") == "1"
 ASYNCIO_QUEUE = os.environ.get("ASYNCIO_QUEUE", "1") != "0"
 SYNC_ROWS = os.environ.get("SYNC_ROWS", "1") != "0"
 GATHER_ROWS = os.environ.get("GATHER_ROWS", "1") != "0"
+ECHO_ROWS = os.environ.get("ECHO_ROWS", "1") != "0"
+ECHO_DIAG = os.environ.get("ECHO_DIAG") == "1"
 ONLY = [t for t in os.environ.get("ONLY", "").split(",") if t]
 QUICK = os.environ.get("QUICK") == "1"
 
@@ -64,6 +87,11 @@ VS_TASKS, VS_ITERS = 10_000 // div, 100
 QUEUE_ITEMS = 1_000_000 // div
 LOCK_PAIRS = 1_000_000 // div
 REAL_SCALE = 1000
+# Workload 4 (the anchors' counts).
+ECHO_CONNS, ECHO_TOTAL, ECHO_MSG = 64, 200_000 // div, 64
+BULK_BYTES, BULK_CHUNK = (1 << 30) // div, 65536
+# glibc malloc tuned as the anchors' "[diag]" asyncio row (tools/anchors.py).
+MALLOC_TUNED = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864"
 
 # workload key -> (label, unit, metric key in the RESULT line, higher is better)
 W = {
@@ -75,6 +103,10 @@ W = {
     "qthru": ("Q queue throughput (1 M items, 1 producer / 1 consumer)", "ns/item", "ns_per_op",
               False),
     "lock": ("L Lock acquire/release (1 M pairs)", "ns/pair", "ns_per_op", False),
+    "echo_rr": (f"4a TCP echo {ECHO_MSG} B x {ECHO_CONNS} conns ({ECHO_TOTAL:,} round trips)",
+                "round trips/s", "rt_per_s", True),
+    "echo_bulk": (f"4b TCP echo bulk {BULK_BYTES / (1 << 30):g} GiB, {BULK_CHUNK // 1024} KiB writes",
+                  "MB/s", "mb_per_s", True),
 }
 # Workloads without an anchor of their own: x REF uses this workload's raw row.
 REF_FROM = {"qthru": "pingpong", "lock": "pingpong"}
@@ -89,11 +121,14 @@ def anchor(*parts):
 def rows():
     r = []
 
-    def add(w, key, system, cmd, ref=False, runs=None, ours=False, tags=()):
+    def add(w, key, system, cmd, ref=False, runs=None, ours=False, tags=(), server=None, env=None):
+        """server: for echo rows, the server's command (cmd is then the client's)."""
         if ONLY and not any(t in w or t in system or t in key or t in tags for t in ONLY):
             return
         r.append(dict(w=w, key=key, system=system, cmd=[str(c) for c in cmd], ref=ref,
-                      runs=RUNS if runs is None else min(runs, RUNS), ours=ours))
+                      runs=RUNS if runs is None else min(runs, RUNS), ours=ours,
+                      kind="echo" if server else "run",
+                      server=[str(c) for c in server] if server else None, env=env or {}))
 
     have_anchors = bool(ANCHORS) and os.path.exists(anchor("build", "raw_sched"))
     apy = lambda *a: [PY, anchor("py", "asyncio_anchors.py"), *a]  # noqa: E731
@@ -175,6 +210,42 @@ def rows():
                 add("lock", k, f"twinloop {loop}: {what}",
                     [OURS, f"lock-{loop}", tasks, LOCK_PAIRS // tasks, style, yld], ours=True,
                     tags=i3)
+
+    # Workload 4: every server driven by the anchors' echo_client (no client,
+    # no echo rows).
+    have_client = have_anchors and os.path.exists(anchor("build", "echo_client"))
+    if ECHO_ROWS and not have_client and (not ONLY or any("echo" in t for t in ONLY)):
+        print("note: no anchors' echo_client: the TCP echo rows are skipped", file=sys.stderr)
+    if ECHO_ROWS and have_client:
+        servers = [
+            ("raw", "raw epoll C server (REF)", [anchor("build", "echo_epoll"), 0], True, False, None),
+            ("libuv", "libuv server", [anchor("build", "echo_uv"), 0], False, False, None),
+            ("asio", "asio awaitable server", [anchor("build", "asio_anchors"), "echo-server", 0],
+             False, False, None),
+        ]
+        if PYTHON_ROWS:
+            servers += [
+                ("asyncio", "Python asyncio streams server", apy("echo-server", 0), False, False,
+                 None),
+                ("asyncio-tuned", "Python asyncio streams, malloc tuned [diag]",
+                 apy("echo-server", 0), False, False, {"GLIBC_TUNABLES": MALLOC_TUNED}),
+                ("asyncio-proto", "Python asyncio Protocol server", apy("echo-server", 0, "--proto"),
+                 False, False, None),
+            ]
+        servers += [
+            ("ours-streams", "twinloop streams: read_into + write + drain",
+             [OURS_ECHO, "streams", 0], False, True, None),
+            ("ours-protocol", "twinloop Protocol: write in data_received",
+             [OURS_ECHO, "protocol", 0], False, True, None),
+        ]
+        if ECHO_DIAG:
+            servers.append(("ours-streams-read", "twinloop streams: read(65536) [diag]",
+                            [OURS_ECHO, "streams-read", 0], False, True, None))
+        client = anchor("build", "echo_client")
+        for w, cargs in (("echo_rr", ["rr", ECHO_CONNS, ECHO_TOTAL, ECHO_MSG]),
+                         ("echo_bulk", ["bulk", BULK_BYTES, BULK_CHUNK])):
+            for key, system, server, ref, ours, env in servers:
+                add(w, key, system, [client] + cargs, ref=ref, ours=ours, server=server, env=env)
     return r, have_anchors
 
 
@@ -192,7 +263,49 @@ def parse(out):
     raise RuntimeError("no RESULT line in output: " + out[-500:])
 
 
+def run_echo(row):
+    """As the anchors' tools/anchors.py: a fresh server, the client against it,
+    SIGTERM, the server's CPU time from wait4."""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env.update(row["env"])
+    srv = subprocess.Popen(row["server"], stdout=subprocess.PIPE, text=True, env=env)
+    status = None
+    try:
+        ready, _, _ = select.select([srv.stdout], [], [], 30)
+        line = srv.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"server did not print its port: {line!r}")
+        port = line.split()[1]
+        client = [row["cmd"][0], port] + row["cmd"][1:]
+        p = subprocess.run(client, capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"client exit {p.returncode}: {(p.stderr or p.stdout)[-500:]}")
+        res = parse(p.stdout)
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        ru = None
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            pid, status, ru = os.wait4(srv.pid, os.WNOHANG)
+            if pid == srv.pid:
+                break
+            time.sleep(0.005)
+        else:
+            srv.kill()
+            _, status, ru = os.wait4(srv.pid, 0)
+            status = "hung"
+        srv.returncode = 0  # reaped here; keep Popen from waiting again
+        srv.stdout.close()
+    if row["ours"] and status != 0:
+        what = "did not exit within 30 s of SIGTERM" if status == "hung" else f"wait status {status}"
+        raise RuntimeError(f"twinloop's server {what} (expected a clean exit 0)")
+    res["server_cpu_s"] = ru.ru_utime + ru.ru_stime
+    return res
+
+
 def run_one(row):
+    if row["kind"] == "echo":
+        return run_echo(row)
     p = subprocess.run(row["cmd"], capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         raise RuntimeError(f"exit {p.returncode}: {(p.stderr or p.stdout)[-500:]}")
@@ -280,6 +393,14 @@ def main():
         key = W[todo[i]["w"]][2]
         return [r[key] if r else None for r in values[i]]
 
+    def server_cpu(i):
+        return [r.get("server_cpu_s") if r else None for r in values[i]]
+
+    def cpu_text(w, cpu_s):
+        if w == "echo_rr":
+            return f"{cpu_s * 1e6 / ECHO_TOTAL:.2f} us/rt"
+        return f"{cpu_s / (BULK_BYTES / (1 << 30)):.2f} s/GiB"
+
     def best(i):
         vals = [v for v in metric(i) if v is not None]
         if not vals:
@@ -312,6 +433,17 @@ def main():
                              f"sim {fmt(statistics.median(r['sim_s'] for r in runs))} s")
             if row["w"] in REF_FROM and "x_ref" in e:
                 e["note"] = "x REF: vs the raw REF ping-pong hand-off (no anchor)"
+            if row["kind"] == "echo":
+                cpu = [c for c in server_cpu(i) if c is not None]
+                if cpu:
+                    e["server_cpu_s"] = statistics.median(cpu)
+                    e["note"] = f"server CPU {cpu_text(row['w'], statistics.median(cpu))}"
+                    ref_i = find(row["w"], "raw")
+                    if ref_i is not None and not row["ref"]:
+                        v, _ = paired(server_cpu(i), server_cpu(ref_i), lambda o, r: o / r)
+                        if v is not None:
+                            e["cpu_x_ref"] = v
+                            e["note"] += f" ({fmt(v)}x REF's)"
         table.append(e)
 
     # ---- targets (from the issue): per-round ratios, median over rounds.
@@ -329,8 +461,11 @@ def main():
         bi, bj = best(i), best(j)
         vb = f(bi, bj) if bi and bj else None
         status = "SKIPPED" if v is None else ("PASS" if ok(v) else "FAIL")
+        note = f"{n} paired round(s)"
+        if v is not None and vb is not None and ok(v) != ok(vb):
+            note += f"; best vs best would {'PASS' if ok(vb) else 'FAIL'}"
         targets.append(dict(name=name, value=v, best_value=vb, want=want, status=status,
-                            note=f"{n} paired round(s)"))
+                            note=note))
 
     for loop in ("real", "sim"):
         k = f"ours-{loop}"
@@ -357,6 +492,15 @@ def main():
                    "pingpong", f"ours-q-{loop}{suffix}", f"ours-{loop}",
                    lambda q, f: q / f, lambda v: v <= 2, "<= 2")
 
+    # issue 10: the TCP echo server (workload 4), per round, median.
+    for k, what in (("ours-streams", "streams"), ("ours-protocol", "Protocol")):
+        target(f"echo request/response {what}: twinloop / asio >= 1 (round trips/s)", "echo_rr", k,
+               "asio", lambda o, a: o / a, lambda v: v >= 1, ">= 1")
+        target(f"echo request/response {what}: twinloop / raw epoll >= 0.85", "echo_rr", k, "raw",
+               lambda o, r: o / r, lambda v: v >= 0.85, ">= 0.85")
+        target(f"echo bulk {what}: twinloop / raw epoll >= 0.90 (MB/s)", "echo_bulk", k, "raw",
+               lambda o, r: o / r, lambda v: v >= 0.90, ">= 0.90")
+
     # ---- comparisons without a target (issue 3): per-round ratios, median.
     comparisons = []
 
@@ -379,6 +523,27 @@ def main():
                     lambda a, o: a / o, "> 1: twinloop's Queue is faster than asio's channel")
             compare(f"asyncio Queue / Queue ping-pong {loop} ({what})", ("pingpong", "asyncio"), q,
                     lambda a, o: a / o, "> 1: twinloop's Queue is faster than asyncio's")
+    # Server CPU time per round trip / per GiB (from wait4): less noisy than
+    # throughput on a loaded machine, and it is the server's own cost.
+    def compare_cpu(name, a, b, meaning):
+        i, j = find(*a), find(*b)
+        if i is None or j is None:
+            return
+        v, n = paired(server_cpu(i), server_cpu(j), lambda x, y: x / y)
+        ci = [c for c in server_cpu(i) if c is not None]
+        cj = [c for c in server_cpu(j) if c is not None]
+        comparisons.append(dict(name=name, value=v,
+                                best_value=min(ci) / min(cj) if ci and cj else None,
+                                meaning=meaning, note=f"{n} paired round(s)"))
+
+    for w, unit in (("echo_rr", "per round trip"), ("echo_bulk", "per GiB")):
+        for k, what in (("ours-streams", "streams"), ("ours-protocol", "Protocol"),
+                        ("ours-streams-read", "streams read(65536)")):
+            compare_cpu(f"server CPU {unit}: twinloop {what} / raw epoll REF", (w, k), (w, "raw"),
+                        "1 = as cheap as the raw server; lower is better")
+            compare_cpu(f"server CPU {unit}: twinloop {what} / asio", (w, k), (w, "asio"),
+                        "< 1: cheaper than asio's server")
+
     for loop in ("real", "sim"):
         fut = ("pingpong", f"ours-{loop}")
         for tasks in (2, 8):
