@@ -6,6 +6,7 @@
 
 #include <netdb.h>
 
+#include <any>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -874,6 +875,43 @@ TEST(Network, CallbacksRunOnTheHostOfWhoScheduledThem) {
     seen.push_back("given context still on " + tagged.run([] { return here(); }));
   }(seen));
   EXPECT_THAT(seen, ElementsAre("callback on a", "its task on a", "tag given on b", "given context still on localhost"));
+}
+
+// A server's client handlers (tasks created from the accept notification,
+// through the protocol's connection_made) run on the server's host: a handler
+// on "b" that connects onwards leaves from b's address.
+Coro<void> forward_peer(StreamReader reader, StreamWriter writer) {
+  std::string line = co_await reader.readline();
+  auto [r, w] = co_await open_connection("10.0.0.1", 7);
+  const auto from = std::any_cast<SocketAddress>(w.get_extra_info("sockname"));
+  writer.write(line.substr(0, line.size() - 1) + " via " + here() + " from " + from.host + "\n");
+  w.close();
+  writer.close();
+}
+
+Coro<void> silent(StreamReader reader, StreamWriter writer) {
+  co_await reader.read(-1);
+  writer.close();
+}
+
+TEST(Network, AServersHandlersRunOnItsHost) {
+  Simulation sim;
+  add_two_hosts(sim);
+  std::string got;
+  sim.run([](std::string& got) -> Coro<void> {
+    Server sink = co_await spawn_on("a", start_server(silent, "10.0.0.1", 7));
+    Server server = co_await spawn_on("b", start_server(forward_peer, "10.0.0.2", 80));
+    got = co_await spawn_on("a", []() -> Coro<std::string> {
+      auto [r, w] = co_await open_connection("10.0.0.2", 80);
+      w.write("hi\n");
+      std::string line = co_await r.readline();
+      w.close();
+      co_return line;
+    }());
+    server.close();
+    sink.close();
+  }(got));
+  EXPECT_EQ(got, "hi via b from 10.0.0.2\n");
 }
 
 TEST(Network, NetworkCallbacksRunOnTheChannelsHost) {

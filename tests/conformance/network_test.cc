@@ -1064,6 +1064,28 @@ TEST_P(NetworkConformance, ReadIntoCancelledAfterItsBytesArrivedLosesNothing) {
   loop->close();
 }
 
+// asyncio's StreamWriter.__del__ (3.11+) closes a transport still open:
+// here the last copy of a StreamWriter does. Copies share the connection;
+// while one is alive the connection stays open.
+TEST_P(NetworkConformance, TheLastStreamWriterCopyClosesTheConnection) {
+  run([]() -> Coro<void> {
+    Server server = co_await start_server(echo_lines, kLocal, 0);
+    auto [reader, writer] = co_await open_connection(kLocal, port_of(server));
+    std::shared_ptr<Transport> transport = writer.transport();
+    std::optional<StreamWriter> copy = writer;
+    writer = StreamWriter();  // one copy left
+    co_await sleep(absl::Milliseconds(1));
+    EXPECT_FALSE(transport->is_closing());
+    copy->write("still open\n");
+    EXPECT_EQ(co_await reader.readline(), "still open\n");
+    copy.reset();  // the last copy
+    EXPECT_TRUE(transport->is_closing());
+    EXPECT_EQ(co_await reader.read(-1), "");  // the server echoed EOF: closed
+    server.close();
+    co_await server.wait_closed();
+  }());
+}
+
 TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(NetworkConformance);
 
 }  // namespace
