@@ -140,6 +140,10 @@ void throw_empty_token() { throw std::invalid_argument("an empty (moved-from) To
 
 Context::Context() : state_(new internal::ContextState(nullptr)) {}
 
+namespace internal {
+Context ContextAccess::of(const Ref<ContextState>& state) { return state ? Context(state) : Context(); }
+}  // namespace internal
+
 Context Context::copy() const { return Context(internal::Ref<internal::ContextState>(new internal::ContextState(state_->data()))); }
 
 Context copy_context() {

@@ -432,6 +432,9 @@ Context copy_context();
 namespace internal {
 struct ContextAccess {
   static const Ref<ContextState>& state(const Context& c) { return c.state_; }
+  // The context `state` as a Context; a null state (an empty context not
+  // created yet) as a new empty one.
+  static Context of(const Ref<ContextState>& state);
 };
 }  // namespace internal
 

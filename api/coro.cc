@@ -43,6 +43,7 @@ std::string describe_running_code() {
 
 namespace {
 void report_never_awaited(const PromiseBase& p) noexcept {
+  if (tls_abandoning) return;
   try {
     // CPython: RuntimeWarning(f"coroutine '{qualname}' was never awaited").
     const std::string message =

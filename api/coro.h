@@ -51,6 +51,18 @@ class Coro;
 
 namespace internal {
 
+// While set, coroutines destroyed without having run are not reported as
+// never awaited: the frames of a crashed simulated host's tasks
+// (EventLoop::abandon), whose code is gone with them.
+inline constinit thread_local bool tls_abandoning = false;
+struct AbandoningScope {
+  bool prev = tls_abandoning;
+  AbandoningScope() { tls_abandoning = true; }
+  ~AbandoningScope() { tls_abandoning = prev; }
+  AbandoningScope(const AbandoningScope&) = delete;
+  AbandoningScope& operator=(const AbandoningScope&) = delete;
+};
+
 template <class T>
 class TaskState;
 

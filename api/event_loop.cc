@@ -115,7 +115,9 @@ void HandleState::cancel() {
 }  // namespace internal
 
 absl::Time TimerHandle::when() const {
-  return absl::UnixEpoch() + absl::Nanoseconds(state_->when_ns_);
+  // On the clock the caller sees (loop.time()'s), as call_at was given it.
+  const internal::ClockView* view = internal::LoopAccess::clock_view(*state_->loop_);
+  return absl::UnixEpoch() + absl::Nanoseconds(view ? view->local_ns(state_->when_ns_) : state_->when_ns_);
 }
 
 EventLoop::EventLoop(std::unique_ptr<LoopBackend> backend)
@@ -174,21 +176,33 @@ Handle EventLoop::call_soon_in(absl::AnyInvocable<void()> callback, internal::Co
   return Handle(internal::Ref<internal::HandleState>(h));
 }
 
+int64_t EventLoop::deadline_after_ns(absl::Duration delay) const {
+  const int64_t now = backend_->time_ns();
+  if (!clock_view_) return deadline_after(now, delay);
+  return clock_view_->loop_ns(deadline_after(clock_view_->local_ns(now), delay), now);
+}
+
+int64_t EventLoop::deadline_at_ns(int64_t local_ns) const {
+  if (!clock_view_) return local_ns;
+  return clock_view_->loop_ns(local_ns, backend_->time_ns());
+}
+
 TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback) {
-  return call_at_ns(deadline_after(backend_->time_ns(), delay), std::move(callback), internal::capture_context());
+  return call_at_ns(deadline_after_ns(delay), std::move(callback), internal::capture_context());
 }
 
 TimerHandle EventLoop::call_later(absl::Duration delay, absl::AnyInvocable<void()> callback, const Context& context) {
-  return call_at_ns(deadline_after(backend_->time_ns(), delay), std::move(callback), share(context));
+  return call_at_ns(deadline_after_ns(delay), std::move(callback), share(context));
 }
 
 TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback) {
-  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback),
+  return call_at_ns(deadline_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch())), std::move(callback),
                     internal::capture_context());
 }
 
 TimerHandle EventLoop::call_at(absl::Time when, absl::AnyInvocable<void()> callback, const Context& context) {
-  return call_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch()), std::move(callback), share(context));
+  return call_at_ns(deadline_at_ns(absl::ToInt64Nanoseconds(when - absl::UnixEpoch())), std::move(callback),
+                    share(context));
 }
 
 TimerHandle EventLoop::call_at_ns(int64_t when_ns, absl::AnyInvocable<void()> callback) {
@@ -457,12 +471,37 @@ void EventLoop::close_now() {
   // may hold the very objects that hold these tasks: drop them first.
   for (auto& t : tasks) t->clear_callbacks();
   tasks.clear();
+  abandoned_.clear();
   task_origins_.clear();
   for (auto& [sig, cb] : signal_handlers_) backend_->watch_signal(sig, false);
   if (sigint_hook_ && signal_handlers_.count(SIGINT) == 0) backend_->watch_signal(SIGINT, false);
   sigint_hook_ = nullptr;
   signal_handlers_.clear();
   backend_->close();
+}
+
+size_t EventLoop::abandon(const std::function<bool(const Context&)>& in_scope) {
+  TWINLOOP_CHECK(!current_task_ || !in_scope(internal::ContextAccess::of(current_task_->context_slot())),
+                 "a task cannot abandon itself (it is running)");
+  const auto in = [&](const internal::Ref<internal::ContextState>& c) {
+    return in_scope(internal::ContextAccess::of(c));
+  };
+  // Callbacks first: what the tasks' frames do when destroyed is not
+  // theirs to cancel.
+  const auto cancel_if_in = [&](internal::Runnable* r) {
+    auto* h = dynamic_cast<internal::HandleState*>(r);
+    if (h && !h->cancelled_ && in(h->context_)) h->cancel();
+  };
+  ready_.for_each(cancel_if_in);
+  for (const TimerEntry& e : timers_) cancel_if_in(e.handle);
+  size_t ended = 0;
+  for (internal::TaskBase* t : registered_tasks()) {
+    if (t->future().done() || !in(t->context_slot())) continue;
+    abandoned_.push_back(internal::Ref<internal::FutureBase>(&t->future()));
+    t->abandon();
+    ++ended;
+  }
+  return ended;
 }
 
 void EventLoop::register_task(internal::TaskBase* t) {
@@ -679,5 +718,11 @@ uint64_t LoopBackend::decision_context(const EventLoop& loop) { return loop.deci
 size_t LoopBackend::task_count(const EventLoop& loop) { return loop.task_count_; }
 void LoopBackend::schedule_io(EventLoop& loop, internal::Runnable* r) { loop.ready_.push(r); }
 void LoopBackend::add_timer(EventLoop& loop, internal::TimerTarget* t, int64_t when_ns) { loop.add_timer(t, when_ns); }
+
+void LoopBackend::set_clock_view(EventLoop& loop, const internal::ClockView* view) { loop.clock_view_ = view; }
+
+size_t LoopBackend::abandon(EventLoop& loop, const std::function<bool(const Context&)>& in_scope) {
+  return loop.abandon(in_scope);
+}
 
 }  // namespace twinloop

@@ -164,6 +164,24 @@ enum class EventKind : uint8_t {
   kNetDeliver = 6,
 };
 
+// A backend's mapping between the loop's clock (the backend's time_ns():
+// what orders timers) and the clock the code running now sees (loop.time()):
+// the simulated loop gives each host its own clock (offset and drift).
+// Installed with LoopBackend::set_clock_view; without one both are the same.
+class ClockView {
+ public:
+  // The clock the running code sees when the loop's clock reads `loop_ns`.
+  // Monotonic in loop_ns.
+  virtual int64_t local_ns(int64_t loop_ns) const = 0;
+  // The earliest loop time at which the running code's clock reaches
+  // `local_ns` (a timer for local time t fires at loop_ns(t)), at least
+  // `now_loop_ns`; saturating at LoopBackend::kNoDeadline - 1.
+  virtual int64_t loop_ns(int64_t local_ns, int64_t now_loop_ns) const = 0;
+
+ protected:
+  ~ClockView() = default;
+};
+
 // Sees every scheduling event; the simulated loop hashes them.
 class StepObserver {
  public:
@@ -285,9 +303,14 @@ class EventLoop : public internal::RefCounted {
   // The loop's monotonic clock. The simulated loop starts at the Unix epoch
   // (absl::UnixEpoch() is virtual time 0); the real loop's epoch is
   // unspecified, as asyncio's.
-  absl::Time time() const { return absl::UnixEpoch() + absl::Nanoseconds(backend_->time_ns()); }
+  // On the simulated loop, the clock of the host the running code is on
+  // (sim::Network::set_clock): timers, sleeps and timeouts run by it.
+  absl::Time time() const { return absl::UnixEpoch() + absl::Nanoseconds(time_ns()); }
   // The same clock in nanoseconds since its epoch.
-  int64_t time_ns() const { return backend_->time_ns(); }
+  int64_t time_ns() const {
+    const int64_t t = backend_->time_ns();
+    return clock_view_ ? clock_view_->local_ns(t) : t;
+  }
 
   // ---- callbacks (asyncio call_soon, call_later, call_at, call_soon_threadsafe)
 
@@ -432,6 +455,14 @@ class EventLoop : public internal::RefCounted {
   uint64_t decision_context() const;
   // The earliest pending timer deadline, or kNoDeadline.
   int64_t next_deadline_ns();
+  // The loop-clock deadline of a timer `delay` from now on the running
+  // code's clock (call_later, sleep), and of one at `local_ns` on it
+  // (call_at). Saturating: past the end of time is kNoDeadline - 1.
+  int64_t deadline_after_ns(absl::Duration delay) const;
+  int64_t deadline_at_ns(int64_t local_ns) const;
+  // Ends every unfinished task, and cancels every call_soon / timer
+  // callback, whose context satisfies `in_scope` (LoopBackend::abandon).
+  size_t abandon(const std::function<bool(const Context&)>& in_scope);
 
   struct TimerEntry {
     int64_t when;
@@ -518,6 +549,10 @@ class EventLoop : public internal::RefCounted {
   absl::AnyInvocable<void()> sigint_hook_;  // take_sigint's
   TaskFactory task_factory_;
   internal::StepObserver* observer_ = nullptr;
+  const internal::ClockView* clock_view_ = nullptr;
+  // Tasks abandon() ended: kept (finished) until the loop closes, since the
+  // ready queue or a future's waiters may still point at them.
+  std::vector<internal::Ref<internal::FutureBase>> abandoned_;
 };
 
 // An owning handle to an event loop, as asyncio's new_event_loop() returns

@@ -28,6 +28,7 @@
 #define TWINLOOP_API_LOOP_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string_view>
 
@@ -45,9 +46,11 @@ namespace draw_sites {
 inline constexpr std::string_view kTimerTie = "loop.timer_tie";
 }  // namespace draw_sites
 
+class Context;
 class EventLoop;
 class NetBackend;
 namespace internal {
+class ClockView;
 class Runnable;
 class StepObserver;
 class TimerTarget;
@@ -163,6 +166,18 @@ class LoopBackend {
   // behalf of the running task). The heap holds no reference: `t` must live
   // until it runs or its release_timer() is called (when the loop closes).
   static void add_timer(EventLoop& loop, internal::TimerTarget* t, int64_t when_ns);
+  // From now on loop.time(), call_later, call_at and sleep use `view`'s
+  // clock for the code running (the simulated hosts' clocks); nullptr:
+  // the loop's own clock. `view` must outlive its use.
+  static void set_clock_view(EventLoop& loop, const internal::ClockView* view);
+  // A crash (the simulated hosts'): every unfinished task whose context
+  // satisfies `in_scope` ends at once without running again: its frame is
+  // destroyed where it waits (only its locals' destructors run; no catch
+  // handler, no code after its co_await), and its future is cancelled, so
+  // that whoever awaits it sees CancelledError. Callbacks scheduled with
+  // call_soon / call_later / call_at in such a context are cancelled. Not
+  // from a task in scope. Returns the number of tasks ended.
+  static size_t abandon(EventLoop& loop, const std::function<bool(const Context&)>& in_scope);
 };
 
 }  // namespace twinloop

@@ -91,6 +91,21 @@ void TaskBase::run() {
   internal::LoopAccess::set_current_task(loop, prev);
 }
 
+void TaskBase::abandon() {
+  if (self_->done()) return;
+  Ref<FutureBase> keep(self_);
+  fut_waiter_.reset();
+  if (root_) {
+    // A crashed host's code never runs again, nor reports what it dropped
+    // (a coroutine it created and never awaited).
+    AbandoningScope abandoning;
+    std::exchange(root_, nullptr).destroy();
+  }
+  must_cancel_ = false;
+  self_->cancel_future("abandoned: its host crashed");
+  internal::LoopAccess::unregister_task(loop(), this);
+}
+
 void TaskBase::eager_start() {
   Ref<FutureBase> keep(self_);
   EventLoop& loop = this->loop();
@@ -287,9 +302,7 @@ void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {
     state_ = internal::Ref<internal::FutureBase>(s);
     s->id_ = internal::LoopAccess::next_handle_id(loop);
     s->add_ref();  // the heap's reference
-    const int64_t now = loop.time_ns();
-    const int64_t d = absl::ToInt64Nanoseconds(delay_);
-    internal::LoopAccess::add_timer(loop, s, d > 0 && now > LoopBackend::kNoDeadline - d ? LoopBackend::kNoDeadline - 1 : now + d);
+    internal::LoopAccess::add_timer(loop, s, internal::LoopAccess::deadline_after_ns(loop, delay_));
   }
   task_->block_on(*state_, h);
 }

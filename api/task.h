@@ -86,6 +86,11 @@ class TaskBase : public Runnable {
 
   // Runs the first step synchronously (eager start).
   void eager_start();
+  // Ends the task at once, without resuming it (EventLoop::abandon): its
+  // frame is destroyed where it is parked and its future cancelled. The
+  // caller keeps the task alive afterwards (the ready queue or a future's
+  // waiters may still name it; run() then does nothing).
+  void abandon();
   // Runs the task in `context` itself instead of the copy of its creator's
   // (create_task's context=); before the first step.
   void use_context(const Context& context) { context_ = ContextAccess::state(context); }

@@ -61,6 +61,12 @@ struct LoopAccess {
   // The registry of resources open on the loop (servers, transports): see
   // LoopResource in api/event_loop.h.
   static void open_resource(EventLoop& loop, LoopResource* r) { loop.open_resource(r); }
+  // The backend's clock view (null: loop.time() is the loop's clock).
+  static const ClockView* clock_view(const EventLoop& loop) { return loop.clock_view_; }
+  // The loop-clock deadline `delay` from now on the running code's clock.
+  static int64_t deadline_after_ns(const EventLoop& loop, absl::Duration delay) {
+    return loop.deadline_after_ns(delay);
+  }
   static void close_resource(EventLoop& loop, LoopResource* r) { loop.close_resource(r); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }

@@ -21,6 +21,11 @@ class Ring {
     if (tail_ - head_ == slots_.size()) grow();
     slots_[tail_++ & mask_] = v;
   }
+  // Calls f(item) for every queued item, oldest first.
+  template <class F>
+  void for_each(F&& f) const {
+    for (size_t i = head_; i != tail_; ++i) f(slots_[i & mask_]);
+  }
   T pop() {
     // Empty, it would hand out a stale slot (a callback run twice) and
     // leave size() wrapped.
