@@ -29,10 +29,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
 #include "twinloop/sim/harness/testing.h"
 #include "twinloop/sim/network.h"
+#include "twinloop/sim/simulation.h"
 
 namespace twinloop::simnet {
 namespace {
@@ -127,6 +129,12 @@ Coro<void> serve_kv(std::shared_ptr<Store> store, StreamReader reader, StreamWri
   }
   writer.close();
   co_await writer.wait_closed();
+}
+
+// Accepts and waits forever.
+Coro<void> serve_kv_forever(StreamReader, StreamWriter) {
+  Event never("never");
+  co_await never.wait();
 }
 
 // Listens on every address of the host the calling task runs on.
@@ -498,6 +506,37 @@ TWINLOOP_SIM_TEST_WITH_OPTIONS(SimNet, SlowReaderBoundsTheWriter, kSmallBuffers)
   EXPECT_GE(out.all_written_at, kReadEvery * static_cast<int64_t>((total - kMaxUnread) / kReadSize - 1));
   server.close();
   co_await server.wait_closed();
+}
+
+// ---------------------------------------------------------------- failures with open streams
+
+// A run that deadlocks while its main task holds an open StreamWriter: the
+// loop closes first, then the task's frame (and the writer) goes. asyncio's
+// StreamWriter.__del__ does not close the transport of a closed loop; before
+// that fix, closing it threw from the destructor and terminated the process
+// instead of reporting the deadlock.
+Coro<void> deadlock_holding_a_writer() {
+  sim::Network& net = network();
+  net.add_host("server", "10.0.0.1");
+  net.add_host("client", "10.0.0.2");
+  ClientConnected handler = &serve_kv_forever;
+  Task<Server> started = sim::spawn_on("server", start_server(std::move(handler), "0.0.0.0", kPort));
+  Server server = co_await started;
+  Task<std::pair<StreamReader, StreamWriter>> connected = sim::spawn_on("client", open_connection("server", kPort));
+  std::pair<StreamReader, StreamWriter> conn = co_await connected;
+  StreamWriter writer = conn.second;
+  Event never("never");
+  co_await never.wait();
+}
+
+TEST(SimNetFailures, ADeadlockWhileHoldingAStreamWriterIsReported) {
+  try {
+    sim::run(deadlock_holding_a_writer(), kWan);
+    ADD_FAILURE() << "expected a deadlock";
+  } catch (const sim::DeadlockError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("Event.wait() on 'never'"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("1 connection"));
+  }
 }
 
 }  // namespace
