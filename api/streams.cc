@@ -552,14 +552,19 @@ size_t StreamReader::buffered() const { return state_->size(); }
 namespace internal {
 struct WriterState {
   WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, Ref<ReaderState> r)
-      : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)) {}
+      : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)), loop(running_loop_or_null()) {}
   WriterState(const WriterState&) = delete;
   WriterState& operator=(const WriterState&) = delete;
   std::shared_ptr<Transport> transport;
   std::shared_ptr<StreamProtocol> protocol;
   Ref<ReaderState> reader;
+  // The loop the stream was made on (null outside a loop).
+  Ref<EventLoop> loop;
+  // asyncio's StreamWriter.__del__ closes the transport only if the loop is
+  // not closed (a writer held by a task the loop never finished, e.g. after
+  // a deadlock, goes after the loop closed; closing would throw here).
   ~WriterState() {
-    if (transport && !transport->is_closing()) transport->close();
+    if (transport && !transport->is_closing() && !(loop && loop->is_closed())) transport->close();
   }
 };
 }  // namespace internal
