@@ -787,7 +787,10 @@ Coro<Server> create_server_any(AnyProtocolFactory protocol_factory, std::vector<
   if (local.empty()) {
     // asyncio binds host=None to every interface; twinloop's "" means every
     // IPv4 interface (one listener, so that port 0 names one port).
-    local = co_await getaddrinfo(host.empty() ? std::string("0.0.0.0") : host, port);
+    // Named first: g++ 12 destroys a string temporary built inside a
+    // co_await twice (docs/design.md, "Compilers").
+    std::string bind_host = host.empty() ? std::string("0.0.0.0") : host;
+    local = co_await getaddrinfo(std::move(bind_host), port);
   }
   Ref<ServerState> state = make_ref<ServerState>(loop, std::move(protocol_factory), options);
   ListenOptions lo;
