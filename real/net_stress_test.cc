@@ -870,6 +870,18 @@ Coro<void> write_to_gone_client(GoneState* s, StreamReader, StreamWriter writer)
   writer.close();
 }
 
+// A server on a Unix path or on 127.0.0.1 (plain if/else: g++ 12
+// miscompiles co_await inside a conditional expression).
+Coro<Server> listen_on(bool unix_socket, const std::string& path, ClientConnected handler) {
+  if (unix_socket) co_return co_await start_unix_server(std::move(handler), path);
+  co_return co_await start_server(std::move(handler), kLocal, 0);
+}
+
+Coro<std::pair<StreamReader, StreamWriter>> connect_to(bool unix_socket, const std::string& path, const Server& server) {
+  if (unix_socket) co_return co_await open_unix_connection(path);
+  co_return co_await open_connection(kLocal, port_of(server));
+}
+
 Coro<void> gone_peers(bool unix_socket, bool reset) {
   const std::string path = absl::StrCat("/tmp/twl-stress-", ::getpid(), ".sock");
   GoneState s;
@@ -878,9 +890,8 @@ Coro<void> gone_peers(bool unix_socket, bool reset) {
     ClientConnected handler = [reset](StreamReader r, StreamWriter w) {
       return leave_at_once(reset, std::move(r), std::move(w));
     };
-    Server server = unix_socket ? co_await start_unix_server(handler, path) : co_await start_server(handler, kLocal, 0);
-    auto [reader, writer] = unix_socket ? co_await open_unix_connection(path)
-                                        : co_await open_connection(kLocal, port_of(server));
+    Server server = co_await listen_on(unix_socket, path, handler);
+    auto [reader, writer] = co_await connect_to(unix_socket, path, server);
     s.client_error = co_await write_until_broken(writer);
     writer.close();
     server.close();
@@ -891,9 +902,8 @@ Coro<void> gone_peers(bool unix_socket, bool reset) {
     ClientConnected handler = [&s](StreamReader r, StreamWriter w) {
       return write_to_gone_client(&s, std::move(r), std::move(w));
     };
-    Server server = unix_socket ? co_await start_unix_server(handler, path) : co_await start_server(handler, kLocal, 0);
-    auto [reader, writer] = unix_socket ? co_await open_unix_connection(path)
-                                        : co_await open_connection(kLocal, port_of(server));
+    Server server = co_await listen_on(unix_socket, path, handler);
+    auto [reader, writer] = co_await connect_to(unix_socket, path, server);
     if (reset) {
       writer.transport()->reset();
     } else {
