@@ -404,7 +404,11 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
     std::span<char> direct = reader_->direct_target();
     direct_ = !direct.empty();
     if (direct_) return direct;
-    return reader_->reserve(std::max<size_t>(sizehint, kReadChunk));
+    // At most one chunk, not all the free capacity: flow control pauses
+    // reading once more than 2 * limit is buffered, so the buffer stays
+    // under 2 * limit + one chunk (asyncio: + one recv of max_size).
+    const size_t chunk = std::max<size_t>(sizehint, kReadChunk);
+    return reader_->reserve(chunk).first(chunk);
   }
   void buffer_updated(size_t nbytes) override {
     if (reader_->eof_) throw std::logic_error("data after the end of the stream");
