@@ -162,6 +162,9 @@ enum class EventKind : uint8_t {
   // (connection id << 32 | direction << 31 | sequence number).
   kNetSend = 5,
   kNetDeliver = 6,
+  // A fault was applied to the simulated world (sim/world.h, sim/network.h);
+  // id = a hash of its description.
+  kFault = 7,
 };
 
 // A backend's mapping between the loop's clock (the backend's time_ns():

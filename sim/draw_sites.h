@@ -55,6 +55,11 @@
 //     n: the ports free in 32768..60999 on the host.
 //     value: which of them, in ascending order; 0: the lowest.
 //     drawn by: the connecting task.
+//   world.restart_delay_ms (kRestartDelayMs)
+//     n: World::crash_and_restart's max_delay in whole milliseconds, plus 1.
+//     value: the milliseconds from the crash to the restart; 0: at once
+//        (the next loop iteration).
+//     drawn by: the code calling crash_and_restart.
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -79,6 +84,7 @@ inline constexpr std::string_view kNetLatencyUs = "net.latency_us";
 inline constexpr std::string_view kNetSegments = "net.segments";
 inline constexpr std::string_view kNetSegmentCut = "net.segment_cut";
 inline constexpr std::string_view kNetEphemeralPort = "net.ephemeral_port";
+inline constexpr std::string_view kRestartDelayMs = "world.restart_delay_ms";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

@@ -645,6 +645,13 @@ Network::HostId Network::current_host_id() const {
   return id < hosts_.size() ? id : kImplicit;
 }
 
+const std::string& Network::host_name(HostId id) const { return host(id).name; }
+
+Network::HostId Network::host_in(const internal::Ref<internal::ContextState>& context) const {
+  const HostId id = context ? internal::ContextAccess::of(context).get(host_var()).value_or(kImplicit) : kImplicit;
+  return id < hosts_.size() ? id : kImplicit;
+}
+
 std::string Network::current_host() const {
   const HostId id = current_host_id();
   return hosts_.empty() ? std::string(kImplicitHost) : host(id).name;

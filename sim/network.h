@@ -251,15 +251,19 @@ class Network final : public NetBackend {
   class HostScope;
   friend class Channel;
   friend class ListenerHandle;
+  friend class World;  // hosts' clocks, crashes (sim/world.h)
 
   // THE current host: see the header comment.
   HostId current_host_id() const;
   // A new context in which the current host is `id`.
   static internal::Ref<internal::ContextState> host_context(HostId id);
+  // The host of code running in `context` (a task's, a callback's).
+  HostId host_in(const internal::Ref<internal::ContextState>& context) const;
 
   void ensure_hosts();
   HostId host_id(std::string_view name) const;  // std::invalid_argument if unknown
   Host& host(HostId id) const { return *hosts_[id]; }
+  const std::string& host_name(HostId id) const;
   Link& link_between(HostId from, HostId to);
   void check_link_config(const LinkConfig& config) const;
   void apply_config(Link& l, const LinkConfig& config);

@@ -52,7 +52,7 @@ struct EventRecord {
   friend bool operator==(const EventRecord&, const EventRecord&) = default;
 };
 
-// "task_step", "callback", "timer_due", "signal", "net_send", "net_deliver".
+// "task_step", "callback", "timer_due", "signal", "net_send", "net_deliver", "fault".
 const char* event_kind_name(internal::EventKind kind);
 // "t=1.5s task_step #3".
 std::string describe_event(const EventRecord& e);

@@ -10,6 +10,7 @@
 #include "twinloop/api/graph.h"
 #include "twinloop/api/internal/check.h"
 #include "twinloop/api/task.h"
+#include "twinloop/sim/world.h"
 #include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/network.h"
 
@@ -83,7 +84,8 @@ void SimBackend::wait(int64_t deadline_ns) {
                         absl::FormatDuration(absl::Nanoseconds(deadline_ns)),
                         absl::FormatDuration(options_.time_limit), options_.seed,
                         task_count(*loop_)),
-        describe_live_tasks(*loop_), network_->active() ? "\n" + network_->describe() : std::string()));
+        describe_live_tasks(*loop_), network_->active() ? "\n" + network_->describe() : std::string(),
+        world_ ? world_->describe() : std::string()));
   }
   if (deadline_ns > now_ns_) now_ns_ = deadline_ns;
 }
@@ -152,7 +154,15 @@ uint64_t SimBackend::task_key(uint64_t parent_key, std::string_view base) {
 
 NetBackend* SimBackend::net() { return network_.get(); }
 
-void SimBackend::close() { network_->shutdown(); }
+World& SimBackend::world() {
+  if (!world_) world_ = std::make_unique<World>(*this);
+  return *world_;
+}
+
+void SimBackend::close() {
+  if (world_) world_->shutdown();
+  network_->shutdown();
+}
 
 const std::string& SimBackend::task_path(uint64_t key) const {
   static const std::string* const kLoop = new std::string();
@@ -217,7 +227,8 @@ std::string SimBackend::deadlock_report() const {
                       "task(s) wait forever:",
                       absl::FormatDuration(absl::Nanoseconds(now_ns_)), options_.seed,
                       task_count(*loop_)),
-      describe_live_tasks(*loop_), network_->active() ? "\n" + network_->describe() : std::string());
+      describe_live_tasks(*loop_), network_->active() ? "\n" + network_->describe() : std::string(),
+      world_ ? world_->describe() : std::string());
 }
 
 }  // namespace twinloop::sim

@@ -129,6 +129,7 @@ class TimeLimitError : public std::runtime_error {
 
 
 class Network;
+class World;
 
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
@@ -157,6 +158,10 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // The simulated network: hosts, links, connections (sim/network.h).
   Network& network() { return *network_; }
   const Network& network() const { return *network_; }
+  // The hosts as machines: clocks, crashes, restarts (sim/world.h); made on
+  // first use. Null until then.
+  World& world();
+  const World* world_if_any() const { return world_.get(); }
 
   uint64_t event_hash() const { return hash_; }
   uint64_t event_count() const { return events_; }
@@ -183,6 +188,9 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // The network reaches the loop through the backend's protected helpers
   // (timers, the ready queue, the decision context) and notes its events.
   friend class Network;
+  // The world installs its clock view and ends a crashed host's tasks
+  // through the protected helpers.
+  friend class World;
 
   std::string deadlock_report() const;
   // The decision named (context task, site, occurrence): see sim/choice.h.
@@ -223,6 +231,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::vector<EventRecord> events_log_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;
   std::unique_ptr<Network> network_;
+  std::unique_ptr<World> world_;
 };
 
 }  // namespace twinloop::sim

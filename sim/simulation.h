@@ -41,6 +41,7 @@
 #include "twinloop/sim/network.h"
 #include "twinloop/sim/recording.h"
 #include "twinloop/sim/sim_backend.h"
+#include "twinloop/sim/world.h"
 
 namespace twinloop::sim {
 
@@ -62,6 +63,8 @@ class Simulation {
   // The simulated network: hosts, names, links (sim/network.h). Configure
   // it before run(); tests may also inspect it while the run goes on.
   Network& network() { return backend_->network(); }
+  // The hosts as machines: clocks, crashes, restarts (sim/world.h).
+  World& world() { return backend_->world(); }
   // The network's state (hosts, listeners, open connections with their
   // buffered and in-flight bytes) for failure reports; "" when no
   // connection or listener exists.
