@@ -60,6 +60,30 @@
 //     value: the milliseconds from the crash to the restart; 0: at once
 //        (the next loop iteration).
 //     drawn by: the code calling crash_and_restart.
+//   fault.swarm.<kind> (kFaultSwarmPrefix; World::inject with swarm)
+//     n: 2. value: 1, the run enables <kind> (partitions, holds, resets,
+//        slow_links, crashes, clock_jumps); 0: it leaves it out.
+//     drawn by: the fault injector, once per kind with a rate, at its start.
+//   fault.fire.<kind> (kFaultFirePrefix)
+//     n: 1,000,000. value: >= n - rate * tick * n, a fault of <kind>
+//        happens at this tick; 0 (and below that): it does not.
+//     drawn by: the fault injector, each tick, per enabled kind.
+//   fault.host (kFaultHost)
+//     n: the profile's hosts. value: which host a fault touches (in the
+//        order of FaultProfile::hosts, else Network::hosts()); 0: the first.
+//     drawn by: the fault injector.
+//   fault.restart_ms (kFaultRestartMs)
+//     n: restart_max in whole milliseconds, plus 1. value: the delay from a
+//        drawn crash to its restart; 0: at once.
+//   fault.clock_jump_ms (kFaultClockJumpMs)
+//     n: clock_jump_max in whole milliseconds, plus 1. value: the jump
+//        forward minus 1 ms.
+//   fault.clock_drift_ppm (kFaultClockDrift)
+//     n: 2 * clock_drift_max_ppm + 1. value: 0, no drift; odd v: +(v+1)/2
+//        ppm; even v: -v/2 ppm. Drawn per host when the injection starts.
+//   fault.partition_set, fault.partition_mode, fault.one_way,
+//   fault.duration_ms, fault.latency_us (the network kinds' parameters)
+//     see sim/faults.cc; 0 is the mildest choice of each.
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -85,6 +109,17 @@ inline constexpr std::string_view kNetSegments = "net.segments";
 inline constexpr std::string_view kNetSegmentCut = "net.segment_cut";
 inline constexpr std::string_view kNetEphemeralPort = "net.ephemeral_port";
 inline constexpr std::string_view kRestartDelayMs = "world.restart_delay_ms";
+inline constexpr std::string_view kFaultSwarmPrefix = "fault.swarm.";
+inline constexpr std::string_view kFaultFirePrefix = "fault.fire.";
+inline constexpr std::string_view kFaultHost = "fault.host";
+inline constexpr std::string_view kFaultRestartMs = "fault.restart_ms";
+inline constexpr std::string_view kFaultClockJumpMs = "fault.clock_jump_ms";
+inline constexpr std::string_view kFaultClockDrift = "fault.clock_drift_ppm";
+inline constexpr std::string_view kFaultPartitionSet = "fault.partition_set";
+inline constexpr std::string_view kFaultPartitionMode = "fault.partition_mode";
+inline constexpr std::string_view kFaultOneWay = "fault.one_way";
+inline constexpr std::string_view kFaultDurationMs = "fault.duration_ms";
+inline constexpr std::string_view kFaultLatencyUs = "fault.latency_us";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

@@ -253,6 +253,14 @@ std::string World::describe() const {
   return out.empty() ? out : absl::StrCat("\nworld:", out);
 }
 
+std::string World::fault_log() const {
+  // NETFAULT-MERGE: merge network().faults() in by time (stable: the
+  // world's first at equal times).
+  std::string out;
+  for (const Fault& f : faults_) absl::StrAppend(&out, "t=", absl::FormatDuration(f.at), " ", f.what, "\n");
+  return out;
+}
+
 void World::shutdown() {
   for (auto& [id, s] : hosts_) {
     if (s.pending_restart) std::exchange(s.pending_restart, std::nullopt)->cancel();

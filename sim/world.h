@@ -69,6 +69,7 @@
 #include "twinloop/api/coro.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/task.h"
+#include "twinloop/sim/faults.h"
 
 namespace twinloop::sim {
 
@@ -130,6 +131,32 @@ class World final : private internal::ClockView {
   // Tasks the crashes ended so far.
   uint64_t tasks_ended() const { return tasks_ended_; }
 
+  // ---- faults drawn at random, liveness (sim/faults.h)
+
+  // Starts drawing faults from `profile` now, for profile.duration (a task
+  // on the implicit host; a previous injection stops). std::invalid_argument
+  // for a negative rate or duration, a tick <= 0, an unknown host, fewer
+  // than two hosts for a network fault kind with a rate.
+  void inject(const FaultProfile& profile);
+  // Stops drawing faults (those in effect stay).
+  void stop_injecting();
+  bool injecting() const { return injector_.has_value(); }
+  // Stops drawing faults and ends every fault in effect: heals every
+  // partition and held link, restores slowed links, restarts the hosts that
+  // are down (their mains run again). Clocks keep their offsets and drifts.
+  // Returns what it did.
+  std::string heal_everything();
+  // Liveness: heal_everything(), then wait until `condition()` holds,
+  // checking it every `poll` of virtual time; DidNotConvergeError if it
+  // does not hold `within` after the heal (named `what` in the message,
+  // with the await graph of every live task, the network and the world).
+  Coro<void> converge(std::function<bool()> condition, absl::Duration within, std::string what);
+  Coro<void> converge(std::function<bool()> condition, absl::Duration within, std::string what,
+                      absl::Duration poll);
+  // Which fault kinds the current (or last) injection enabled (swarm mode
+  // draws them), e.g. "partitions crashes".
+  const std::string& enabled_kinds() const { return enabled_kinds_; }
+
   // ---- reports
 
   struct Fault {
@@ -138,6 +165,9 @@ class World final : private internal::ClockView {
   };
   // The world's faults (crashes, restarts, clock changes), oldest first.
   const std::vector<Fault>& faults() const { return faults_; }
+  // Every fault so far, the world's and the network's, one per line
+  // ("t=1.5s crash host 'a': ..."), in virtual time order; "" if none.
+  std::string fault_log() const;
   // Hosts down, clocks set; "" if nothing to say (else starts with "\n").
   std::string describe() const;
 
@@ -174,6 +204,12 @@ class World final : private internal::ClockView {
   void network_down(uint32_t id);
   void network_up(uint32_t id);
   std::string fault(std::string what);
+  Coro<void> inject_faults(FaultProfile profile, std::vector<std::string> hosts);
+  bool fires(std::string_view site, double rate, absl::Duration tick);
+  const std::string& draw_host(const std::vector<std::string>& hosts);
+  // The network kinds of a profile, and healing them (sim/faults.cc).
+  void apply_network_fault(std::string_view kind, const FaultProfile& p, const std::vector<std::string>& hosts);
+  std::string heal_network();
 
   SimBackend& backend_;
   // By host id (Network's), so the clock view finds a clock without a name.
@@ -182,6 +218,9 @@ class World final : private internal::ClockView {
   std::vector<Fault> faults_;
   uint64_t tasks_ended_ = 0;
   bool clock_installed_ = false;
+  std::optional<Task<void>> injector_;
+  std::string enabled_kinds_;
+  bool torn_writes_ = false;
 };
 
 }  // namespace twinloop::sim

@@ -659,6 +659,7 @@ std::string format_report(const std::string& name, const std::string& run_label,
   if (!o.tasks.empty()) absl::StrAppend(&s, "live tasks at the failure:", o.tasks, "\n");
   if (!o.network.empty()) absl::StrAppend(&s, "network:\n", indent(o.network, "  "));
   if (!o.buggify.empty()) absl::StrAppend(&s, o.buggify, "\n");
+  if (!o.faults.empty()) absl::StrAppend(&s, "faults (virtual time order):\n", indent(o.faults, "  "));
   if (!o.last_events.empty()) {
     const size_t n = std::min(o.last_events.size(), kReportEvents);
     absl::StrAppend(&s, "last ", n, " events:\n");
@@ -994,6 +995,8 @@ const char* SeedOutcome::kind_name(Kind kind) {
       return "unhandled error";
     case Kind::kNondeterminism:
       return "nondeterminism";
+    case Kind::kDidNotConverge:
+      return "did not converge";
   }
   return "unknown";  // not reached: every enumerator is listed
 }
@@ -1032,6 +1035,8 @@ SeedOutcome run_once(Body body, const Options& options) {
       set_failure(&out, SeedOutcome::Kind::kDeadlock, e.what());
     } catch (const TimeLimitError& e) {
       set_failure(&out, SeedOutcome::Kind::kTimeLimit, e.what());
+    } catch (const DidNotConvergeError& e) {
+      set_failure(&out, SeedOutcome::Kind::kDidNotConverge, e.what());
     } catch (const CancelledError& e) {
       set_failure(&out, SeedOutcome::Kind::kException, absl::StrCat("the test body was cancelled: CancelledError(", e.what(), ")"));
     } catch (const std::exception& e) {
@@ -1042,6 +1047,7 @@ SeedOutcome run_once(Body body, const Options& options) {
     out.virtual_time_ns = absl::ToInt64Nanoseconds(sim.elapsed());
     out.last_events = sim.last_events();
     out.buggify = sim.buggify_summary();
+    if (const World* w = sim.backend().world_if_any()) out.faults = w->fault_log();
     if (options.record || options.replay) out.recording = sim.recording();
   }
   std::string messages;

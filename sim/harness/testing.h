@@ -117,6 +117,7 @@ struct SeedOutcome {
     kTimeLimit,       // "time limit": virtual time would pass Options::time_limit
     kUnhandledError,  // "unhandled error": the loop's exception handler was called
     kNondeterminism,  // "nondeterminism": the same seed ran differently
+    kDidNotConverge,  // "did not converge": World::converge's condition failed (liveness)
   };
   // The kind as reports and replay files print it (see above).
   static const char* kind_name(Kind kind);
@@ -134,6 +135,9 @@ struct SeedOutcome {
   // and for deadlocks and time limits, whose messages include it.
   std::string network;
   std::string buggify;
+  // The faults applied to the simulated world (crashes, restarts, clocks,
+  // partitions...), one per line in virtual time order; "" if none.
+  std::string faults;
   int64_t virtual_time_ns = 0;
   std::vector<EventRecord> last_events;
   Recording recording;  // if the run recorded

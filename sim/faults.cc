@@ -1,0 +1,214 @@
+// World's random faults, swarm mode and liveness (sim/faults.h).
+#include "twinloop/sim/faults.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "twinloop/api/graph.h"
+#include "twinloop/api/task.h"
+#include "twinloop/sim/draw_sites.h"
+#include "twinloop/sim/network.h"
+#include "twinloop/sim/sim_backend.h"
+#include "twinloop/sim/world.h"
+
+namespace twinloop::sim {
+
+namespace {
+
+constexpr uint64_t kChanceScale = 1'000'000;
+
+void check_rate(double rate, const char* name) {
+  if (!std::isfinite(rate) || rate < 0) {
+    throw std::invalid_argument(absl::StrFormat("FaultProfile: %s must be a finite rate >= 0, got %g", name, rate));
+  }
+}
+
+void check_duration(absl::Duration d, const char* name) {
+  if (d < absl::ZeroDuration()) {
+    throw std::invalid_argument(absl::StrCat("FaultProfile: ", name, " must be >= 0, got ", absl::FormatDuration(d)));
+  }
+}
+
+// A kind of fault the profile may draw.
+struct Kind {
+  const char* name;  // as enabled_kinds() and the draw sites say it
+  double rate;
+  bool network;  // needs two hosts
+};
+
+}  // namespace
+
+bool World::fires(std::string_view site, double rate, absl::Duration tick) {
+  const double p = std::min(1.0, rate * absl::ToDoubleSeconds(tick));
+  const auto k = static_cast<uint64_t>(std::llround(p * static_cast<double>(kChanceScale)));
+  if (k == 0) return false;
+  // 0 (the default, and where shrinking goes) never fires.
+  return backend_.choose(site, kChanceScale) >= kChanceScale - k;
+}
+
+const std::string& World::draw_host(const std::vector<std::string>& hosts) {
+  return hosts[backend_.choose(draw_sites::kFaultHost, hosts.size())];
+}
+
+void World::inject(const FaultProfile& profile) {
+  check_rate(profile.partitions_per_s, "partitions_per_s");
+  check_rate(profile.holds_per_s, "holds_per_s");
+  check_rate(profile.resets_per_s, "resets_per_s");
+  check_rate(profile.slow_links_per_s, "slow_links_per_s");
+  check_rate(profile.crashes_per_s, "crashes_per_s");
+  check_rate(profile.clock_jumps_per_s, "clock_jumps_per_s");
+  if (profile.tick <= absl::ZeroDuration()) throw std::invalid_argument("FaultProfile: tick must be > 0");
+  check_duration(profile.duration, "duration");
+  check_duration(profile.partition_max, "partition_max");
+  check_duration(profile.hold_max, "hold_max");
+  check_duration(profile.slow_max, "slow_max");
+  check_duration(profile.slow_latency_max, "slow_latency_max");
+  check_duration(profile.restart_max, "restart_max");
+  check_duration(profile.clock_jump_max, "clock_jump_max");
+  if (!std::isfinite(profile.clock_drift_max_ppm) || profile.clock_drift_max_ppm < 0 ||
+      profile.clock_drift_max_ppm >= 1e6) {
+    throw std::invalid_argument(
+        absl::StrFormat("FaultProfile: clock_drift_max_ppm must be in [0, 1000000), got %g", profile.clock_drift_max_ppm));
+  }
+  Network& net = network();
+  net.ensure_hosts();
+  std::vector<std::string> hosts;
+  if (profile.hosts.empty()) {
+    for (const std::string& h : net.hosts()) {
+      if (h != Network::kImplicitHost) hosts.push_back(h);
+    }
+  } else {
+    for (const std::string& h : profile.hosts) hosts.push_back(name_of(id_of(h)));  // unknown: invalid_argument
+  }
+  const bool network_kinds = profile.partitions_per_s > 0 || profile.holds_per_s > 0 || profile.resets_per_s > 0 ||
+                             profile.slow_links_per_s > 0;
+  if (network_kinds && hosts.size() < 2) {
+    throw std::invalid_argument("FaultProfile: network faults need at least two hosts (Network::add_host)");
+  }
+  if ((profile.crashes_per_s > 0 || profile.clock_jumps_per_s > 0 || profile.clock_drift_max_ppm > 0) &&
+      hosts.empty()) {
+    throw std::invalid_argument("FaultProfile: host faults need a host (Network::add_host)");
+  }
+  stop_injecting();
+  torn_writes_ = profile.torn_writes;
+  // The injector is the world's: a task on the implicit host, in a fresh
+  // context, so that no crash ends it.
+  TaskOptions options;
+  options.name = "fault-injector";
+  options.context = Context();
+  injector_ = loop().create_task(inject_faults(profile, std::move(hosts)), std::move(options));
+}
+
+void World::stop_injecting() {
+  if (injector_) std::exchange(injector_, std::nullopt)->cancel();
+}
+
+Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) {
+  std::vector<Kind> kinds = {
+      {"partitions", p.partitions_per_s, true}, {"holds", p.holds_per_s, true},
+      {"resets", p.resets_per_s, true},         {"slow_links", p.slow_links_per_s, true},
+      {"crashes", p.crashes_per_s, false},      {"clock_jumps", p.clock_jumps_per_s, false},
+  };
+  std::vector<std::string> enabled;
+  for (Kind& k : kinds) {
+    if (k.rate == 0) continue;
+    if (p.swarm && backend_.choose(std::string(draw_sites::kFaultSwarmPrefix) + k.name, 2) == 0) {
+      k.rate = 0;  // this run leaves the kind out
+      continue;
+    }
+    enabled.push_back(k.name);
+  }
+  enabled_kinds_ = absl::StrJoin(enabled, " ");
+  if (p.clock_drift_max_ppm > 0) {
+    const auto range = static_cast<uint64_t>(std::llround(p.clock_drift_max_ppm));
+    for (const std::string& h : hosts) {
+      // 0 (the default): no drift; then alternately faster and slower.
+      const uint64_t v = backend_.choose(draw_sites::kFaultClockDrift, 2 * range + 1);
+      if (v == 0) continue;
+      const double ppm = (v % 2 == 1) ? static_cast<double>((v + 1) / 2) : -static_cast<double>(v / 2);
+      set_clock(h, HostClock{.offset = clock_time(h) - (absl::UnixEpoch() + absl::Nanoseconds(backend_.time_ns())),
+                             .drift_ppm = ppm});
+    }
+  }
+  const int64_t end_ns = backend_.time_ns() + absl::ToInt64Nanoseconds(p.duration);
+  while (true) {
+    co_await sleep(p.tick);
+    if (backend_.time_ns() > end_ns) break;
+    for (const Kind& k : kinds) {
+      if (k.rate == 0 || !fires(std::string(draw_sites::kFaultFirePrefix) + k.name, k.rate, p.tick)) continue;
+      const std::string_view name = k.name;
+      if (name == "crashes") {
+        const std::string& h = draw_host(hosts);
+        if (is_down(h)) continue;
+        const uint64_t ms = backend_.choose(draw_sites::kFaultRestartMs,
+                                            static_cast<uint64_t>(absl::ToInt64Milliseconds(p.restart_max)) + 1);
+        crash(h, CrashOptions{.restart_after = absl::Milliseconds(static_cast<int64_t>(ms))});
+      } else if (name == "clock_jumps") {
+        const std::string& h = draw_host(hosts);
+        const uint64_t ms =
+            backend_.choose(draw_sites::kFaultClockJumpMs, static_cast<uint64_t>(absl::ToInt64Milliseconds(p.clock_jump_max)) + 1);
+        const absl::Duration offset =
+            clock_time(h) - (absl::UnixEpoch() + absl::Nanoseconds(backend_.time_ns())) + absl::Milliseconds(static_cast<int64_t>(ms) + 1);
+        const auto it = hosts_.find(id_of(h));
+        const double drift = it != hosts_.end() && it->second.clock
+                                 ? static_cast<double>(it->second.clock->drift_ppb) / 1000
+                                 : 0.0;
+        set_clock(h, HostClock{.offset = offset, .drift_ppm = drift});
+      } else {
+        apply_network_fault(name, p, hosts);
+      }
+    }
+  }
+  injector_.reset();
+}
+
+void World::apply_network_fault(std::string_view /*kind*/, const FaultProfile& /*p*/,
+                                const std::vector<std::string>& /*hosts*/) {}  // NETFAULT-MERGE
+
+std::string World::heal_network() { return ""; }  // NETFAULT-MERGE
+
+std::string World::heal_everything() {
+  stop_injecting();
+  std::vector<std::string> done;
+  std::string net = heal_network();
+  if (!net.empty()) done.push_back(std::move(net));
+  for (auto& [id, s] : hosts_) {
+    if (s.down) done.push_back(restart(name_of(id)));
+  }
+  return done.empty() ? "nothing to heal" : absl::StrJoin(done, "; ");
+}
+
+Coro<void> World::converge(std::function<bool()> condition, absl::Duration within, std::string what) {
+  return converge(std::move(condition), within, std::move(what), absl::Milliseconds(10));
+}
+
+Coro<void> World::converge(std::function<bool()> condition, absl::Duration within, std::string what,
+                           absl::Duration poll) {
+  if (!condition) throw std::invalid_argument("converge: an empty condition");
+  if (within < absl::ZeroDuration() || poll <= absl::ZeroDuration()) {
+    throw std::invalid_argument("converge: need within >= 0 and poll > 0");
+  }
+  heal_everything();
+  const int64_t start = backend_.time_ns();
+  const int64_t deadline = start + absl::ToInt64Nanoseconds(within);
+  while (!condition()) {
+    const int64_t now = backend_.time_ns();
+    if (now >= deadline) {
+      throw DidNotConvergeError(absl::StrCat(
+          "did not converge: '", what, "' still false ", absl::FormatDuration(within),
+          " after every fault was healed (at virtual time ", absl::FormatDuration(absl::Nanoseconds(now)),
+          "); live tasks:", describe_live_tasks(loop()), network().active() ? "\n" + network().describe() : "",
+          describe()));
+    }
+    co_await sleep(std::min(poll, absl::Nanoseconds(deadline - now)));
+  }
+}
+
+}  // namespace twinloop::sim
