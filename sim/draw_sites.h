@@ -81,6 +81,10 @@
 //   fault.clock_drift_ppm (kFaultClockDrift)
 //     n: 2 * clock_drift_max_ppm + 1. value: 0, no drift; odd v: +(v+1)/2
 //        ppm; even v: -v/2 ppm. Drawn per host when the injection starts.
+//   fault.clock_offset_ms (kFaultClockOffsetMs)
+//     n: clock_offset_max in whole milliseconds, plus 1. value: how far
+//        ahead of the loop's clock a host's clock is set; 0: not at all.
+//        Drawn per host when the injection starts.
 //   fault.partition_set, fault.partition_mode, fault.one_way,
 //   fault.duration_ms, fault.latency_us (the network kinds' parameters)
 //     see sim/faults.cc; 0 is the mildest choice of each.
@@ -115,6 +119,7 @@ inline constexpr std::string_view kFaultHost = "fault.host";
 inline constexpr std::string_view kFaultRestartMs = "fault.restart_ms";
 inline constexpr std::string_view kFaultClockJumpMs = "fault.clock_jump_ms";
 inline constexpr std::string_view kFaultClockDrift = "fault.clock_drift_ppm";
+inline constexpr std::string_view kFaultClockOffsetMs = "fault.clock_offset_ms";
 inline constexpr std::string_view kFaultPartitionSet = "fault.partition_set";
 inline constexpr std::string_view kFaultPartitionMode = "fault.partition_mode";
 inline constexpr std::string_view kFaultOneWay = "fault.one_way";

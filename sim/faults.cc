@@ -72,6 +72,7 @@ void World::inject(const FaultProfile& profile) {
   check_duration(profile.slow_latency_max, "slow_latency_max");
   check_duration(profile.restart_max, "restart_max");
   check_duration(profile.clock_jump_max, "clock_jump_max");
+  check_duration(profile.clock_offset_max, "clock_offset_max");
   if (!std::isfinite(profile.clock_drift_max_ppm) || profile.clock_drift_max_ppm < 0 ||
       profile.clock_drift_max_ppm >= 1e6) {
     throw std::invalid_argument(
@@ -92,7 +93,8 @@ void World::inject(const FaultProfile& profile) {
   if (network_kinds && hosts.size() < 2) {
     throw std::invalid_argument("FaultProfile: network faults need at least two hosts (Network::add_host)");
   }
-  if ((profile.crashes_per_s > 0 || profile.clock_jumps_per_s > 0 || profile.clock_drift_max_ppm > 0) &&
+  if ((profile.crashes_per_s > 0 || profile.clock_jumps_per_s > 0 || profile.clock_drift_max_ppm > 0 ||
+       profile.clock_offset_max > absl::ZeroDuration()) &&
       hosts.empty()) {
     throw std::invalid_argument("FaultProfile: host faults need a host (Network::add_host)");
   }
@@ -126,15 +128,17 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
     enabled.push_back(k.name);
   }
   enabled_kinds_ = absl::StrJoin(enabled, " ");
-  if (p.clock_drift_max_ppm > 0) {
+  if (p.clock_drift_max_ppm > 0 || p.clock_offset_max > absl::ZeroDuration()) {
     const auto range = static_cast<uint64_t>(std::llround(p.clock_drift_max_ppm));
+    const auto offset_ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(p.clock_offset_max));
     for (const std::string& h : hosts) {
       // 0 (the default): no drift; then alternately faster and slower.
-      const uint64_t v = backend_.choose(draw_sites::kFaultClockDrift, 2 * range + 1);
-      if (v == 0) continue;
-      const double ppm = (v % 2 == 1) ? static_cast<double>((v + 1) / 2) : -static_cast<double>(v / 2);
-      set_clock(h, HostClock{.offset = clock_time(h) - (absl::UnixEpoch() + absl::Nanoseconds(backend_.time_ns())),
-                             .drift_ppm = ppm});
+      const uint64_t v = range > 0 ? backend_.choose(draw_sites::kFaultClockDrift, 2 * range + 1) : 0;
+      const uint64_t ahead = offset_ms > 0 ? backend_.choose(draw_sites::kFaultClockOffsetMs, offset_ms + 1) : 0;
+      if (v == 0 && ahead == 0) continue;
+      const double ppm = v == 0 ? 0.0 : (v % 2 == 1) ? static_cast<double>((v + 1) / 2) : -static_cast<double>(v / 2);
+      const absl::Duration offset = clock_time(h) - (absl::UnixEpoch() + absl::Nanoseconds(backend_.time_ns()));
+      set_clock(h, HostClock{.offset = offset + absl::Milliseconds(static_cast<int64_t>(ahead)), .drift_ppm = ppm});
     }
   }
   const int64_t end_ns = backend_.time_ns() + absl::ToInt64Nanoseconds(p.duration);

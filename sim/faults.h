@@ -65,6 +65,9 @@ struct FaultProfile {
   // clock_jump_max].
   double clock_jumps_per_s = 0;
   absl::Duration clock_jump_max = absl::Seconds(2);
+  // At inject(), each host's clock is set ahead of the loop's by a drawn
+  // offset in [0, clock_offset_max] (whole milliseconds; 0: none).
+  absl::Duration clock_offset_max = absl::ZeroDuration();
   // At inject(), each host's clock gets a drawn drift in
   // [-clock_drift_max_ppm, clock_drift_max_ppm] (0: none).
   double clock_drift_max_ppm = 0;
