@@ -186,6 +186,36 @@ TEST(WorldCrash, EndsTheHostsTasksWithoutRunningTheirCode) {
   }());
 }
 
+TEST(WorldCrash, ATaskAlreadyWokenOrNotYetStartedNeverRuns) {
+  run([]() -> Coro<void> {
+    add_hosts();
+    std::vector<std::string> log;
+    std::vector<std::string> reports;
+    get_running_loop().set_exception_handler(
+        [&](EventLoop&, const ExceptionContext& c) { reports.push_back(c.message); });
+    Event go;
+    const auto waits = [&]() -> Coro<void> {
+      co_await go.wait();
+      log.push_back("woken task ran");
+    };
+    const auto starts = [&]() -> Coro<void> {
+      log.push_back("new task ran");
+      co_return;
+    };
+    Task<void> woken = spawn_on("a", waits());
+    co_await sleep(absl::Milliseconds(1));
+    go.set();                               // in the ready queue now
+    Task<void> fresh = spawn_on("a", starts());  // created, never stepped
+    world().crash("a");
+    co_await sleep(absl::Seconds(1));
+    EXPECT_TRUE(log.empty()) << log.front();
+    EXPECT_TRUE(woken.cancelled());
+    EXPECT_TRUE(fresh.cancelled());
+    EXPECT_TRUE(reports.empty()) << reports.front();  // no "never awaited" for a crashed host's coroutine
+    get_running_loop().set_exception_handler(nullptr);
+  }());
+}
+
 TEST(WorldCrash, CancelsTheCallbacksTheHostScheduled) {
   run([]() -> Coro<void> {
     add_hosts();
