@@ -173,10 +173,98 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
   injector_.reset();
 }
 
-void World::apply_network_fault(std::string_view /*kind*/, const FaultProfile& /*p*/,
-                                const std::vector<std::string>& /*hosts*/) {}  // NETFAULT-MERGE
+void World::later(absl::Duration delay, absl::AnyInvocable<void()> action) {
+  // On the implicit host, by its clock: the world's timers, not a host's.
+  Context world_context;
+  world_context.run([&] { pending_heals_.push_back(loop().call_later(delay, std::move(action))); });
+}
 
-std::string World::heal_network() { return ""; }  // NETFAULT-MERGE
+void World::apply_network_fault(std::string_view kind, const FaultProfile& p, const std::vector<std::string>& hosts) {
+  Network& net = network();
+  // How long a fault lasts: [tick, max] in whole milliseconds; 0: one tick.
+  const auto lasting = [&](absl::Duration max) {
+    const int64_t tick_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(p.tick));
+    const int64_t max_ms = std::max(tick_ms, absl::ToInt64Milliseconds(max));
+    const uint64_t extra = backend_.choose(draw_sites::kFaultDurationMs, static_cast<uint64_t>(max_ms - tick_ms) + 1);
+    return absl::Milliseconds(tick_ms + static_cast<int64_t>(extra));
+  };
+  // Two different hosts; 0, 0: the first two.
+  const auto two_hosts = [&]() {
+    const uint64_t i = backend_.choose(draw_sites::kFaultHost, hosts.size());
+    uint64_t j = backend_.choose(draw_sites::kFaultHost, hosts.size() - 1);
+    if (j >= i) ++j;
+    return std::pair<std::string, std::string>(hosts[i], hosts[j]);
+  };
+  if (kind == "partitions") {
+    // A nonempty proper subset of the hosts against the rest; 0: the first
+    // host alone. (Past 20 hosts: one host against the rest.)
+    std::vector<std::string> a;
+    std::vector<std::string> b;
+    if (hosts.size() <= 20) {
+      const uint64_t mask = backend_.choose(draw_sites::kFaultPartitionSet, (uint64_t{1} << hosts.size()) - 2) + 1;
+      for (size_t i = 0; i < hosts.size(); ++i) ((mask >> i) & 1 ? a : b).push_back(hosts[i]);
+    } else {
+      const uint64_t alone = backend_.choose(draw_sites::kFaultPartitionSet, hosts.size());
+      for (size_t i = 0; i < hosts.size(); ++i) (i == alone ? a : b).push_back(hosts[i]);
+    }
+    PartitionOptions options;
+    options.mode = backend_.choose(draw_sites::kFaultPartitionMode, 2) == 0 ? PartitionMode::kHold : PartitionMode::kLose;
+    options.one_way = backend_.choose(draw_sites::kFaultOneWay, 2) == 1;
+    net.partition(a, b, options);
+    later(lasting(p.partition_max), [this, a, b] { network().heal(a, b); });
+  } else if (kind == "holds") {
+    const auto [from, to] = two_hosts();
+    try {
+      net.hold(from, to);
+    } catch (const std::logic_error&) {
+      return;  // held already: this draw changes nothing
+    }
+    later(lasting(p.hold_max), [this, from, to] {
+      try {
+        network().release(from, to);
+      } catch (const std::logic_error&) {
+        // Released or healed meanwhile.
+      }
+    });
+  } else if (kind == "resets") {
+    const auto [a, b] = two_hosts();
+    net.reset_connections(a, b);
+  } else if (kind == "slow_links") {
+    const auto [from, to] = two_hosts();
+    const LinkConfig was = net.link(from, to);
+    slowed_.try_emplace({from, to}, was);  // the configuration to restore
+    const int64_t min_us = absl::ToInt64Microseconds(slowed_.at({from, to}).latency_min);
+    const int64_t max_us = std::max(min_us, absl::ToInt64Microseconds(p.slow_latency_max));
+    const int64_t us =
+        min_us + static_cast<int64_t>(backend_.choose(draw_sites::kFaultLatencyUs, static_cast<uint64_t>(max_us - min_us) + 1));
+    LinkConfig slow = was;
+    slow.latency_min = slow.latency_max = absl::Microseconds(us);
+    net.set_link(from, to, slow);
+    const absl::Duration d = lasting(p.slow_max);
+    fault(absl::StrCat("slow link ", from, " -> ", to, ": latency ", absl::FormatDuration(absl::Microseconds(us)),
+                       " for ", absl::FormatDuration(d)));
+    later(d, [this, from, to] {
+      auto it = slowed_.find({from, to});
+      if (it == slowed_.end()) return;
+      network().set_link(from, to, it->second);
+      slowed_.erase(it);
+      fault(absl::StrCat("link ", from, " -> ", to, " restored"));
+    });
+  }
+}
+
+std::string World::heal_network() {
+  for (TimerHandle& h : pending_heals_) h.cancel();
+  pending_heals_.clear();
+  std::vector<std::string> done;
+  for (const auto& [link, config] : slowed_) {
+    network().set_link(link.first, link.second, config);
+    done.push_back(fault(absl::StrCat("link ", link.first, " -> ", link.second, " restored")));
+  }
+  slowed_.clear();
+  done.push_back(network().heal_all());
+  return absl::StrJoin(done, "; ");
+}
 
 std::string World::heal_everything() {
   stop_injecting();

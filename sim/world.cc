@@ -228,8 +228,8 @@ std::string World::restart(std::string_view host) {
 }
 
 // The network side of a crash and a restart (sim/network.h).
-void World::network_down(uint32_t /*id*/) {}  // NETFAULT-MERGE: network().host_down(name_of(id));
-void World::network_up(uint32_t /*id*/) {}    // NETFAULT-MERGE: network().host_up(name_of(id));
+void World::network_down(uint32_t id) { network().host_down(name_of(id)); }
+void World::network_up(uint32_t id) { network().host_up(name_of(id)); }
 
 bool World::is_down(std::string_view host) const {
   auto it = hosts_.find(id_of(host));
@@ -254,10 +254,18 @@ std::string World::describe() const {
 }
 
 std::string World::fault_log() const {
-  // NETFAULT-MERGE: merge network().faults() in by time (stable: the
-  // world's first at equal times).
+  // The world's and the network's, merged by time (the world's first at
+  // equal times: a crash's own line before the network's host_down).
+  const std::vector<Network::AppliedFault>& net = network().faults();
   std::string out;
-  for (const Fault& f : faults_) absl::StrAppend(&out, "t=", absl::FormatDuration(f.at), " ", f.what, "\n");
+  size_t i = 0;
+  size_t j = 0;
+  while (i < faults_.size() || j < net.size()) {
+    const bool world_next = j == net.size() || (i < faults_.size() && faults_[i].at <= net[j].at);
+    const absl::Duration at = world_next ? faults_[i].at : net[j].at;
+    const std::string& what = world_next ? faults_[i++].what : net[j++].what;
+    absl::StrAppend(&out, "t=", absl::FormatDuration(at), " ", what, "\n");
+  }
   return out;
 }
 

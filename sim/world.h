@@ -63,6 +63,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -70,6 +71,7 @@
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/task.h"
 #include "twinloop/sim/faults.h"
+#include "twinloop/sim/network.h"
 
 namespace twinloop::sim {
 
@@ -210,6 +212,9 @@ class World final : private internal::ClockView {
   // The network kinds of a profile, and healing them (sim/faults.cc).
   void apply_network_fault(std::string_view kind, const FaultProfile& p, const std::vector<std::string>& hosts);
   std::string heal_network();
+  // Runs `action` `delay` later, in the world's context; heal_network
+  // cancels what is still pending.
+  void later(absl::Duration delay, absl::AnyInvocable<void()> action);
 
   SimBackend& backend_;
   // By host id (Network's), so the clock view finds a clock without a name.
@@ -221,6 +226,9 @@ class World final : private internal::ClockView {
   std::optional<Task<void>> injector_;
   std::string enabled_kinds_;
   bool torn_writes_ = false;
+  std::vector<TimerHandle> pending_heals_;
+  // Links a profile slowed, with the configuration to restore.
+  std::map<std::pair<std::string, std::string>, LinkConfig> slowed_;
 };
 
 }  // namespace twinloop::sim
