@@ -129,6 +129,7 @@ class TimeLimitError : public std::runtime_error {
 
 
 class Network;
+class Disk;
 
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
@@ -183,6 +184,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // The network reaches the loop through the backend's protected helpers
   // (timers, the ready queue, the decision context) and notes its events.
   friend class Network;
+  // Disk::of makes the loop's disk (sim/disk.h) on first use.
+  friend class Disk;
 
   std::string deadlock_report() const;
   // The decision named (context task, site, occurrence): see sim/choice.h.
@@ -223,6 +226,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::vector<EventRecord> events_log_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;
   std::unique_ptr<Network> network_;
+  std::unique_ptr<Disk> disk_;
 };
 
 }  // namespace twinloop::sim
