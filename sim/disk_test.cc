@@ -341,7 +341,9 @@ TEST(Disk, ATornCrashOfANeverSyncedFileKeepsItOnlyIfAWriteSurvived) {
     const bool lost = r.files[0].writes_lost == 1;
     EXPECT_EQ(d.exists(kLocal, "new"), !lost) << r.description;
     EXPECT_EQ(r.files[0].vanished, lost);
-    if (!lost) EXPECT_THAT(d.read(kLocal, "new"), ::testing::AnyOf(Optional(std::string("a")), Optional(std::string("ab"))));
+    if (!lost) {
+      EXPECT_THAT(d.read(kLocal, "new"), ::testing::AnyOf(Optional(std::string("a")), Optional(std::string("ab"))));
+    }
     vanished = vanished || lost;
     survived = survived || !lost;
   }
