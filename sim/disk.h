@@ -60,7 +60,7 @@
 // hosts are kept in ordered maps, and nothing depends on addresses or the
 // wall clock. Draw sites (sim/draw_sites.h):
 //   disk.sync_latency_us  sync_latency_max - sync_latency_min in us, + 1   the minimum latency
-//   disk.torn_fate        3 (2 for a 1-byte write or a truncate)          the write is lost
+//   disk.torn_fate        3 (2: a truncate, a write of under 2 bytes)     the write is lost
 //   disk.torn_prefix      the write's bytes - 1                            only its first byte is kept
 //
 // Errors: std::invalid_argument for an empty file name, a negative offset or
