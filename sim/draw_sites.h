@@ -88,6 +88,23 @@
 //   fault.partition_set, fault.partition_mode, fault.one_way,
 //   fault.duration_ms, fault.latency_us (the network kinds' parameters)
 //     see sim/faults.cc; 0 is the mildest choice of each.
+//   disk.sync_latency_us (kDiskSyncLatencyUs)
+//     n: DiskConfig::sync_latency_max - sync_latency_min in whole
+//        microseconds, plus 1 (nothing is drawn when they are equal).
+//     value: the microseconds above sync_latency_min that one sync (or
+//        sync_all) takes; 0: the minimum.
+//     drawn by: the task awaiting the sync.
+//   disk.torn_fate (kDiskTornFate), only in a torn crash
+//     n: 3; 2 for a truncate or a write of fewer than 2 bytes (no proper
+//        prefix to keep).
+//     value: what the crash does to one unsynced write, in the order
+//        written: 0 lost (what a clean crash does to every one), 1 kept
+//        whole, 2 torn (a prefix kept, disk.torn_prefix).
+//     drawn by: whoever calls Disk::crash (the crashing task, or the loop).
+//   disk.torn_prefix (kDiskTornPrefix), after a disk.torn_fate of 2
+//     n: the write's bytes minus 1.
+//     value: the bytes kept minus 1; 0: only the first byte is kept.
+//     drawn by: as disk.torn_fate.
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -125,6 +142,10 @@ inline constexpr std::string_view kFaultPartitionMode = "fault.partition_mode";
 inline constexpr std::string_view kFaultOneWay = "fault.one_way";
 inline constexpr std::string_view kFaultDurationMs = "fault.duration_ms";
 inline constexpr std::string_view kFaultLatencyUs = "fault.latency_us";
+// The simulated disk (sim/disk.h).
+inline constexpr std::string_view kDiskSyncLatencyUs = "disk.sync_latency_us";
+inline constexpr std::string_view kDiskTornFate = "disk.torn_fate";
+inline constexpr std::string_view kDiskTornPrefix = "disk.torn_prefix";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

@@ -153,7 +153,7 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
         if (is_down(h)) continue;
         const uint64_t ms = backend_.choose(draw_sites::kFaultRestartMs,
                                             static_cast<uint64_t>(absl::ToInt64Milliseconds(p.restart_max)) + 1);
-        crash(h, CrashOptions{.restart_after = absl::Milliseconds(static_cast<int64_t>(ms))});
+        crash(h, CrashOptions{.restart_after = absl::Milliseconds(static_cast<int64_t>(ms)), .torn_writes = torn_writes_});
       } else if (name == "clock_jumps") {
         const std::string& h = draw_host(hosts);
         const uint64_t ms =

@@ -11,6 +11,7 @@
 #include "twinloop/api/internal/check.h"
 #include "twinloop/api/task.h"
 #include "twinloop/sim/world.h"
+#include "twinloop/sim/disk.h"
 #include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/network.h"
 

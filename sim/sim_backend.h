@@ -130,6 +130,7 @@ class TimeLimitError : public std::runtime_error {
 
 class Network;
 class World;
+class Disk;
 
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
@@ -191,6 +192,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // The world installs its clock view and ends a crashed host's tasks
   // through the protected helpers.
   friend class World;
+  // Disk::of makes the loop's disk (sim/disk.h) on first use.
+  friend class Disk;
 
   std::string deadlock_report() const;
   // The decision named (context task, site, occurrence): see sim/choice.h.
@@ -232,6 +235,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::map<std::string, BuggifySite, std::less<>> buggify_;
   std::unique_ptr<Network> network_;
   std::unique_ptr<World> world_;
+  std::unique_ptr<Disk> disk_;
 };
 
 }  // namespace twinloop::sim

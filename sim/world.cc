@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "twinloop/api/contextvars.h"
 #include "twinloop/sim/choice.h"
+#include "twinloop/sim/disk.h"
 #include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/network.h"
 #include "twinloop/sim/sim_backend.h"
@@ -190,6 +191,10 @@ std::string World::crash(std::string_view host, const CrashOptions& options) {
   tasks_ended_ += ended;
   s.main_task.reset();
   std::string what = absl::StrFormat("crash host '%s': %d task(s) ended", name, ended);
+  // Then its disk, if the run has one: unsynced writes lost (or torn).
+  if (backend_.disk_) {
+    absl::StrAppend(&what, "; disk: ", backend_.disk_->crash(name, DiskCrashOptions{.torn = options.torn_writes}).description);
+  }
   if (options.restart_after) {
     absl::StrAppend(&what, ", restart in ", absl::FormatDuration(*options.restart_after));
     // In a context of the implicit host (by its clock): the restart is the

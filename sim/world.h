@@ -91,6 +91,9 @@ struct CrashOptions {
   // Restart the host this long after the crash (none: stays down until
   // restart()).
   std::optional<absl::Duration> restart_after;
+  // The host's unsynced disk writes (sim/disk.h) are torn, each drawn lost,
+  // kept or cut short, instead of lost whole.
+  bool torn_writes = false;
 };
 
 class World final : private internal::ClockView {
