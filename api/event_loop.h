@@ -162,6 +162,10 @@ enum class EventKind : uint8_t {
   // (connection id << 32 | direction << 31 | sequence number).
   kNetSend = 5,
   kNetDeliver = 6,
+  // A fault applied to the simulated network (sim/network.h: a partition, a
+  // heal, a host down ...); id = the fault's code << 56 | a 56-bit hash of
+  // its description.
+  kFault = 7,
 };
 
 // Sees every scheduling event; the simulated loop hashes them.

@@ -55,6 +55,12 @@
 //     n: the ports free in 32768..60999 on the host.
 //     value: which of them, in ascending order; 0: the lowest.
 //     drawn by: the connecting task.
+//   net.release_latency_us (kNetReleaseLatencyUs)
+//     n: as net.latency_us, for a segment that waited at a blocked link
+//        (a kHold partition or a hold) and crosses it once unblocked.
+//     value: the microseconds above the link's minimum latency after the
+//        unblocking; 0: the minimum.
+//     drawn by: whoever unblocks the link (heal, heal_all, release).
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -79,6 +85,7 @@ inline constexpr std::string_view kNetLatencyUs = "net.latency_us";
 inline constexpr std::string_view kNetSegments = "net.segments";
 inline constexpr std::string_view kNetSegmentCut = "net.segment_cut";
 inline constexpr std::string_view kNetEphemeralPort = "net.ephemeral_port";
+inline constexpr std::string_view kNetReleaseLatencyUs = "net.release_latency_us";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

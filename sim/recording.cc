@@ -69,6 +69,8 @@ const char* event_kind_name(internal::EventKind kind) {
       return "net_send";
     case internal::EventKind::kNetDeliver:
       return "net_deliver";
+    case internal::EventKind::kFault:
+      return "fault";
   }
   return "unknown";
 }

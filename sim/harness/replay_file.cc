@@ -24,7 +24,8 @@ namespace {
 bool kind_from_name(absl::string_view name, internal::EventKind* kind) {
   for (internal::EventKind k : {internal::EventKind::kTaskStep, internal::EventKind::kCallback,
                                 internal::EventKind::kTimerDue, internal::EventKind::kSignal,
-                                internal::EventKind::kNetSend, internal::EventKind::kNetDeliver}) {
+                                internal::EventKind::kNetSend, internal::EventKind::kNetDeliver,
+                                internal::EventKind::kFault}) {
     if (name == event_kind_name(k)) {
       *kind = k;
       return true;
