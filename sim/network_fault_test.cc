@@ -378,6 +378,7 @@ TEST(NetworkFaults, ALosingPartitionCutsAConnectionAndBothEndsTimeOutHealedOrNot
     co_await client.done.wait();
     co_await server.done.wait();
     EXPECT_TRUE(server.reads.empty());
+    EXPECT_TRUE(client.reads.empty());  // "after" never left
     seen.client_error = client.error;
     seen.client_at = client.error_at;
     seen.server_error = server.error;
@@ -651,6 +652,46 @@ TEST(NetworkFaults, AfterHostUpAPeerLearnsByWriting) {
   }(seen));
   EXPECT_EQ(seen.error, ECONNRESET);
   EXPECT_EQ(seen.at, absl::Microseconds(150) + absl::Seconds(2) + absl::Microseconds(100));
+}
+
+TEST(NetworkFaults, APeerWhoseWindowWasClosedLearnsByTheBytesItCouldNotSend) {
+  Simulation sim(zero_draws());
+  add_hosts(sim);
+  sim.network().set_buffers(1000, 1000);
+  struct Seen {
+    int error = 0;
+    absl::Duration at;
+  } seen;
+  sim.run([](Seen& seen) -> Coro<void> {
+    network().set_retransmission_timeout(absl::Seconds(10));
+    Pair p = co_await connect_pair();
+    CallbackReader client(p.client);
+    // The server never reads: 1000 bytes reach it, 1000 wait for its window.
+    EXPECT_EQ(p.client->write(std::string(2000, 'x').data(), 2000), 2000u);
+    co_await sleep(absl::Seconds(1));
+    network().host_down("b");  // the waiting bytes go out now, and are lost
+    co_await client.done.wait();
+    seen.error = client.error;
+    seen.at = client.error_at;
+  }(seen));
+  EXPECT_EQ(seen.error, ETIMEDOUT);
+  EXPECT_EQ(seen.at, absl::Microseconds(150) + absl::Seconds(11) + absl::Microseconds(50));
+}
+
+TEST(NetworkFaults, AfterHostUpAFinToAVanishedEndIsAnsweredWithAReset) {
+  Simulation sim(zero_draws());
+  add_hosts(sim);
+  int error = 0;
+  sim.run([](int& error) -> Coro<void> {
+    Pair p = co_await connect_pair();
+    CallbackReader client(p.client);
+    network().host_down("b");
+    network().host_up("b");
+    p.client->shutdown_write();  // a FIN to a socket b no longer has
+    co_await client.done.wait();
+    error = client.error;
+  }(error));
+  EXPECT_EQ(error, ECONNRESET);
 }
 
 TEST(NetworkFaults, SegmentsADownHostSentBeforeStillArrive) {

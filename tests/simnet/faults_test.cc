@@ -201,33 +201,51 @@ TEST(SimNetFaults, HeldBytesArriveAfterTheReleaseInOrder) {
 }
 
 // A writer whose peer's link is held fills the buffers; its drain() waits
-// for the release.
-Coro<std::vector<absl::Duration>> drain_waits_for_the_release() {
+// for the release, and so does the reader at the other end, which gets
+// every byte after it.
+struct DrainOutcome {
+  bool done_while_held = true;
+  absl::Duration healed, read_all, drained;
+  std::string read, wrote;
+};
+Coro<DrainOutcome> drain_waits_for_the_heal() {
+  DrainOutcome out;
   Ends e = co_await connect_ends();
   network().partition({"client"}, {"server"});
-  Task<std::string> writer = create_task(outcome(write_until_error(e.client_writer, 32)));  // 512 KiB
-  co_await sleep(absl::Seconds(3));
-  EXPECT_FALSE(writer.done());
-  const absl::Duration healed = now();
-  network().heal({"server"}, {"client"});
-  // The server reads it all.
+  constexpr int kChunks = 32;  // 512 KiB
+  Task<std::string> writer = create_task([](StreamWriter w, DrainOutcome* out) -> Coro<std::string> {
+    std::string r = co_await outcome(write_until_error(w, kChunks));
+    out->drained = now();
+    co_return r;
+  }(e.client_writer, &out));
   std::string got;
-  const std::string r = co_await outcome(read_n(e.server_reader, 32 * 16 * 1024, &got));
-  EXPECT_EQ(r, "ok");
-  EXPECT_EQ(co_await writer, "ok");
-  std::vector<absl::Duration> out = {healed, now()};
+  Task<std::string> reader = create_task([](StreamReader r, std::string* got, DrainOutcome* out) -> Coro<std::string> {
+    std::string result = co_await outcome(read_n(r, kChunks * 16 * 1024, got));
+    out->read_all = now();
+    co_return result;
+  }(e.server_reader, &got, &out));
+  co_await sleep(absl::Seconds(3));
+  out.done_while_held = writer.done() || reader.done();
+  out.healed = now();
+  network().heal({"server"}, {"client"});
+  out.wrote = co_await writer;
+  out.read = co_await reader;
+  if (got != std::string(kChunks * 16 * 1024, 'w')) out.read += " (wrong bytes)";
   e.client_writer.close();
   e.server.close();
   co_return out;
 }
 
-TEST(SimNetFaults, DrainWaitsWhileThePartitionHoldsTheBytes) {
+TEST(SimNetFaults, DrainAndTheReaderWaitWhileThePartitionHoldsTheBytes) {
   sim::Simulation sim(exact());
   add_hosts(sim);
-  const std::vector<absl::Duration> t = sim.run(drain_waits_for_the_release());
-  ASSERT_EQ(t.size(), 2u);
-  EXPECT_EQ(t[0], absl::Seconds(3) + absl::Microseconds(150));
-  EXPECT_GT(t[1], t[0]);
+  const DrainOutcome out = sim.run(drain_waits_for_the_heal());
+  EXPECT_FALSE(out.done_while_held);
+  EXPECT_EQ(out.wrote, "ok");
+  EXPECT_EQ(out.read, "ok");
+  EXPECT_EQ(out.healed, absl::Seconds(3) + absl::Microseconds(150));
+  EXPECT_GT(out.read_all, out.healed);
+  EXPECT_GT(out.drained, out.healed);
 }
 
 // ---------------------------------------------------------------- a partition that loses
