@@ -167,7 +167,7 @@ Recording parse_recording(std::string_view text) {
       e.time_ns = int_field<int64_t>(line_no, f[2], "event time_ns", kForm, line, "[-2^63, 2^63)");
       if (!kind_from_name(f[3], &e.kind)) {
         bad_line(line_no, absl::StrCat("unknown event kind ", quote_bytes(std::string_view(f[3].data(), f[3].size())),
-                                       " (expected task_step, callback, timer_due, signal, net_send or net_deliver)"));
+                                       " (expected task_step, callback, timer_due, signal, net_send, net_deliver or fault)"));
       }
       e.id = int_field<uint64_t>(line_no, f[4], "event id", kForm, line, "[0, 2^64)");
       if (f[5].size() > 16 || !absl::SimpleHexAtoi(f[5], &e.hash)) {

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
+#include "twinloop/sim/harness/replay_file.h"
 #include "twinloop/sim/network.h"
 #include "twinloop/sim/simulation.h"
 
@@ -451,6 +452,34 @@ TEST(SimNetFaults, AReaderOfADownHostWaitsUntilItsOwnTimeout) {
   sim::Simulation sim(exact());
   add_hosts(sim);
   EXPECT_EQ(sim.run(only_reading()), "TimeoutError");  // its own, not a network error
+}
+
+// ---------------------------------------------------------------- replay files
+
+// A recorded run with faults goes through a replay file (its events include
+// the faults') and replays to the same hash.
+TEST(SimNetFaults, ARunWithFaultsRoundTripsThroughAReplayFile) {
+  sim::Options o = wan(3);
+  o.record = true;
+  sim::Simulation recorded(o);
+  add_hosts(recorded);
+  const HeldOutcome first = recorded.run(held_then_released());
+  const std::string text = sim::format_recording(recorded.recording());
+  EXPECT_THAT(text, HasSubstr(" fault "));
+  const sim::Recording parsed = sim::parse_recording(text);
+  ASSERT_EQ(parsed.events.size(), recorded.recording().events.size());
+  int faults = 0;
+  for (const sim::EventRecord& e : parsed.events) faults += e.kind == internal::EventKind::kFault;
+  EXPECT_EQ(faults, 2);  // hold, release
+
+  sim::Options replay = sim::options_for_replay(parsed);
+  replay.replay = std::make_shared<sim::Recording>(parsed);
+  sim::Simulation again(replay);
+  add_hosts(again);
+  const HeldOutcome second = again.run(held_then_released());
+  EXPECT_EQ(second.got_at, first.got_at);
+  EXPECT_EQ(again.event_hash(), recorded.event_hash());
+  EXPECT_FALSE(again.divergence().has_value());
 }
 
 }  // namespace
