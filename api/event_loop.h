@@ -162,8 +162,10 @@ enum class EventKind : uint8_t {
   // (connection id << 32 | direction << 31 | sequence number).
   kNetSend = 5,
   kNetDeliver = 6,
-  // A fault was applied to the simulated world (sim/world.h, sim/network.h);
-  // id = a hash of its description.
+  // A fault applied to the simulated world (sim/network.h: a partition, a
+  // heal, a host down ...; sim/world.h: a crash, a restart, a clock change);
+  // id = the fault's code << 56 | a 56-bit hash of its description (the
+  // network's), or a hash of its description (the world's).
   kFault = 7,
 };
 

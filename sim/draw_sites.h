@@ -105,6 +105,12 @@
 //     n: the write's bytes minus 1.
 //     value: the bytes kept minus 1; 0: only the first byte is kept.
 //     drawn by: as disk.torn_fate.
+//   net.release_latency_us (kNetReleaseLatencyUs)
+//     n: as net.latency_us, for a segment that waited at a blocked link
+//        (a kHold partition or a hold) and crosses it once unblocked.
+//     value: the microseconds above the link's minimum latency after the
+//        unblocking; 0: the minimum.
+//     drawn by: whoever unblocks the link (heal, heal_all, release).
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -146,6 +152,7 @@ inline constexpr std::string_view kFaultLatencyUs = "fault.latency_us";
 inline constexpr std::string_view kDiskSyncLatencyUs = "disk.sync_latency_us";
 inline constexpr std::string_view kDiskTornFate = "disk.torn_fate";
 inline constexpr std::string_view kDiskTornPrefix = "disk.torn_prefix";
+inline constexpr std::string_view kNetReleaseLatencyUs = "net.release_latency_us";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

@@ -130,18 +130,28 @@ struct Network::Host {
   // A context in which the host variable is this host: network callbacks
   // for this host run in it (HostScope).
   internal::Ref<internal::ContextState> context;
+  bool down = false;  // host_down
 };
 
 // One direction between two hosts (or a host and itself). Its state can
-// change mid-run (the next step's faults act here).
+// change mid-run: set_link, and the faults, which act here.
 struct Network::Link {
   HostId from = 0;
   HostId to = 0;
   LinkConfig config;
   bool custom = false;  // set with set_link: set_default_link leaves it
+  // Whether an arriving segment needs a look (the link is blocked, or its
+  // receiving host is down): the only fault test an arrival makes.
+  bool faulty = false;
   int64_t latency_min_ns = 0;
   uint64_t latency_range_us = 0;  // latency_max - latency_min in whole us
   int64_t busy_until_ns = 0;      // with a bandwidth: when the link is free
+  // How many partitions and holds block it, by mode.
+  uint32_t holds = 0;
+  uint32_t loses = 0;
+  // The flows whose head segment waits here (kHold), as (connection id,
+  // direction), in the order they were stopped.
+  std::vector<std::pair<uint64_t, uint8_t>> parked;
 };
 
 // A segment on its way: data up to `end`, or a control segment.
@@ -161,6 +171,7 @@ class Network::SegmentQueue {
   size_t size() const { return count_; }
   const Segment& front() const { return slots_[head_]; }
   const Segment& at(size_t i) const { return slots_[(head_ + i) & (slots_.size() - 1)]; }
+  Segment& at(size_t i) { return slots_[(head_ + i) & (slots_.size() - 1)]; }
   void push_back(const Segment& s) {
     if (count_ == slots_.size()) grow();
     slots_[(head_ + count_) & (slots_.size() - 1)] = s;
@@ -234,7 +245,9 @@ class Network::ByteRing {
 //   [recv_end, sent_end)   in flight (segs)
 //   [sent_end, write_end)  taken by write(), not yet transmitted
 // It is also the loop timer of its head segment's arrival (armed whenever a
-// segment is in flight).
+// segment is in flight; a flow parked at a blocked link counts as armed, with
+// no timer pending, so that nothing arms it or frees its connection until
+// the link is unblocked).
 struct Network::Flow final : internal::TimerTarget {
   void run() override;
   // The loop closed with the timer pending; shutdown() frees the connection.
@@ -262,6 +275,7 @@ struct Network::Flow final : internal::TimerTarget {
   int64_t last_arrival_ns = 0;
   uint32_t next_seq = 0;
   bool armed = false;
+  bool parked = false;  // its head segment waits at a blocked link (kHold)
 };
 
 // A pending notification of a channel's owner (the loop's ready queue holds
@@ -302,8 +316,16 @@ struct Network::End {
   ChannelEvents* events = nullptr;
   bool want_read = false;
   bool want_write = false;
-  bool reset = false;     // an RST arrived: reads ECONNRESET, writes EPIPE
+  // An RST arrived (or a fault failed the end): reads raise ECONNRESET
+  // (`error`, when not 0), writes EPIPE (`error`).
+  bool reset = false;
   bool rst_sent = false;  // this end reset the connection
+  // Faults: sends nothing (its connection was cut, or its host went down).
+  bool mute = false;
+  bool vanished = false;  // its host went down (host_down)
+  bool doomed = false;    // fails with ETIMEDOUT at doom_at_ns unless reset first
+  int error = 0;
+  int64_t doom_at_ns = 0;
   Notifier on_read;
   Notifier on_write;
 };
@@ -331,6 +353,7 @@ struct Network::Connection {
   Listener* listener = nullptr;  // from the SYN until accepted (or the listener closes)
   int syn_retries = 0;
   int busy = 0;  // inside one of its callbacks: not freed
+  bool cut = false;  // by a kLose partition: nothing crosses it any more
 };
 
 void Network::Flow::run() { conn->net->flow_due(*this); }
@@ -690,6 +713,7 @@ Network::Link& Network::link_between(HostId from, HostId to) {
     slot->from = from;
     slot->to = to;
     apply_config(*slot, default_link_);
+    update_link(*slot);  // its receiving host may be down
   }
   return *slot;
 }
@@ -700,6 +724,7 @@ void Network::set_default_link(const LinkConfig& config) {
   for (auto& [key, l] : links_) {
     if (!l->custom) apply_config(*l, config);
   }
+  note_link_change("set_default_link", "", "", config);
 }
 
 void Network::set_link(std::string_view from, std::string_view to, const LinkConfig& config) {
@@ -708,6 +733,7 @@ void Network::set_link(std::string_view from, std::string_view to, const LinkCon
   Link& l = link_between(host_id(from), host_id(to));
   l.custom = true;
   apply_config(l, config);
+  note_link_change("set_link", host(l.from).name, host(l.to).name, config);
 }
 
 LinkConfig Network::link(std::string_view from, std::string_view to) const {
@@ -818,6 +844,10 @@ void Network::connect(const SocketAddress& remote, const ConnectOptions& options
   const HostId src = current_host_id();
   Host& from = host(src);
   const std::string what = absl::StrCat("connect to ", remote.to_string());
+  if (from.down) {
+    fail_soon(std::move(done), ENETDOWN, absl::StrCat(what, " (host '", from.name, "' is down: host_down)"));
+    return;
+  }
   Connection* c = nullptr;
   if (remote.family == SocketAddress::Family::kUnix) {
     if (remote.path.empty() || !from.unix_listeners.count(remote.path)) {
@@ -891,6 +921,7 @@ std::unique_ptr<StreamListener> Network::listen(const SocketAddress& local, cons
   const HostId hid = current_host_id();
   Host& h = host(hid);
   const std::string what = absl::StrCat("listen on ", local.to_string(), " (host '", h.name, "')");
+  if (h.down) throw_system_error(ENETDOWN, absl::StrCat(what, ": the host is down (host_down)"));
   auto l = std::make_unique<Listener>();
   l->net = this;
   l->id = next_listener_id_++;
@@ -985,6 +1016,8 @@ void Network::flow_due(Flow& f) {
     const Segment s = f.segs.front();
     if (s.arrival_ns > now()) {
       arm(f, s.arrival_ns);
+    } else if (f.link->faulty) [[unlikely]] {
+      stopped_arrival(f);
     } else {
       // One arrival per loop iteration: the receiver may read in between.
       f.segs.pop_front();
@@ -1015,6 +1048,9 @@ void Network::deliver(Flow& f, const Segment& s) {
     case kFin:
       f.fin_delivered = true;
       poke(to, true);
+      // A FIN reaching an end whose host crashed (and is back up): no socket
+      // has it, so the host answers with an RST.
+      if (to.vanished && !to.rst_sent) [[unlikely]] send_rst(to);
       break;
     case kRst:
       receive_rst(to);
@@ -1083,7 +1119,12 @@ void Network::report_callback_error(const char* what) {
 
 void Network::established(Connection& c) {
   End& e = c.ends[0];
-  if (e.state != End::State::kConnecting) return;
+  if (e.state != End::State::kConnecting) {
+    // The connector's host crashed meanwhile (and is up again): the SYN-ACK
+    // finds no socket, and the acceptor's half-open connection is reset.
+    if (e.vanished) forget_half_open(c);
+    return;
+  }
   e.state = End::State::kOpen;
   enqueue(c.flows[0], kAck, 0, 0, 0);  // before anything the owner writes
   auto channel = std::make_unique<Channel>(e);
@@ -1113,6 +1154,11 @@ void Network::connect_failed(Connection& c, int err) {
 }
 
 void Network::discard(Flow& f) {
+  if (f.parked) [[unlikely]] {
+    // No timer is pending; the link's list forgets it when unblocked.
+    f.parked = false;
+    f.armed = false;
+  }
   f.segs.clear();
   f.read_off = f.recv_end = f.sent_end = f.write_end;
   f.advertised = f.read_off + f.window;
@@ -1145,7 +1191,7 @@ void Network::receive_rst(End& e) {
 
 void Network::transmit(Flow& f) {
   const End& from = f.conn->ends[f.dir];
-  if (from.reset || from.rst_sent) return;
+  if (from.reset || from.rst_sent || from.mute) return;
   const uint64_t unsent = f.write_end - f.sent_end;
   const uint64_t room = f.advertised > f.sent_end ? f.advertised - f.sent_end : 0;
   if (unsent != 0 && room != 0) send_data(f, std::min(unsent, room));
@@ -1179,10 +1225,606 @@ void Network::consumed(Flow& f) {
 }
 
 // ---------------------------------------------------------------------------
+// Faults (sim/network.h, "Faults"; docs/network.md, "Network faults").
+
+namespace {
+// What kind of fault an event is: the top byte of its kFault event's id.
+enum FaultCode : uint8_t {
+  kFaultPartition = 1,
+  kFaultHeal = 2,
+  kFaultHealAll = 3,
+  kFaultHold = 4,
+  kFaultRelease = 5,
+  kFaultReset = 6,
+  kFaultHostDown = 7,
+  kFaultHostUp = 8,
+  kFaultLink = 9,
+};
+
+// FNV-1a: a hash that is the same in every process (absl::Hash is seeded).
+uint64_t stable_hash(std::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char ch : s) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string format_config(const LinkConfig& c) {
+  std::string s = c.latency_min == c.latency_max
+                      ? absl::StrCat("latency ", absl::FormatDuration(c.latency_min))
+                      : absl::StrCat("latency ", absl::FormatDuration(c.latency_min), "..",
+                                     absl::FormatDuration(c.latency_max));
+  absl::StrAppend(&s, c.bandwidth == 0 ? ", unlimited bandwidth" : absl::StrCat(", ", c.bandwidth, " bytes/s"));
+  return s;
+}
+}  // namespace
+
+std::string Network::fault(uint8_t code, std::string what) {
+  faults_.push_back(AppliedFault{absl::Nanoseconds(now()), what});
+  note(internal::EventKind::kFault, uint64_t{code} << 56 | (stable_hash(what) & ((uint64_t{1} << 56) - 1)));
+  return what;
+}
+
+void Network::note_link_change(std::string_view call, std::string_view from, std::string_view to,
+                               const LinkConfig& config) {
+  // Configuring links before the run is setup; while the loop runs it is a
+  // fault (a link slowed or sped up).
+  if (!backend_.loop_ || !backend_.loop_->is_running()) return;
+  fault(kFaultLink, from.empty() ? absl::StrCat(av(call), ": ", format_config(config))
+                                 : absl::StrCat(av(call), " ", av(from), " -> ", av(to), ": ", format_config(config)));
+}
+
+std::vector<Network::HostId> Network::host_set(const std::vector<std::string>& names, const char* call) const {
+  if (names.empty()) throw std::invalid_argument(absl::StrCat(call, ": an empty set of hosts"));
+  std::vector<HostId> ids;
+  for (const std::string& n : names) {
+    const HostId id = host_id(n);  // std::invalid_argument naming the hosts
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) {
+      throw std::invalid_argument(absl::StrCat(call, ": host '", n, "' is named twice"));
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+std::string Network::set_names(const std::vector<HostId>& ids) const {
+  std::vector<std::string> names;
+  for (HostId id : ids) names.push_back(host(id).name);
+  return absl::StrCat("{", absl::StrJoin(names, ", "), "}");
+}
+
+void Network::update_link(Link& l) { l.faulty = l.holds != 0 || l.loses != 0 || host(l.to).down; }
+
+void Network::block(HostId from, HostId to, PartitionMode mode) {
+  Link& l = link_between(from, to);
+  if (mode == PartitionMode::kHold) {
+    ++l.holds;
+  } else {
+    ++l.loses;
+  }
+  update_link(l);
+  if (mode == PartitionMode::kLose && !l.parked.empty()) {
+    // Segments waiting at a hold meet a kLose partition now: their
+    // connections are cut.
+    std::vector<std::pair<uint64_t, uint8_t>> parked;
+    parked.swap(l.parked);
+    for (const auto& [id, dir] : parked) {
+      auto it = conns_.find(id);
+      if (it != conns_.end() && it->second->flows[dir].parked) cut(*it->second);
+    }
+  }
+}
+
+void Network::unblock(HostId from, HostId to, PartitionMode mode) {
+  Link& l = link_between(from, to);
+  if (mode == PartitionMode::kHold) {
+    --l.holds;
+  } else {
+    --l.loses;
+  }
+  update_link(l);
+  if (l.holds == 0 && l.loses == 0) unpark_link(l);
+}
+
+// The link is unblocked: the segments that waited at it cross it, each
+// arriving the link's latency (drawn again) from now, in order.
+void Network::unpark_link(Link& l) {
+  std::vector<std::pair<uint64_t, uint8_t>> parked;
+  parked.swap(l.parked);
+  for (const auto& [id, dir] : parked) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    Connection& c = *it->second;
+    Flow& f = c.flows[dir];
+    if (!f.parked || f.link != &l) continue;
+    f.parked = false;
+    f.armed = false;
+    const int64_t t = now();
+    int64_t previous = 0;
+    for (size_t i = 0; i < f.segs.size(); ++i) {
+      Segment& s = f.segs.at(i);
+      if (s.arrival_ns <= t) {
+        int64_t latency_ns = l.latency_min_ns;
+        if (l.latency_range_us != 0) {
+          latency_ns +=
+              static_cast<int64_t>(backend_.choose(draw_sites::kNetReleaseLatencyUs, l.latency_range_us + 1)) * 1000;
+        }
+        s.arrival_ns = t + latency_ns;
+      }
+      s.arrival_ns = std::max(s.arrival_ns, previous);
+      previous = s.arrival_ns;
+    }
+    f.last_arrival_ns = std::max(f.last_arrival_ns, previous);
+    if (!f.segs.empty()) arm(f, f.segs.front().arrival_ns);
+    maybe_free(c);
+  }
+}
+
+// The head segment of `f` is due at a faulty link: stopped by a partition
+// or a hold, or lost at a host that is down.
+void Network::stopped_arrival(Flow& f) {
+  Connection& c = *f.conn;
+  Link& l = *f.link;
+  const Segment s = f.segs.front();
+  const bool down = host(l.to).down;
+  if (!down && l.holds == 0 && l.loses == 0) {
+    f.segs.pop_front();
+    deliver(f, s);
+    return;
+  }
+  if (s.kind == kSyn || s.kind == kSynAck || s.kind == kRefused) {
+    f.segs.pop_front();
+    handshake_lost(f, s);
+    return;
+  }
+  if (down) {
+    // Lost: nothing answers it. The end that sent it learns only when its
+    // retransmissions time out (or host_up answers them with an RST).
+    f.segs.pop_front();
+    if (s.kind != kRst) doom(c.ends[f.dir]);
+    return;
+  }
+  if (l.loses != 0) {
+    cut(c);
+    return;
+  }
+  park(f);
+}
+
+void Network::park(Flow& f) {
+  f.parked = true;
+  f.armed = true;  // no timer: unpark_link arms it
+  f.link->parked.emplace_back(f.conn->id, f.dir);
+}
+
+// The acceptor's half-open connection (SYN answered, ACK not arrived) is
+// forgotten, as a SYN-ACK that is never acknowledged.
+void Network::forget_half_open(Connection& c) {
+  End& server = c.ends[1];
+  if (server.state != End::State::kSynReceived) return;
+  server.state = End::State::kNone;
+  if (c.listener) {
+    --c.listener->half_open;
+    c.listener = nullptr;
+  }
+}
+
+// A SYN, SYN-ACK or refusal stopped by a fault is lost: the connector sends
+// its SYN again after its retransmission timeout (Linux: 1 s, doubling,
+// tcp_syn_retries = 6), then gives up with ETIMEDOUT.
+void Network::handshake_lost(Flow& f, const Segment& s) {
+  Connection& c = *f.conn;
+  if (s.kind == kSynAck) forget_half_open(c);
+  if (c.ends[0].state != End::State::kConnecting) return;
+  if (c.syn_retries == kSynRetries) {
+    connect_failed(c, ETIMEDOUT);
+  } else {
+    enqueue(c.flows[0], kSyn, 0, 0, kSynRtoNs << c.syn_retries++);
+  }
+}
+
+// A kLose partition stopped one of its segments: nothing crosses the
+// connection any more and both ends time out.
+void Network::cut(Connection& c) {
+  if (c.cut) return;
+  c.cut = true;
+  for (Flow& f : c.flows) {
+    // The bytes in flight are gone; they stay unacknowledged (sent, never
+    // received), so the writer's buffers stay full.
+    if (f.parked) {
+      f.parked = false;
+      f.armed = false;
+    }
+    f.segs.clear();
+  }
+  forget_half_open(c);
+  for (End& e : c.ends) {
+    e.mute = true;
+    doom(e);
+  }
+  maybe_free(c);
+}
+
+void Network::doom(End& e) {
+  if (!e.present() || e.reset || e.doomed) return;
+  e.doomed = true;
+  e.doom_at_ns = now() + retransmission_timeout_ns_;
+  if (loop_closed()) return;
+  backend_.loop_->call_later(absl::Nanoseconds(retransmission_timeout_ns_),
+                             [this, id = e.conn->id, side = e.side] { end_timed_out(id, side); });
+}
+
+void Network::end_timed_out(uint64_t connection_id, uint8_t side) {
+  auto it = conns_.find(connection_id);
+  if (it == conns_.end()) return;
+  Connection& c = *it->second;
+  ++c.busy;
+  fail_end(c.ends[side], ETIMEDOUT);
+  --c.busy;
+  maybe_free(c);
+}
+
+// The end fails with `err`: a connect under way fails, an open end's reads
+// and writes raise it, its unread bytes are dropped.
+void Network::fail_end(End& e, int err) {
+  Connection& c = *e.conn;
+  if (e.state == End::State::kConnecting) {
+    connect_failed(c, err);
+    return;
+  }
+  if (!e.present() || e.reset) return;
+  e.reset = true;
+  e.error = err;
+  Flow& in = c.flows[1 - e.side];
+  in.segs.clear();
+  in.read_off = in.recv_end = in.sent_end = in.write_end;
+  poke(e, true);
+  poke(e, false);
+}
+
+void Network::reset_connection(Connection& c) {
+  for (End& e : c.ends) {
+    switch (e.state) {
+      case End::State::kConnecting:
+        connect_failed(c, ECONNRESET);
+        break;
+      case End::State::kSynReceived:
+        forget_half_open(c);
+        e.state = End::State::kClosed;
+        break;
+      case End::State::kBacklog:
+        if (c.listener) {
+          std::erase(c.listener->backlog, &c);
+          c.listener = nullptr;
+        }
+        e.state = End::State::kClosed;
+        break;
+      case End::State::kOpen:
+        if (!e.reset) {
+          e.reset = true;
+          e.error = 0;
+        }
+        break;
+      case End::State::kNone:
+      case End::State::kClosed:
+        break;
+    }
+  }
+  discard(c.flows[0]);
+  discard(c.flows[1]);
+  for (End& e : c.ends) {
+    poke(e, true);
+    poke(e, false);
+  }
+}
+
+std::string Network::reset_where(const std::vector<uint64_t>& ids, std::string what) {
+  for (uint64_t id : ids) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    Connection& c = *it->second;
+    ++c.busy;
+    reset_connection(c);
+    --c.busy;
+    maybe_free(c);
+  }
+  return fault(kFaultReset, absl::StrCat(what, ": ", plural(ids.size(), "connection", "connections"), " reset"));
+}
+
+std::string Network::reset_connections(std::string_view host_a, std::string_view host_b) {
+  ensure_hosts();
+  const HostId a = host_id(host_a);
+  const HostId b = host_id(host_b);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, c] : conns_) {
+    const HostId x = c->ends[0].host;
+    const HostId y = c->ends[1].host;
+    if ((x == a && y == b) || (x == b && y == a)) ids.push_back(id);
+  }
+  return reset_where(ids, absl::StrCat("reset_connections ", host(a).name, " <-> ", host(b).name));
+}
+
+std::string Network::reset_connections(std::string_view host_name) {
+  ensure_hosts();
+  const HostId h = host_id(host_name);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, c] : conns_) {
+    if (c->ends[0].host == h || c->ends[1].host == h) ids.push_back(id);
+  }
+  return reset_where(ids, absl::StrCat("reset_connections ", host(h).name));
+}
+
+std::string Network::partition(const std::vector<std::string>& a, const std::vector<std::string>& b,
+                               const PartitionOptions& options) {
+  ensure_hosts();
+  const std::vector<HostId> left = host_set(a, "partition");
+  const std::vector<HostId> right = host_set(b, "partition");
+  for (HostId id : left) {
+    if (std::find(right.begin(), right.end(), id) != right.end()) {
+      throw std::invalid_argument(
+          absl::StrCat("partition: host '", host(id).name, "' is on both sides (a host's loopback is never blocked)"));
+    }
+  }
+  Partition p;
+  p.mode = options.mode;
+  p.what = absl::StrCat("partition ", set_names(left), options.one_way ? " -> " : " <-> ", set_names(right),
+                        options.mode == PartitionMode::kHold ? " (hold)" : " (lose)");
+  for (HostId x : left) {
+    for (HostId y : right) {
+      p.links.emplace_back(x, y);
+      if (!options.one_way) p.links.emplace_back(y, x);
+    }
+  }
+  std::sort(p.links.begin(), p.links.end());
+  for (const auto& [x, y] : p.links) block(x, y, p.mode);
+  std::string what = p.what;
+  partitions_.push_back(std::move(p));
+  return fault(kFaultPartition, std::move(what));
+}
+
+std::string Network::heal(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  ensure_hosts();
+  const std::vector<HostId> left = host_set(a, "heal");
+  const std::vector<HostId> right = host_set(b, "heal");
+  const auto in = [](const std::vector<HostId>& v, HostId id) { return std::find(v.begin(), v.end(), id) != v.end(); };
+  size_t unblocked = 0;
+  std::vector<std::string> ended;
+  for (Partition& p : partitions_) {
+    std::vector<std::pair<HostId, HostId>> keep;
+    for (const auto& [x, y] : p.links) {
+      if ((in(left, x) && in(right, y)) || (in(right, x) && in(left, y))) {
+        unblock(x, y, p.mode);
+        ++unblocked;
+      } else {
+        keep.emplace_back(x, y);
+      }
+    }
+    p.links.swap(keep);
+    if (p.links.empty()) ended.push_back(p.what);
+  }
+  std::erase_if(partitions_, [](const Partition& p) { return p.links.empty(); });
+  std::string what = absl::StrCat("heal ", set_names(left), " <-> ", set_names(right), ": ");
+  if (unblocked == 0) {
+    absl::StrAppend(&what, "nothing to heal");
+  } else {
+    absl::StrAppend(&what, plural(unblocked, "blocked link", "blocked links"), " unblocked");
+    if (!ended.empty()) absl::StrAppend(&what, ", ended: ", absl::StrJoin(ended, "; "));
+  }
+  return fault(kFaultHeal, std::move(what));
+}
+
+std::string Network::heal_all() {
+  std::vector<Partition> all;
+  all.swap(partitions_);
+  for (const Partition& p : all) {
+    for (const auto& [x, y] : p.links) unblock(x, y, p.mode);
+  }
+  return fault(kFaultHealAll, all.empty() ? std::string("heal_all: nothing to heal")
+                                          : absl::StrCat("heal_all: ", plural(all.size(), "partition or hold",
+                                                                              "partitions and holds"),
+                                                         " ended"));
+}
+
+std::string Network::hold(std::string_view from, std::string_view to) {
+  ensure_hosts();
+  const HostId x = host_id(from);
+  const HostId y = host_id(to);
+  if (x == y) {
+    throw std::invalid_argument(
+        absl::StrCat("hold(", host(x).name, ", ", host(y).name, "): a host's loopback cannot be held"));
+  }
+  for (const Partition& p : partitions_) {
+    if (p.is_hold && p.links.front() == std::make_pair(x, y)) {
+      throw std::logic_error(absl::StrCat("hold: ", host(x).name, " -> ", host(y).name, " is held already"));
+    }
+  }
+  Partition p;
+  p.is_hold = true;
+  p.what = absl::StrCat("hold ", host(x).name, " -> ", host(y).name);
+  p.links.emplace_back(x, y);
+  block(x, y, PartitionMode::kHold);
+  std::string what = p.what;
+  partitions_.push_back(std::move(p));
+  return fault(kFaultHold, std::move(what));
+}
+
+std::string Network::release(std::string_view from, std::string_view to) {
+  ensure_hosts();
+  const HostId x = host_id(from);
+  const HostId y = host_id(to);
+  auto it = std::find_if(partitions_.begin(), partitions_.end(), [&](const Partition& p) {
+    return p.is_hold && p.links.front() == std::make_pair(x, y);
+  });
+  if (it == partitions_.end()) {
+    throw std::logic_error(absl::StrCat("release: ", host(x).name, " -> ", host(y).name,
+                                        " is not held (hold holds a link; a partition ends with heal)"));
+  }
+  partitions_.erase(it);
+  unblock(x, y, PartitionMode::kHold);
+  return fault(kFaultRelease, absl::StrCat("release ", host(x).name, " -> ", host(y).name));
+}
+
+// `e`'s host went down: the end is gone without a word.
+void Network::vanish(End& e) {
+  Connection& c = *e.conn;
+  switch (e.state) {
+    case End::State::kNone:
+      return;  // a SYN to it is in flight, and will be lost
+    case End::State::kConnecting:
+      c.done = nullptr;  // the connect never calls back
+      break;
+    case End::State::kSynReceived:
+      forget_half_open(c);
+      break;
+    case End::State::kBacklog:
+      if (c.listener) {
+        std::erase(c.listener->backlog, &c);
+        c.listener = nullptr;
+      }
+      break;
+    case End::State::kOpen:
+    case End::State::kClosed:
+      break;
+  }
+  if (e.channel) e.channel->end_ = nullptr;
+  e.channel = nullptr;
+  e.events = nullptr;
+  e.state = End::State::kClosed;
+  e.vanished = true;
+  e.mute = true;
+  release_port(e);
+  // What it had not sent is gone (what it sent is on the wire).
+  Flow& out = c.flows[e.side];
+  out.write_end = out.sent_end;
+  // Nobody reads here any more: the peer's bytes go out (and are lost at
+  // the host), up to its buffers, as TCP's retransmissions would.
+  Flow& in = c.flows[1 - e.side];
+  in.advertised = std::max(in.advertised, in.read_off + in.limit);
+  transmit(in);
+}
+
+void Network::vanish_listener(Listener& l) {
+  if (l.closed) return;
+  l.closed = true;
+  Host& h = host(l.host);
+  if (l.unix_socket) {
+    h.unix_listeners.erase(l.local.path);
+  } else {
+    h.inet_listeners.erase({l.family, l.port});
+    h.ports[l.family].erase(l.port);
+  }
+  if (l.handle) l.handle->l_ = nullptr;
+  l.handle = nullptr;
+  l.events = nullptr;
+  maybe_free(l);
+}
+
+std::string Network::host_down(std::string_view host_name) {
+  ensure_hosts();
+  const HostId id = host_id(host_name);
+  Host& h = host(id);
+  if (h.down) throw std::logic_error(absl::StrCat("host_down: host '", h.name, "' is down already"));
+  h.down = true;
+  ++down_hosts_;
+  for (auto& [key, l] : links_) {
+    if (key.second == id) update_link(*l);
+  }
+  size_t ends = 0;
+  std::vector<uint64_t> ids;
+  for (const auto& [cid, c] : conns_) {
+    if (c->ends[0].host == id || c->ends[1].host == id) ids.push_back(cid);
+  }
+  for (uint64_t cid : ids) {
+    auto it = conns_.find(cid);
+    if (it == conns_.end()) continue;
+    Connection& c = *it->second;
+    ++c.busy;
+    for (End& e : c.ends) {
+      if (e.host == id && e.state != End::State::kNone && !e.vanished) {
+        vanish(e);
+        ++ends;
+      }
+    }
+    --c.busy;
+    maybe_free(c);
+  }
+  std::vector<uint64_t> listener_ids;
+  for (const auto& [lid, l] : listeners_) {
+    if (l->host == id && !l->closed) listener_ids.push_back(lid);
+  }
+  for (uint64_t lid : listener_ids) {
+    auto it = listeners_.find(lid);
+    if (it != listeners_.end()) vanish_listener(*it->second);
+  }
+  return fault(kFaultHostDown, absl::StrCat("host_down ", h.name, ": ", plural(ends, "connection end", "connection ends"),
+                                            " and ", plural(listener_ids.size(), "listener", "listeners"),
+                                            " vanished"));
+}
+
+std::string Network::host_up(std::string_view host_name) {
+  ensure_hosts();
+  const HostId id = host_id(host_name);
+  Host& h = host(id);
+  if (!h.down) throw std::logic_error(absl::StrCat("host_up: host '", h.name, "' is not down"));
+  h.down = false;
+  --down_hosts_;
+  for (auto& [key, l] : links_) {
+    if (key.second == id) update_link(*l);
+  }
+  // Every peer still retransmitting to a vanished end is answered with an
+  // RST.
+  size_t answered = 0;
+  std::vector<uint64_t> ids;
+  for (const auto& [cid, c] : conns_) {
+    for (const End& e : c->ends) {
+      const End& peer = c->ends[1 - e.side];
+      if (e.host == id && e.vanished && !e.rst_sent && peer.doomed && peer.present() && !peer.reset) {
+        ids.push_back(cid);
+        break;
+      }
+    }
+  }
+  for (uint64_t cid : ids) {
+    Connection& c = *conns_.at(cid);
+    for (End& e : c.ends) {
+      if (e.host == id && e.vanished && !e.rst_sent) {
+        send_rst(e);
+        ++answered;
+        break;
+      }
+    }
+  }
+  return fault(kFaultHostUp, absl::StrCat("host_up ", h.name, ": ", plural(answered, "peer", "peers"),
+                                          " answered with an RST"));
+}
+
+bool Network::is_down(std::string_view host_name) const {
+  if (hosts_.empty()) {
+    // Only the implicit host exists (not materialised yet).
+    if (lower(host_name) != kImplicitHost) host_id(host_name);  // throws
+    return false;
+  }
+  return host(host_id(host_name)).down;
+}
+
+void Network::set_retransmission_timeout(absl::Duration timeout) {
+  if (timeout <= absl::ZeroDuration()) {
+    throw std::invalid_argument(absl::StrCat("set_retransmission_timeout: need a positive duration, got ",
+                                             absl::FormatDuration(timeout)));
+  }
+  retransmission_timeout_ns_ = absl::ToInt64Nanoseconds(timeout);
+}
+
+// ---------------------------------------------------------------------------
 // Channel operations.
 
 std::ptrdiff_t Network::read(End& e, char* buf, size_t n) {
-  if (e.reset) throw ConnectionResetError(absl::StrCat("read from ", e.peer.to_string()));
+  if (e.reset) {
+    if (e.error != 0) throw_system_error(e.error, absl::StrCat("read from ", e.peer.to_string()));
+    throw ConnectionResetError(absl::StrCat("read from ", e.peer.to_string()));
+  }
   Flow& in = e.conn->flows[1 - e.side];
   const uint64_t avail = in.recv_end - in.read_off;
   if (avail == 0) return in.fin_delivered ? 0 : StreamChannel::kWouldBlock;
@@ -1196,7 +1838,10 @@ std::ptrdiff_t Network::read(End& e, char* buf, size_t n) {
 
 size_t Network::write(End& e, const char* buf, size_t n) {
   Flow& out = e.conn->flows[e.side];
-  if (e.reset) throw BrokenPipeError(absl::StrCat("write to ", e.peer.to_string(), " (the peer reset the connection)"));
+  if (e.reset) {
+    if (e.error != 0) throw_system_error(e.error, absl::StrCat("write to ", e.peer.to_string()));
+    throw BrokenPipeError(absl::StrCat("write to ", e.peer.to_string(), " (the connection was reset)"));
+  }
   if (out.fin_queued) throw BrokenPipeError(absl::StrCat("write to ", e.peer.to_string(), " after shutdown_write"));
   const uint64_t used = out.write_end - out.read_off;
   const uint64_t room = out.limit > used ? out.limit - used : 0;
@@ -1219,7 +1864,7 @@ void Network::close_end(End& e, bool abort) {
   Connection& c = *e.conn;
   if (e.state != End::State::kOpen) return;
   e.state = End::State::kClosed;
-  if (!e.reset && !e.rst_sent) {
+  if (!e.reset && !e.rst_sent && !e.mute) {
     const Flow& in = c.flows[1 - e.side];
     Flow& out = c.flows[e.side];
     // Closing with unread data sends an RST (Linux tcp_close).
@@ -1394,8 +2039,12 @@ std::string Network::describe_end(const Connection& c, int side) const {
   const End& e = c.ends[side];
   std::string s = absl::StrCat(hosts_.empty() ? std::string(kImplicitHost) : host(e.host).name, " ",
                                e.local.to_string(), " ", state_name(static_cast<int>(e.state)));
-  if (e.reset) absl::StrAppend(&s, ", reset by its peer");
+  if (e.reset) absl::StrAppend(&s, e.error == 0 ? ", reset" : absl::StrCat(", failed: ", std::strerror(e.error)));
   if (e.rst_sent) absl::StrAppend(&s, ", sent RST");
+  if (e.vanished) absl::StrAppend(&s, ", vanished (host down)");
+  if (e.doomed && !e.reset) {
+    absl::StrAppend(&s, ", unanswered: ETIMEDOUT at t=", absl::FormatDuration(absl::Nanoseconds(e.doom_at_ns)));
+  }
   if (e.state == End::State::kOpen) {
     absl::StrAppend(&s, e.events ? "" : ", no owner events", e.want_read ? ", wants read" : "",
                     e.want_write ? ", wants write" : "");
@@ -1413,8 +2062,13 @@ std::string Network::describe() const {
     absl::StrAppend(&out, "  host localhost (implicit): 127.0.0.1 ::1\n");
   }
   for (const auto& h : hosts_) {
-    absl::StrAppend(&out, "  host ", h->name, h->id == kImplicit ? " (implicit)" : "", ": 127.0.0.1 ::1",
-                    h->addresses.empty() ? "" : " ", absl::StrJoin(h->addresses, " "), "\n");
+    absl::StrAppend(&out, "  host ", h->name, h->id == kImplicit ? " (implicit)" : "", h->down ? " (DOWN)" : "",
+                    ": 127.0.0.1 ::1", h->addresses.empty() ? "" : " ", absl::StrJoin(h->addresses, " "), "\n");
+  }
+  for (const Partition& p : partitions_) {
+    std::vector<std::string> links;
+    for (const auto& [x, y] : p.links) links.push_back(absl::StrCat(host(x).name, " -> ", host(y).name));
+    absl::StrAppend(&out, "  fault in effect: ", p.what, ", blocking ", absl::StrJoin(links, ", "), "\n");
   }
   for (const auto& [id, l] : listeners_) {
     absl::StrAppendFormat(&out, "  listener #%d on %s %s%s: %s waiting to be accepted, %d in handshake (backlog %d)%s\n",
@@ -1423,15 +2077,17 @@ std::string Network::describe() const {
                           l->closed ? ", closed" : "");
   }
   for (const auto& [id, c] : conns_) {
-    absl::StrAppendFormat(&out, "  connection #%d (%s): %s <-> %s\n", id, c->unix_socket ? "unix" : "tcp",
-                          describe_end(*c, 0), describe_end(*c, 1));
+    absl::StrAppendFormat(&out, "  connection #%d (%s%s): %s <-> %s\n", id, c->unix_socket ? "unix" : "tcp",
+                          c->cut ? ", cut by a partition" : "", describe_end(*c, 0), describe_end(*c, 1));
     for (int d = 0; d < 2; ++d) {
       const Flow& f = c->flows[d];
       std::string line = absl::StrFormat(
           "    %s -> %s: %d unread at the receiver, %d in flight (%s), %d unsent", d == 0 ? "connector" : "acceptor",
           d == 0 ? "acceptor" : "connector", f.recv_end - f.read_off, f.sent_end - f.recv_end,
           plural(f.segs.size(), "segment", "segments"), f.write_end - f.sent_end);
-      if (!f.segs.empty()) {
+      if (f.parked) {
+        absl::StrAppendFormat(&line, "; next: %s waiting at a blocked link", kind_name(f.segs.front().kind));
+      } else if (!f.segs.empty()) {
         absl::StrAppendFormat(&line, "; next: %s arriving at t=%s", kind_name(f.segs.front().kind),
                               absl::FormatDuration(absl::Nanoseconds(f.segs.front().arrival_ns)));
       }

@@ -92,8 +92,9 @@
 //
 // Determinism. Every decision is a named draw through LoopBackend::choose
 // (recorded, replayed, shrunk; made on behalf of the task that sends, or of
-// the loop for segments sent from network callbacks). Nothing iterates an
-// unordered container or compares addresses. Arrivals are loop timers (one
+// the loop for segments sent from network callbacks; a fault's draws: its
+// caller's). Nothing iterates an unordered container or compares addresses.
+// Arrivals are loop timers (one
 // per connection direction, embedded in the connection), so arrivals of
 // different connections at the same virtual time are ordered by the loop's
 // tie rule ("loop.timer_tie"), the same mechanism as every other timer tie.
@@ -106,15 +107,86 @@
 //   net.segments        min(max_segments, bytes)                     one segment (no cut)
 //   net.segment_cut     bytes left - segments left + 1               this segment is 1 byte long
 //   net.ephemeral_port  free ports in 32768..60999                   the lowest free port
+//   net.release_latency_us  as net.latency_us, for a held segment    the link's minimum latency
+//                       crossing its link again after the release
 //
 // Limits (today): window updates reach the sender at once; no Nagle, no
 // MSS (a transmission is one segment unless cut by a draw); no TIME_WAIT
 // (a closed connection's port is free at once); one listener per (host,
 // family, port) even with reuse_port; a listener bound to one address of a
 // host still holds the port for the whole host; names resolve the same on
-// every host; resolution takes one loop iteration. Faults (partitions,
-// hold/release, drops, clock skew, host crash) are the next step: links
-// and in-flight segments are per-link, per-connection state ready for them.
+// every host; resolution takes one loop iteration.
+//
+// Faults (docs/network.md, "Network faults"). Each is a call on this class,
+// made at any virtual time on the loop's thread (from a task, a callback,
+// or before the run). It acts at once, returns a one-line description of
+// what it did, is logged with its virtual time in faults(), and is an event
+// (EventKind::kFault, id: the fault's code << 56 | the description's
+// FNV-1a hash in 56 bits) in the event hash and in recordings, so that a
+// replay applying other faults diverges visibly. describe() lists the
+// faults in effect. Misuse (an unknown host, an empty set, a host on both
+// sides, holding a held link, host_down on a host that is down ...) throws
+// and changes nothing.
+//  - partition(a, b, {mode, one_way}) blocks every link from a host of `a`
+//    to a host of `b`, and back unless one_way. A segment is stopped when it
+//    would arrive while its link is blocked, so segments in flight when the
+//    partition starts are stopped like later ones (turmoil#251).
+//    kHold: a connection's stopped segments wait at the partition, in order;
+//    when the link is unblocked, each that waited arrives the link's latency
+//    after the unblocking, drawn again ("net.release_latency_us"), never
+//    before the segment before it. The writer's buffers fill meanwhile, as
+//    TCP's would.
+//    kLose (a partition outlasting TCP's retransmissions): the first segment
+//    it stops cuts its connection: what is in flight either way is dropped,
+//    neither end sends anything more (writes fill the buffers, then wait;
+//    reads wait), and both ends fail with ETIMEDOUT (std::system_error, from
+//    reads and writes) the retransmission timeout after the cut, healed or
+//    not. A connection that sends nothing across the partition while it
+//    lasts is untouched.
+//    Handshakes never wait, in either mode: a SYN, SYN-ACK or refusal
+//    stopped by a blocked link is lost (a SYN-ACK's half-open connection is
+//    forgotten), and the connector sends its SYN again 1, 2, 4 ... 32 s
+//    later, then fails with ETIMEDOUT (as for a full backlog). The
+//    handshake's last ACK travels with the data (held or cutting).
+//    Partitions compose: a link is blocked while any partition or hold
+//    blocks it, and a kLose one wins over kHold. A host's loopback is never
+//    blocked.
+//  - heal(a, b): traffic flows again both ways between the hosts of `a` and
+//    those of `b` (every partition and hold between them ends there);
+//    heal_all(): everywhere. Nothing to heal is not an error.
+//  - hold(from, to) / release(from, to): one direction blocked as by a
+//    one-way kHold partition / unblocked again.
+//  - reset_connections(a, b) / reset_connections(h): every connection
+//    between hosts a and b (a == b: the host's loopback and Unix
+//    connections) / with an end on h is reset at both ends at once, as if
+//    each end had received an RST: bytes in flight and unread are dropped,
+//    reads raise ConnectionResetError and writes BrokenPipeError; a connect
+//    under way fails with ConnectionResetError; a connection not yet
+//    accepted leaves the listener's backlog. Ends their owners closed
+//    already are gone at once.
+//  - set_link / set_default_link while the loop runs (a link slowed or
+//    sped up) are faults too: the new latency applies to segments sent from
+//    then on, the new bandwidth to segments queued behind the link's
+//    earlier ones; a connection is never reordered (a segment never arrives
+//    before the one sent before it).
+//  - host_down(h), the network side of a host crash: h sends nothing more,
+//    not even an RST. Its listeners vanish (their ports are free again);
+//    its connection ends vanish: their channels and listener handles are
+//    detached (calls raise EBADF, no notifications, a connect under way
+//    never calls back), and what they had not sent is dropped. Segments h
+//    sent before are on the wire and still arrive. connect() and listen()
+//    on h raise ENETDOWN. A segment reaching h while it is down is lost: a
+//    SYN as at a partition (retried, then ETIMEDOUT); any other dooms the
+//    end that sent it, which fails with ETIMEDOUT the retransmission
+//    timeout later unless h comes back first. A peer that only reads never
+//    learns (TCP without keepalive: give reads a timeout).
+//    host_up(h): h answers again. Every doomed peer is sent an RST at once
+//    (ConnectionResetError when it arrives, the link's latency later); a
+//    segment reaching a vanished end is answered with an RST, as for any
+//    closed socket; a SYN to a port with no listener is refused.
+//  - set_retransmission_timeout(d): how long a cut or doomed end lasts
+//    before ETIMEDOUT, for cuts and dooms from then on (default 100 s, RFC
+//    1122's least R2; Linux's tcp_retries2 = 15 is about 15 minutes).
 //
 // Threads: the loop thread only, as the loop.
 #ifndef TWINLOOP_SIM_NETWORK_H_
@@ -149,6 +221,21 @@ struct LinkConfig {
   // Bytes per second; 0: unlimited (no serialisation delay).
   uint64_t bandwidth = 0;
   friend bool operator==(const LinkConfig&, const LinkConfig&) = default;
+};
+
+// What a partition does to the segments it stops (see the header comment).
+enum class PartitionMode : uint8_t {
+  // They wait at the partition and arrive after the heal, in order.
+  kHold,
+  // The connections crossing it are cut: their bytes in flight are gone and
+  // both ends fail with ETIMEDOUT after the retransmission timeout.
+  kLose,
+};
+
+struct PartitionOptions {
+  PartitionMode mode = PartitionMode::kHold;
+  // Only from the first set of hosts to the second.
+  bool one_way = false;
 };
 
 class Network final : public NetBackend {
@@ -203,14 +290,63 @@ class Network final : public NetBackend {
   // Buffer sizes of connections made from now on (each >= 1).
   void set_buffers(uint32_t send_bytes, uint32_t receive_bytes);
 
+  // ---- faults (see the header comment; each returns its description)
+
+  // Blocks every link from a host of `a` to a host of `b` (and back unless
+  // options.one_way). std::invalid_argument for an empty side, an unknown
+  // host, a host named twice, or a host on both sides.
+  std::string partition(const std::vector<std::string>& a, const std::vector<std::string>& b,
+                        const PartitionOptions& options);
+  std::string partition(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+    return partition(a, b, PartitionOptions());
+  }
+  // Unblocks the links between a host of `a` and a host of `b`, both ways:
+  // every partition and hold between them ends there (nothing to heal: the
+  // description says so). std::invalid_argument as partition.
+  std::string heal(const std::vector<std::string>& a, const std::vector<std::string>& b);
+  // Every partition and every hold.
+  std::string heal_all();
+  // Blocks / unblocks one direction as a one-way kHold partition does.
+  // std::invalid_argument for an unknown host or from == to;
+  // std::logic_error for holding a link held already or releasing one that
+  // is not held (by hold: a partition ends with heal).
+  std::string hold(std::string_view from, std::string_view to);
+  std::string release(std::string_view from, std::string_view to);
+  // Resets every connection between the two hosts (either may have
+  // connected; a == b: the host's loopback connections) / every connection
+  // with an end on `host`, at both ends, now. std::invalid_argument for an
+  // unknown host.
+  std::string reset_connections(std::string_view host_a, std::string_view host_b);
+  std::string reset_connections(std::string_view host);
+  // The network side of a host crash and restart. std::invalid_argument for
+  // an unknown host; std::logic_error for host_down on a host that is down,
+  // host_up on one that is up.
+  std::string host_down(std::string_view host);
+  std::string host_up(std::string_view host);
+  bool is_down(std::string_view host) const;
+  // How long a cut or doomed connection end lasts before it fails with
+  // ETIMEDOUT, for cuts and dooms from now on. Default 100 s.
+  // std::invalid_argument unless positive.
+  void set_retransmission_timeout(absl::Duration timeout);
+  absl::Duration retransmission_timeout() const { return absl::Nanoseconds(retransmission_timeout_ns_); }
+  // Every fault applied so far, in order (for failure reports).
+  struct AppliedFault {
+    absl::Duration at;  // the loop's virtual time when it was applied
+    std::string what;   // the description the call returned
+  };
+  const std::vector<AppliedFault>& faults() const { return faults_; }
+
   // ---- reports
 
   // The hosts, listeners and open connections (both ends' states, bytes
-  // buffered, in flight and waiting each way), for failure reports.
+  // buffered, in flight and waiting each way), and the faults in effect
+  // (partitions, held links, hosts down), for failure reports.
   std::string describe() const;
-  // Whether any connection or listener exists (deadlock reports include
-  // describe() then).
-  bool active() const { return !conns_.empty() || !listeners_.empty(); }
+  // Whether any connection or listener exists or a fault is in effect
+  // (deadlock and time-limit reports include describe() then).
+  bool active() const {
+    return !conns_.empty() || !listeners_.empty() || !partitions_.empty() || down_hosts_ != 0;
+  }
   size_t connection_count() const { return conns_.size(); }
   size_t listener_count() const { return listeners_.size(); }
 
@@ -238,6 +374,14 @@ class Network final : public NetBackend {
 
   struct Host;
   struct Link;
+  // A partition or hold in effect: the directed links it still blocks
+  // (heal removes some), sorted.
+  struct Partition {
+    PartitionMode mode = PartitionMode::kHold;
+    bool is_hold = false;
+    std::string what;
+    std::vector<std::pair<HostId, HostId>> links;
+  };
   struct Segment;
   class SegmentQueue;
   class ByteRing;
@@ -291,6 +435,28 @@ class Network final : public NetBackend {
   static void discard(Flow& f);
   void consumed(Flow& f);
 
+  // Faults.
+  std::string fault(uint8_t code, std::string what);
+  std::vector<HostId> host_set(const std::vector<std::string>& names, const char* call) const;
+  std::string set_names(const std::vector<HostId>& ids) const;
+  void block(HostId from, HostId to, PartitionMode mode);
+  void unblock(HostId from, HostId to, PartitionMode mode);
+  void update_link(Link& l);
+  void unpark_link(Link& l);
+  void stopped_arrival(Flow& f);
+  void handshake_lost(Flow& f, const Segment& s);
+  void forget_half_open(Connection& c);
+  void park(Flow& f);
+  void cut(Connection& c);
+  void doom(End& e);
+  void fail_end(End& e, int err);
+  void end_timed_out(uint64_t connection_id, uint8_t side);
+  void reset_connection(Connection& c);
+  std::string reset_where(const std::vector<uint64_t>& ids, std::string what);
+  void vanish(End& e);
+  void vanish_listener(Listener& l);
+  void note_link_change(std::string_view call, std::string_view from, std::string_view to, const LinkConfig& config);
+
   // Channel operations.
   std::ptrdiff_t read(End& e, char* buf, size_t n);
   size_t write(End& e, const char* buf, size_t n);
@@ -330,6 +496,12 @@ class Network final : public NetBackend {
   std::map<std::string, std::vector<std::string>, std::less<>> aliases_;
   std::map<std::pair<HostId, HostId>, std::unique_ptr<Link>> links_;
 
+  // Faults in effect: partitions and holds in the order made, how many
+  // hosts are down (so that active() costs nothing), and the log.
+  std::vector<Partition> partitions_;
+  size_t down_hosts_ = 0;
+  int64_t retransmission_timeout_ns_ = 100'000'000'000;
+  std::vector<AppliedFault> faults_;
 
   uint64_t next_connection_id_ = 1;
   uint64_t next_listener_id_ = 1;
