@@ -239,16 +239,12 @@ void World::apply_network_fault(std::string_view kind, const FaultProfile& p, co
         min_us + static_cast<int64_t>(backend_.choose(draw_sites::kFaultLatencyUs, static_cast<uint64_t>(max_us - min_us) + 1));
     LinkConfig slow = was;
     slow.latency_min = slow.latency_max = absl::Microseconds(us);
-    net.set_link(from, to, slow);
-    const absl::Duration d = lasting(p.slow_max);
-    fault(absl::StrCat("slow link ", from, " -> ", to, ": latency ", absl::FormatDuration(absl::Microseconds(us)),
-                       " for ", absl::FormatDuration(d)));
-    later(d, [this, from, to] {
+    net.set_link(from, to, slow);  // the network logs it as a fault
+    later(lasting(p.slow_max), [this, from, to] {
       auto it = slowed_.find({from, to});
       if (it == slowed_.end()) return;
       network().set_link(from, to, it->second);
       slowed_.erase(it);
-      fault(absl::StrCat("link ", from, " -> ", to, " restored"));
     });
   }
 }
@@ -259,7 +255,7 @@ std::string World::heal_network() {
   std::vector<std::string> done;
   for (const auto& [link, config] : slowed_) {
     network().set_link(link.first, link.second, config);
-    done.push_back(fault(absl::StrCat("link ", link.first, " -> ", link.second, " restored")));
+    done.push_back(absl::StrCat("link ", link.first, " -> ", link.second, " restored"));
   }
   slowed_.clear();
   done.push_back(network().heal_all());

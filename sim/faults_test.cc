@@ -136,6 +136,58 @@ TEST(FaultProfile, BadProfilesAreRefused) {
   }());
 }
 
+TEST(FaultProfile, NetworkKindsApplyAndEndTheirFaults) {
+  FaultProfile p;
+  p.partitions_per_s = 1;
+  p.holds_per_s = 1;
+  p.resets_per_s = 1;
+  p.slow_links_per_s = 1;
+  p.partition_max = absl::Seconds(1);
+  p.hold_max = absl::Seconds(1);
+  p.slow_max = absl::Seconds(1);
+  p.duration = absl::Seconds(10);
+  std::string log;
+  bool healed = false;
+  run([](FaultProfile p, std::string* log, bool* healed) -> Coro<void> {
+    add_hosts();
+    world().inject(p);
+    // Every fault drawn ends by itself within its maximum after the phase.
+    co_await sleep(p.duration + absl::Seconds(2));
+    *log = world().fault_log();
+    const std::string net = Network::of(get_running_loop()).describe();
+    *healed = net.find("partition") == std::string::npos && net.find("held") == std::string::npos;
+  }(p, &log, &healed), Options{.seed = 4});
+  EXPECT_THAT(log, HasSubstr("partition "));
+  EXPECT_THAT(log, HasSubstr("heal "));
+  EXPECT_THAT(log, HasSubstr("hold "));
+  EXPECT_THAT(log, HasSubstr("release "));
+  EXPECT_THAT(log, HasSubstr("reset"));
+  EXPECT_THAT(log, HasSubstr("set_link "));
+  EXPECT_TRUE(healed) << log;
+}
+
+TEST(FaultProfile, HealEverythingEndsFaultsAtOnce) {
+  run([]() -> Coro<void> {
+    add_hosts();
+    FaultProfile p;
+    p.partitions_per_s = 10;
+    p.partition_max = absl::Hours(1);
+    p.crashes_per_s = 10;
+    p.restart_max = absl::Hours(1);
+    p.duration = absl::Seconds(1);
+    world().inject(p);
+    co_await sleep(absl::Seconds(2));
+    Network& net = Network::of(get_running_loop());
+    EXPECT_THAT(net.describe(), HasSubstr("partition"));
+    const std::string what = world().heal_everything();
+    EXPECT_THAT(what, HasSubstr("heal_all"));
+    EXPECT_THAT(what, HasSubstr("restart host"));
+    for (const char* h : {"a", "b", "c"}) EXPECT_FALSE(world().is_down(h)) << h;
+    EXPECT_EQ(net.describe().find("partition"), std::string::npos) << net.describe();
+    EXPECT_FALSE(world().injecting());
+  }(), Options{.seed = 1});
+}
+
 // ---- liveness
 
 TEST(Converge, HealsEverythingThenWaitsForTheCondition) {

@@ -279,6 +279,65 @@ TEST(WorldCrash, MisuseIsAnError) {
   }());
 }
 
+// ---- crashes and the network
+
+Coro<void> echo_main() {
+  ClientConnected echo = [](StreamReader reader, StreamWriter writer) -> Coro<void> {
+    while (true) {
+      std::string line = co_await reader.readline();
+      if (line.empty()) break;
+      writer.write(line);
+      co_await writer.drain();
+    }
+    writer.close();
+  };
+  Server server = co_await start_server(std::move(echo), "0.0.0.0", 7000);
+  co_await server.serve_forever();
+}
+
+Coro<std::string> ask(StreamReader reader, StreamWriter writer, std::string line) {
+  writer.write(line);
+  co_await writer.drain();
+  std::string back = co_await reader.readline();
+  co_return back;
+}
+
+TEST(WorldCrash, ACrashedServersPeersAreResetAndReconnectAfterTheRestart) {
+  run([]() -> Coro<void> {
+    add_hosts();
+    world().start("a", echo_main);
+    co_await sleep(absl::Milliseconds(1));
+    std::vector<std::string> log;
+    const auto client = [&]() -> Coro<void> {
+      std::pair<StreamReader, StreamWriter> c = co_await open_connection("10.0.0.1", 7000);
+      const std::string hello = "hello\n";
+      log.push_back(co_await ask(c.first, c.second, hello));
+      co_await sleep(absl::Seconds(1));  // a crashes and comes back meanwhile
+      try {
+        const std::string again = "again\n";
+        log.push_back(co_await ask(c.first, c.second, again));
+      } catch (const ConnectionResetError&) {
+        log.push_back(absl::StrCat("reset at ", absl::FormatDuration(loop_now())));
+      }
+      c.second.close();
+      std::pair<StreamReader, StreamWriter> d = co_await open_connection("10.0.0.1", 7000);
+      const std::string back = "back\n";
+      log.push_back(co_await ask(d.first, d.second, back));
+      d.second.close();
+    };
+    Task<void> c = spawn_on("b", client());
+    co_await sleep(absl::Milliseconds(100));
+    EXPECT_THAT(world().crash("a", CrashOptions{.restart_after = absl::Milliseconds(500)}),
+                HasSubstr("crash host 'a': 2 task(s) ended"));  // the main and the connection's handler
+    co_await c;
+    // The restarted host answers the old connection with a reset; its main
+    // listens again.
+    EXPECT_THAT(log, ElementsAre("hello\n", ::testing::StartsWith("reset at 1.0"), "back\n"));
+    EXPECT_THAT(world().fault_log(), HasSubstr("host_down a"));
+    EXPECT_THAT(world().fault_log(), HasSubstr("host_up a"));
+  }());
+}
+
 // ---- mains and restarts
 
 Coro<void> counting_main(std::vector<std::string>* log) {
