@@ -200,18 +200,25 @@ void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
   // just written: clang copies an EventRecord with 16-byte loads, which
   // cannot be forwarded from the 8- and 1-byte stores that filled it, a
   // stall on every event that instruction counts do not show (measured:
-  // docs/PERFORMANCE.md, "Simulated loop hand-off cost").
-  const auto fill = [&](EventRecord& e) {
-    e.time_ns = now_ns_;
-    e.kind = kind;
-    e.id = id;
-    e.hash = hash_;
-  };
-  fill(trace_[(events_ - 1) % kTraceSize]);
-  if (record_) fill(events_log_.emplace_back());
+  // docs/PERFORMANCE.md, "Simulated loop hand-off cost (issue 8 rerun)").
+  EventRecord& e = trace_[(events_ - 1) % kTraceSize];
+  e.time_ns = now_ns_;
+  e.kind = kind;
+  e.id = id;
+  e.hash = hash_;
+  if (record_) record_event(kind, id);
   if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
     now_ns_ += static_cast<int64_t>(choose(draw_sites::kStepJitterUs, jitter_max_us_ + 1)) * 1000;
   }
+}
+
+void SimBackend::record_event(internal::EventKind kind, uint64_t id) {
+  // In place, like the trace slot (on_event).
+  EventRecord& e = events_log_.emplace_back();
+  e.time_ns = now_ns_;
+  e.kind = kind;
+  e.id = id;
+  e.hash = hash_;
 }
 
 std::vector<EventRecord> SimBackend::last_events() const {
