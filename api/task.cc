@@ -62,7 +62,9 @@ int TaskBase::uncancel() {
 
 void TaskBase::run() {
   if (self_->done()) return;
-  TWINLOOP_CHECK(!started_ || parked_, "a task steps only while parked (never while it runs)");
+  // parked_ starts true, so that one flag covers the first step as well
+  // (a compare and a branch per step, not two).
+  TWINLOOP_CHECK(parked_, "a task steps only while parked (never while it runs)");
   TWINLOOP_DCHECK(!started_ || yielded_ || (fut_waiter_ && fut_waiter_->done()), "a task is resumed at most once per wake-up");
   bool throw_cancel = false;
   if (must_cancel_) {

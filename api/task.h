@@ -144,7 +144,10 @@ class TaskBase : public Runnable {
   bool must_cancel_ = false;
   bool pending_throw_ = false;
   bool started_ = false;
-  bool parked_ = false;
+  // Whether the task may step: it waits for its first step (so true from
+  // the start), on a future (block_on) or for the next iteration
+  // (yield_now); false while a step runs. run() checks this one flag.
+  bool parked_ = true;
   bool yielded_ = false;
 };
 
