@@ -126,7 +126,10 @@ class TaskBase : public Runnable {
       step_switching_context(throw_cancel);
     }
   }
-  void step_switching_context(bool throw_cancel);
+  // Out of line, like run_timed: run()'s common path keeps a small frame.
+  [[gnu::noinline]] void step_switching_context(bool throw_cancel);
+  // run()'s step under the loop's debug mode: timed, a slow one reported.
+  [[gnu::noinline]] void run_timed(EventLoop& loop, bool throw_cancel);
   void after_step();
 
   EventLoop& loop() const { return self_->loop(); }
