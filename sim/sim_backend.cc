@@ -193,18 +193,20 @@ void SimBackend::raise_signal(int sig) {
 }
 
 void SimBackend::on_event(internal::EventKind kind, uint64_t id) {
-  ++events_;
-  hash_ = mix64(hash_ ^ static_cast<uint64_t>(now_ns_));
-  hash_ = mix64(hash_ ^ (static_cast<uint64_t>(kind) << 56) ^ id);
   // Written field by field where it is kept, never copied from a record
   // just written: clang copies an EventRecord with 16-byte loads, which
   // cannot be forwarded from the 8- and 1-byte stores that filled it, a
   // stall on every event that instruction counts do not show (measured:
   // docs/PERFORMANCE.md, "Simulated loop hand-off cost (issue 8 rerun)").
-  EventRecord& e = trace_[(events_ - 1) % kTraceSize];
+  EventRecord& e = trace_[events_++ % kTraceSize];
   e.time_ns = now_ns_;
   e.kind = kind;
   e.id = id;
+  // The hash after the fields that do not need it, as before the trace held
+  // hashes: with the slot's stores behind the hash's multiply chain instead,
+  // a hand-off measured ~1.2 ns slower (wall clock; the same instructions).
+  hash_ = mix64(hash_ ^ static_cast<uint64_t>(now_ns_));
+  hash_ = mix64(hash_ ^ (static_cast<uint64_t>(kind) << 56) ^ id);
   e.hash = hash_;
   if (record_) record_event(kind, id);
   if (jitter_ && (kind == internal::EventKind::kTaskStep || kind == internal::EventKind::kCallback)) {
