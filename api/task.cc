@@ -62,7 +62,9 @@ int TaskBase::uncancel() {
 
 void TaskBase::run() {
   if (self_->done()) return;
-  TWINLOOP_CHECK(!started_ || parked_, "a task steps only while parked (never while it runs)");
+  // parked_ starts true, so that one flag covers the first step as well
+  // (a compare and a branch per step, not two).
+  TWINLOOP_CHECK(parked_, "a task steps only while parked (never while it runs)");
   TWINLOOP_DCHECK(!started_ || yielded_ || (fut_waiter_ && fut_waiter_->done()), "a task is resumed at most once per wake-up");
   bool throw_cancel = false;
   if (must_cancel_) {
@@ -78,12 +80,7 @@ void TaskBase::run() {
   // jitter) belongs to this task.
   internal::LoopAccess::set_current_task(loop, this);
   if (internal::LoopAccess::debug_timing(loop)) [[unlikely]] {
-    // From before the event is noted: the simulated loop charges a step's
-    // virtual CPU time (step jitter) when it sees the event.
-    const int64_t t0 = loop.time_ns();
-    internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
-    step_in_context(throw_cancel);
-    internal::LoopAccess::report_slow(loop, absl::StrCat("<Task name='", get_name(), "'>"), loop.time_ns() - t0);
+    run_timed(loop, throw_cancel);
   } else {
     internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
     step_in_context(throw_cancel);
@@ -104,6 +101,15 @@ void TaskBase::abandon() {
   must_cancel_ = false;
   self_->cancel_future("abandoned: its host crashed");
   internal::LoopAccess::unregister_task(loop(), this);
+}
+
+void TaskBase::run_timed(EventLoop& loop, bool throw_cancel) {
+  // From before the event is noted: the simulated loop charges a step's
+  // virtual CPU time (step jitter) when it sees the event.
+  const int64_t t0 = loop.time_ns();
+  internal::LoopAccess::note(loop, EventKind::kTaskStep, id_);
+  step_in_context(throw_cancel);
+  internal::LoopAccess::report_slow(loop, absl::StrCat("<Task name='", get_name(), "'>"), loop.time_ns() - t0);
 }
 
 void TaskBase::eager_start() {

@@ -131,7 +131,10 @@ class TaskBase : public Runnable {
       step_switching_context(throw_cancel);
     }
   }
-  void step_switching_context(bool throw_cancel);
+  // Out of line, like run_timed: run()'s common path keeps a small frame.
+  [[gnu::noinline]] void step_switching_context(bool throw_cancel);
+  // run()'s step under the loop's debug mode: timed, a slow one reported.
+  [[gnu::noinline]] void run_timed(EventLoop& loop, bool throw_cancel);
   void after_step();
 
   EventLoop& loop() const { return self_->loop(); }
@@ -149,7 +152,10 @@ class TaskBase : public Runnable {
   bool must_cancel_ = false;
   bool pending_throw_ = false;
   bool started_ = false;
-  bool parked_ = false;
+  // Whether the task may step: it waits for its first step (so true from
+  // the start), on a future (block_on) or for the next iteration
+  // (yield_now); false while a step runs. run() checks this one flag.
+  bool parked_ = true;
   bool yielded_ = false;
 };
 

@@ -224,6 +224,9 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
     uint64_t* last = nullptr;
   };
   static uint64_t& counter(Counters& c, uint64_t slot);
+  // With record_: appends the event on_event just traced (out of line, so
+  // that on_event's common path saves no registers for it).
+  [[gnu::noinline]] void record_event(internal::EventKind kind, uint64_t id);
   Counters occurrences_;
   Counters children_;
   bool record_ = false;

@@ -1,11 +1,13 @@
 // The simulated backend's draws: the sites' names (sim/draw_sites.h), the
 // ranges of the choice source and of every draw (death tests of their
-// checks, docs/design.md "Invariants"), and the options that set a range.
+// checks, docs/design.md "Invariants"), the options that set a range, and
+// the event trace against the recorded events.
 #include "twinloop/sim/sim_backend.h"
 
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "twinloop/api/twinloop.h"
 #include "gmock/gmock.h"
@@ -106,6 +108,46 @@ TEST(SimBackend, ANegativeExecutorLatencyIsRefused) {
   Simulation zero({.executor_latency_max = absl::ZeroDuration()});
   zero.run([]() -> Coro<void> { co_await to_thread([] {}); }());
   EXPECT_EQ(zero.elapsed(), absl::ZeroDuration());
+}
+
+// Tasks that step, sleep (timers fall due) and schedule callbacks: events of
+// several kinds, more of them than the trace keeps.
+Coro<void> many_events() {
+  std::vector<Task<void>> tasks;
+  for (int t = 0; t < 4; ++t) {
+    tasks.push_back(create_task([](int t) -> Coro<void> {
+      for (int i = 0; i < 40; ++i) {
+        get_running_loop().call_soon([] {});
+        co_await sleep(absl::Microseconds(1 + (t + i) % 3));
+      }
+    }(t)));
+  }
+  for (Task<void>& t : tasks) co_await t;
+}
+
+TEST(SimBackend, TheTraceIsTheTailOfTheRecordedEvents) {
+  // on_event writes each event into the trace and, when recording, into
+  // the recording, field by field in both (sim_backend.cc says why): the
+  // two agree on every field, the last hash is the run's event hash, and
+  // the trace does not depend on recording.
+  Simulation recorded({.seed = 7, .step_jitter_max = absl::Microseconds(2), .record = true});
+  recorded.run(many_events());
+  const std::vector<EventRecord>& all = recorded.backend().events();
+  ASSERT_GT(all.size(), SimBackend::kTraceSize);
+  EXPECT_EQ(all.size(), recorded.event_count());
+  EXPECT_EQ(all.back().hash, recorded.event_hash());
+  std::set<internal::EventKind> kinds;
+  for (const EventRecord& e : all) kinds.insert(e.kind);
+  EXPECT_TRUE(kinds.count(internal::EventKind::kTaskStep));
+  EXPECT_TRUE(kinds.count(internal::EventKind::kCallback));
+  const std::vector<EventRecord> tail(all.end() - SimBackend::kTraceSize, all.end());
+  EXPECT_EQ(recorded.last_events(), tail);
+
+  Simulation plain({.seed = 7, .step_jitter_max = absl::Microseconds(2)});
+  plain.run(many_events());
+  EXPECT_TRUE(plain.backend().events().empty());
+  EXPECT_EQ(plain.last_events(), tail);
+  EXPECT_EQ(plain.event_hash(), recorded.event_hash());
 }
 
 }  // namespace
