@@ -1470,9 +1470,7 @@ void Network::fail_end(End& e, int err) {
   if (!e.present() || e.reset) return;
   e.reset = true;
   e.error = err;
-  Flow& in = c.flows[1 - e.side];
-  in.segs.clear();
-  in.read_off = in.recv_end = in.sent_end = in.write_end;
+  discard(c.flows[1 - e.side]);
   poke(e, true);
   poke(e, false);
 }
@@ -1720,7 +1718,6 @@ std::string Network::host_down(std::string_view host_name) {
   Host& h = host(id);
   if (h.down) throw std::logic_error(absl::StrCat("host_down: host '", h.name, "' is down already"));
   h.down = true;
-  ++down_hosts_;
   for (auto& [key, l] : links_) {
     if (key.second == id) update_link(*l);
   }
@@ -1762,7 +1759,6 @@ std::string Network::host_up(std::string_view host_name) {
   Host& h = host(id);
   if (!h.down) throw std::logic_error(absl::StrCat("host_up: host '", h.name, "' is not down"));
   h.down = false;
-  --down_hosts_;
   for (auto& [key, l] : links_) {
     if (key.second == id) update_link(*l);
   }
@@ -2062,6 +2058,15 @@ std::string Network::describe() const {
     std::vector<std::string> links;
     for (const auto& [x, y] : p.links) links.push_back(absl::StrCat(host(x).name, " -> ", host(y).name));
     absl::StrAppend(&out, "  fault in effect: ", p.what, ", blocking ", absl::StrJoin(links, ", "), "\n");
+  }
+  // The last faults applied (the whole log is faults()).
+  constexpr size_t kFaultsShown = 32;
+  if (!faults_.empty()) {
+    absl::StrAppend(&out, "  faults applied: ", faults_.size(),
+                    faults_.size() > kFaultsShown ? absl::StrCat(" (the last ", kFaultsShown, ")") : "", "\n");
+    for (size_t i = faults_.size() > kFaultsShown ? faults_.size() - kFaultsShown : 0; i < faults_.size(); ++i) {
+      absl::StrAppend(&out, "    t=", absl::FormatDuration(faults_[i].at), " ", faults_[i].what, "\n");
+    }
   }
   for (const auto& [id, l] : listeners_) {
     absl::StrAppendFormat(&out, "  listener #%d on %s %s%s: %s waiting to be accepted, %d in handshake (backlog %d)%s\n",

@@ -24,6 +24,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ChannelPtr = std::shared_ptr<StreamChannel>;
 
 // ---------------------------------------------------------------------------
@@ -904,7 +905,22 @@ TEST(NetworkFaults, TheLogHasTheVirtualTimeOfEachFault) {
               ElementsAre("0 hold a -> c", "2s release a -> c",
                           "2s host_down c: 0 connection ends and 0 listeners vanished",
                           "2.005s host_up c: 0 peers answered with an RST", "2.005s partition {a} -> {b} (lose)"));
-  EXPECT_THAT(sim.network_report(), HasSubstr("fault in effect: partition {a} -> {b} (lose), blocking a -> b"));
+  const std::string report = sim.network_report();
+  EXPECT_THAT(report, HasSubstr("fault in effect: partition {a} -> {b} (lose), blocking a -> b"));
+  EXPECT_THAT(report, HasSubstr("  faults applied: 5\n    t=0 hold a -> c\n    t=2s release a -> c\n"));
+}
+
+TEST(NetworkFaults, TheReportListsTheLastFaultsAppliedEvenWhenNoneIsInEffect) {
+  Simulation sim;
+  add_hosts(sim);
+  EXPECT_EQ(sim.network_report(), "");
+  for (int i = 0; i < 20; ++i) {
+    sim.network().hold("a", "b");
+    sim.network().release("a", "b");
+  }
+  const std::string report = sim.network_report();  // nothing in effect, no connection
+  EXPECT_THAT(report, HasSubstr("  faults applied: 40 (the last 32)\n    t=0 hold a -> b\n    t=0 release a -> b\n"));
+  EXPECT_THAT(report, Not(HasSubstr("fault in effect")));
 }
 
 TEST(NetworkFaults, DescribeShowsSegmentsWaitingAtABlockedLink) {
