@@ -140,6 +140,7 @@ struct Network::Link {
   HostId to = 0;
   LinkConfig config;
   bool custom = false;  // set with set_link: set_default_link leaves it
+  bool carried = false;  // a connection has used it: changing it is a fault
   // Whether an arriving segment needs a look (the link is blocked, or its
   // receiving host is down): the only fault test an arrival makes.
   bool faulty = false;
@@ -714,10 +715,14 @@ Network::Link& Network::link_between(HostId from, HostId to) {
 void Network::set_default_link(const LinkConfig& config) {
   check_config(config, "set_default_link");
   default_link_ = config;
+  bool in_use = false;
   for (auto& [key, l] : links_) {
-    if (!l->custom) apply_config(*l, config);
+    if (!l->custom) {
+      in_use |= l->carried;
+      apply_config(*l, config);
+    }
   }
-  note_link_change("set_default_link", "", "", config);
+  if (in_use) note_link_change("set_default_link", "", "", config);
 }
 
 void Network::set_link(std::string_view from, std::string_view to, const LinkConfig& config) {
@@ -726,7 +731,7 @@ void Network::set_link(std::string_view from, std::string_view to, const LinkCon
   Link& l = link_between(host_id(from), host_id(to));
   l.custom = true;
   apply_config(l, config);
-  note_link_change("set_link", host(l.from).name, host(l.to).name, config);
+  if (l.carried) note_link_change("set_link", host(l.from).name, host(l.to).name, config);
 }
 
 LinkConfig Network::link(std::string_view from, std::string_view to) const {
@@ -819,6 +824,7 @@ Network::Connection& Network::new_connection(HostId from, HostId to, bool unix_s
   Connection& c = *owned;
   c.flows[0].link = &link_between(from, to);
   c.flows[1].link = &link_between(to, from);
+  c.flows[0].link->carried = c.flows[1].link->carried = true;
   for (Flow& f : c.flows) {
     f.limit = uint64_t{send_buffer_} + receive_buffer_;
     f.window = receive_buffer_;
@@ -1262,9 +1268,8 @@ std::string Network::fault(uint8_t code, std::string what) {
 
 void Network::note_link_change(std::string_view call, std::string_view from, std::string_view to,
                                const LinkConfig& config) {
-  // Configuring links before the run is setup; while the loop runs it is a
-  // fault (a link slowed or sped up).
-  if (!backend_.loop_ || !backend_.loop_->is_running()) return;
+  // Configuring links no connection has used yet is setup; changing one in
+  // use is a fault (a link slowed or sped up mid-run).
   fault(kFaultLink, from.empty() ? absl::StrCat(av(call), ": ", format_config(config))
                                  : absl::StrCat(av(call), " ", av(from), " -> ", av(to), ": ", format_config(config)));
 }

@@ -165,11 +165,12 @@
 //    under way fails with ConnectionResetError; a connection not yet
 //    accepted leaves the listener's backlog. Ends their owners closed
 //    already are gone at once.
-//  - set_link / set_default_link while the loop runs (a link slowed or
-//    sped up) are faults too: the new latency applies to segments sent from
-//    then on, the new bandwidth to segments queued behind the link's
-//    earlier ones; a connection is never reordered (a segment never arrives
-//    before the one sent before it).
+//  - set_link / set_default_link changing a link that a connection has used
+//    (a link slowed or sped up mid-run) are faults too; configuring links
+//    before they carry a connection is setup, not logged. The new latency
+//    applies to segments sent from then on, the new bandwidth to segments
+//    queued behind the link's earlier ones; a connection is never reordered
+//    (a segment never arrives before the one sent before it).
 //  - host_down(h), the network side of a host crash: h sends nothing more,
 //    not even an RST. Its listeners vanish (their ports are free again);
 //    its connection ends vanish: their channels and listener handles are
