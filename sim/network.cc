@@ -140,6 +140,7 @@ struct Network::Link {
   HostId to = 0;
   LinkConfig config;
   bool custom = false;  // set with set_link: set_default_link leaves it
+  bool carried = false;  // a connection has used it: changing it is a fault
   // Whether an arriving segment needs a look (the link is blocked, or its
   // receiving host is down): the only fault test an arrival makes.
   bool faulty = false;
@@ -721,10 +722,14 @@ Network::Link& Network::link_between(HostId from, HostId to) {
 void Network::set_default_link(const LinkConfig& config) {
   check_config(config, "set_default_link");
   default_link_ = config;
+  bool in_use = false;
   for (auto& [key, l] : links_) {
-    if (!l->custom) apply_config(*l, config);
+    if (!l->custom) {
+      in_use |= l->carried;
+      apply_config(*l, config);
+    }
   }
-  note_link_change("set_default_link", "", "", config);
+  if (in_use) note_link_change("set_default_link", "", "", config);
 }
 
 void Network::set_link(std::string_view from, std::string_view to, const LinkConfig& config) {
@@ -733,7 +738,7 @@ void Network::set_link(std::string_view from, std::string_view to, const LinkCon
   Link& l = link_between(host_id(from), host_id(to));
   l.custom = true;
   apply_config(l, config);
-  note_link_change("set_link", host(l.from).name, host(l.to).name, config);
+  if (l.carried) note_link_change("set_link", host(l.from).name, host(l.to).name, config);
 }
 
 LinkConfig Network::link(std::string_view from, std::string_view to) const {
@@ -826,6 +831,7 @@ Network::Connection& Network::new_connection(HostId from, HostId to, bool unix_s
   Connection& c = *owned;
   c.flows[0].link = &link_between(from, to);
   c.flows[1].link = &link_between(to, from);
+  c.flows[0].link->carried = c.flows[1].link->carried = true;
   for (Flow& f : c.flows) {
     f.limit = uint64_t{send_buffer_} + receive_buffer_;
     f.window = receive_buffer_;
@@ -1269,9 +1275,8 @@ std::string Network::fault(uint8_t code, std::string what) {
 
 void Network::note_link_change(std::string_view call, std::string_view from, std::string_view to,
                                const LinkConfig& config) {
-  // Configuring links before the run is setup; while the loop runs it is a
-  // fault (a link slowed or sped up).
-  if (!backend_.loop_ || !backend_.loop_->is_running()) return;
+  // Configuring links no connection has used yet is setup; changing one in
+  // use is a fault (a link slowed or sped up mid-run).
   fault(kFaultLink, from.empty() ? absl::StrCat(av(call), ": ", format_config(config))
                                  : absl::StrCat(av(call), " ", av(from), " -> ", av(to), ": ", format_config(config)));
 }
@@ -1477,9 +1482,7 @@ void Network::fail_end(End& e, int err) {
   if (!e.present() || e.reset) return;
   e.reset = true;
   e.error = err;
-  Flow& in = c.flows[1 - e.side];
-  in.segs.clear();
-  in.read_off = in.recv_end = in.sent_end = in.write_end;
+  discard(c.flows[1 - e.side]);
   poke(e, true);
   poke(e, false);
 }
@@ -1727,7 +1730,6 @@ std::string Network::host_down(std::string_view host_name) {
   Host& h = host(id);
   if (h.down) throw std::logic_error(absl::StrCat("host_down: host '", h.name, "' is down already"));
   h.down = true;
-  ++down_hosts_;
   for (auto& [key, l] : links_) {
     if (key.second == id) update_link(*l);
   }
@@ -1769,7 +1771,6 @@ std::string Network::host_up(std::string_view host_name) {
   Host& h = host(id);
   if (!h.down) throw std::logic_error(absl::StrCat("host_up: host '", h.name, "' is not down"));
   h.down = false;
-  --down_hosts_;
   for (auto& [key, l] : links_) {
     if (key.second == id) update_link(*l);
   }
@@ -2069,6 +2070,15 @@ std::string Network::describe() const {
     std::vector<std::string> links;
     for (const auto& [x, y] : p.links) links.push_back(absl::StrCat(host(x).name, " -> ", host(y).name));
     absl::StrAppend(&out, "  fault in effect: ", p.what, ", blocking ", absl::StrJoin(links, ", "), "\n");
+  }
+  // The last faults applied (the whole log is faults()).
+  constexpr size_t kFaultsShown = 32;
+  if (!faults_.empty()) {
+    absl::StrAppend(&out, "  faults applied: ", faults_.size(),
+                    faults_.size() > kFaultsShown ? absl::StrCat(" (the last ", kFaultsShown, ")") : "", "\n");
+    for (size_t i = faults_.size() > kFaultsShown ? faults_.size() - kFaultsShown : 0; i < faults_.size(); ++i) {
+      absl::StrAppend(&out, "    t=", absl::FormatDuration(faults_[i].at), " ", faults_[i].what, "\n");
+    }
   }
   for (const auto& [id, l] : listeners_) {
     absl::StrAppendFormat(&out, "  listener #%d on %s %s%s: %s waiting to be accepted, %d in handshake (backlog %d)%s\n",

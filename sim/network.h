@@ -123,8 +123,9 @@
 // what it did, is logged with its virtual time in faults(), and is an event
 // (EventKind::kFault, id: the fault's code << 56 | the description's
 // FNV-1a hash in 56 bits) in the event hash and in recordings, so that a
-// replay applying other faults diverges visibly. describe() lists the
-// faults in effect. Misuse (an unknown host, an empty set, a host on both
+// replay applying other faults diverges visibly. describe() (in deadlock,
+// time-limit and failure reports) lists the faults in effect and the last
+// 32 applied. Misuse (an unknown host, an empty set, a host on both
 // sides, holding a held link, host_down on a host that is down ...) throws
 // and changes nothing.
 //  - partition(a, b, {mode, one_way}) blocks every link from a host of `a`
@@ -164,11 +165,12 @@
 //    under way fails with ConnectionResetError; a connection not yet
 //    accepted leaves the listener's backlog. Ends their owners closed
 //    already are gone at once.
-//  - set_link / set_default_link while the loop runs (a link slowed or
-//    sped up) are faults too: the new latency applies to segments sent from
-//    then on, the new bandwidth to segments queued behind the link's
-//    earlier ones; a connection is never reordered (a segment never arrives
-//    before the one sent before it).
+//  - set_link / set_default_link changing a link that a connection has used
+//    (a link slowed or sped up mid-run) are faults too; configuring links
+//    before they carry a connection is setup, not logged. The new latency
+//    applies to segments sent from then on, the new bandwidth to segments
+//    queued behind the link's earlier ones; a connection is never reordered
+//    (a segment never arrives before the one sent before it).
 //  - host_down(h), the network side of a host crash: h sends nothing more,
 //    not even an RST. Its listeners vanish (their ports are free again);
 //    its connection ends vanish: their channels and listener handles are
@@ -339,14 +341,13 @@ class Network final : public NetBackend {
   // ---- reports
 
   // The hosts, listeners and open connections (both ends' states, bytes
-  // buffered, in flight and waiting each way), and the faults in effect
-  // (partitions, held links, hosts down), for failure reports.
+  // buffered, in flight and waiting each way), the faults in effect
+  // (partitions, holds, hosts down) and the last faults applied, with their
+  // virtual times, for failure reports.
   std::string describe() const;
-  // Whether any connection or listener exists or a fault is in effect
+  // Whether any connection or listener exists or a fault was applied
   // (deadlock and time-limit reports include describe() then).
-  bool active() const {
-    return !conns_.empty() || !listeners_.empty() || !partitions_.empty() || down_hosts_ != 0;
-  }
+  bool active() const { return !conns_.empty() || !listeners_.empty() || !faults_.empty(); }
   size_t connection_count() const { return conns_.size(); }
   size_t listener_count() const { return listeners_.size(); }
 
@@ -496,10 +497,9 @@ class Network final : public NetBackend {
   std::map<std::string, std::vector<std::string>, std::less<>> aliases_;
   std::map<std::pair<HostId, HostId>, std::unique_ptr<Link>> links_;
 
-  // Faults in effect: partitions and holds in the order made, how many
-  // hosts are down (so that active() costs nothing), and the log.
+  // Faults in effect (partitions and holds in the order made; hosts down
+  // are marked on the host), and the log.
   std::vector<Partition> partitions_;
-  size_t down_hosts_ = 0;
   int64_t retransmission_timeout_ns_ = 100'000'000'000;
   std::vector<AppliedFault> faults_;
 

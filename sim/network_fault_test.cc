@@ -24,6 +24,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ChannelPtr = std::shared_ptr<StreamChannel>;
 
 // ---------------------------------------------------------------------------
@@ -730,7 +731,7 @@ TEST(NetworkFaults, ASynToADownHostIsLostUntilItComesBack) {
 // ---------------------------------------------------------------------------
 // Links mid-run, misuse, the log, events, determinism, reports.
 
-TEST(NetworkFaults, ChangingALinkWhileTheLoopRunsIsAFaultAndKeepsTheOrder) {
+TEST(NetworkFaults, ChangingALinkInUseIsAFaultAndKeepsTheOrder) {
   Options options = zero_draws();
   options.net_max_segments = 1;
   Simulation sim(options);
@@ -738,6 +739,8 @@ TEST(NetworkFaults, ChangingALinkWhileTheLoopRunsIsAFaultAndKeepsTheOrder) {
   sim.network().set_link("a", "b", {absl::Milliseconds(5), absl::Milliseconds(5), 0});  // setup, not a fault
   std::vector<absl::Duration> times;
   sim.run([](std::vector<absl::Duration>& times) -> Coro<void> {
+    co_await sleep(absl::Milliseconds(1));
+    network().set_default_link({absl::Microseconds(50), absl::Microseconds(50), 0});  // no link in use: setup
     Pair p = co_await connect_pair();  // SYN 5 ms, SYN-ACK 50 us, ACK 5 ms
     CallbackReader server(p.server);
     const absl::Duration t = virtual_now();
@@ -749,11 +752,14 @@ TEST(NetworkFaults, ChangingALinkWhileTheLoopRunsIsAFaultAndKeepsTheOrder) {
     co_await sleep(absl::Milliseconds(1));
     times = server.times;
     for (absl::Duration& d : times) d -= t;
+    // b -> a is in use and follows the default.
+    network().set_default_link({absl::Microseconds(20), absl::Microseconds(30), 1000});
   }(times));
   EXPECT_THAT(times, ElementsAre(absl::Milliseconds(5), absl::Milliseconds(5), absl::Milliseconds(6) +
                                                                                    absl::Microseconds(10)));
-  ASSERT_EQ(sim.network().faults().size(), 1u);
+  ASSERT_EQ(sim.network().faults().size(), 2u);
   EXPECT_EQ(sim.network().faults()[0].what, "set_link a -> b: latency 10us, unlimited bandwidth");
+  EXPECT_EQ(sim.network().faults()[1].what, "set_default_link: latency 20us..30us, 1000 bytes/s");
 }
 
 TEST(NetworkFaults, MisuseIsALoudErrorAndChangesNothing) {
@@ -904,7 +910,22 @@ TEST(NetworkFaults, TheLogHasTheVirtualTimeOfEachFault) {
               ElementsAre("0 hold a -> c", "2s release a -> c",
                           "2s host_down c: 0 connection ends and 0 listeners vanished",
                           "2.005s host_up c: 0 peers answered with an RST", "2.005s partition {a} -> {b} (lose)"));
-  EXPECT_THAT(sim.network_report(), HasSubstr("fault in effect: partition {a} -> {b} (lose), blocking a -> b"));
+  const std::string report = sim.network_report();
+  EXPECT_THAT(report, HasSubstr("fault in effect: partition {a} -> {b} (lose), blocking a -> b"));
+  EXPECT_THAT(report, HasSubstr("  faults applied: 5\n    t=0 hold a -> c\n    t=2s release a -> c\n"));
+}
+
+TEST(NetworkFaults, TheReportListsTheLastFaultsAppliedEvenWhenNoneIsInEffect) {
+  Simulation sim;
+  add_hosts(sim);
+  EXPECT_EQ(sim.network_report(), "");
+  for (int i = 0; i < 20; ++i) {
+    sim.network().hold("a", "b");
+    sim.network().release("a", "b");
+  }
+  const std::string report = sim.network_report();  // nothing in effect, no connection
+  EXPECT_THAT(report, HasSubstr("  faults applied: 40 (the last 32)\n    t=0 hold a -> b\n    t=0 release a -> b\n"));
+  EXPECT_THAT(report, Not(HasSubstr("fault in effect")));
 }
 
 TEST(NetworkFaults, DescribeShowsSegmentsWaitingAtABlockedLink) {
