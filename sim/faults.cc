@@ -239,8 +239,16 @@ void World::apply_network_fault(std::string_view kind, const FaultProfile& p, co
         min_us + static_cast<int64_t>(backend_.choose(draw_sites::kFaultLatencyUs, static_cast<uint64_t>(max_us - min_us) + 1));
     LinkConfig slow = was;
     slow.latency_min = slow.latency_max = absl::Microseconds(us);
-    net.set_link(from, to, slow);  // the network logs it as a fault
-    later(lasting(p.slow_max), [this, from, to] {
+    const absl::Duration d = lasting(p.slow_max);
+    // The network logs a change of a link a connection has used; the
+    // profile's slowed links are faults either way.
+    const size_t logged = net.faults().size();
+    net.set_link(from, to, slow);
+    if (net.faults().size() == logged) {
+      fault(absl::StrCat("set_link ", from, " -> ", to, ": latency ", absl::FormatDuration(absl::Microseconds(us)),
+                         " for ", absl::FormatDuration(d)));
+    }
+    later(d, [this, from, to] {
       auto it = slowed_.find({from, to});
       if (it == slowed_.end()) return;
       network().set_link(from, to, it->second);
