@@ -78,7 +78,9 @@ TEST(SwarmMeasure, SwarmFindsTheReconnectLeakInMoreSeedsThanEveryFaultAtOnce) {
   EXPECT_GT(swarm.failing, every.failing) << "every fault: " << every.describe(seeds)
                                           << "; swarm: " << swarm.describe(seeds);
   ASSERT_TRUE(swarm.first.has_value());
-  if (every.first) EXPECT_LT(*swarm.first, *every.first);
+  if (every.first) {
+    EXPECT_LT(*swarm.first, *every.first);
+  }
   // Not vacuous: the all-faults runs did time out (the leak happened), their
   // resets and crashes closed the leaked connections.
   EXPECT_GT(every.runs_with_timeouts, seeds / 2) << every.describe(seeds);
