@@ -191,8 +191,8 @@ std::string World::crash(std::string_view host, const CrashOptions& options) {
   tasks_ended_ += ended;
   s.main_task.reset();
   std::string what = absl::StrFormat("crash host '%s': %d task(s) ended", name, ended);
-  // Then its disk, if the run has one: unsynced writes lost (or torn).
-  if (backend_.disk_) {
+  // Then its disk, if it has files: unsynced writes lost (or torn).
+  if (backend_.disk_ && !backend_.disk_->list(name).empty()) {
     absl::StrAppend(&what, "; disk: ", backend_.disk_->crash(name, DiskCrashOptions{.torn = options.torn_writes}).description);
   }
   if (options.restart_after) {
