@@ -507,10 +507,12 @@ TEST(FaultScenarios, ABreakerThatLatchesDoesNotConverge) {
     ASSERT_TRUE(o.failed);
     EXPECT_EQ(o.kind, sim::harness::SeedOutcome::Kind::kDidNotConverge) << o.kind_name() << ": " << o.what;
     EXPECT_THAT(o.what, HasSubstr("'client c0 finished its puts' still false 20s after every fault was healed"));
-    // The await graph of the live tasks: the client, parked on its latched
-    // breaker.
-    EXPECT_THAT(o.what, HasSubstr("Task 'c0:client' waits on"));
-    EXPECT_THAT(o.what, HasSubstr("circuit breaker reset by an operator"));
+    // The live tasks and their await graph: the client, parked on its
+    // latched breaker inside call().
+    EXPECT_THAT(o.what, HasSubstr("Task 'c0:client' waits on <Future pending Event.wait() on 'circuit breaker reset "
+                                  "by an operator'>"));
+    EXPECT_THAT(o.what, HasSubstr("* Task(name='c0:client'"));
+    EXPECT_THAT(o.what, HasSubstr("in async call()"));
     EXPECT_THAT(o.faults, HasSubstr("partition"));
   }
 }
