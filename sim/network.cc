@@ -1774,12 +1774,10 @@ std::string Network::host_up(std::string_view host_name) {
     if (key.second == id) update_link(*l);
   }
   // Every peer still retransmitting to a vanished end is answered with an
-  // RST; not on a connection a partition cut (nothing crosses it any more:
-  // its ends time out).
+  // RST.
   size_t answered = 0;
   std::vector<uint64_t> ids;
   for (const auto& [cid, c] : conns_) {
-    if (c->cut) continue;
     for (const End& e : c->ends) {
       const End& peer = c->ends[1 - e.side];
       if (e.host == id && e.vanished && !e.rst_sent && peer.doomed && peer.present() && !peer.reset) {

@@ -181,8 +181,7 @@
 //    timeout later unless h comes back first. A peer that only reads never
 //    learns (TCP without keepalive: give reads a timeout).
 //    host_up(h): h answers again. Every doomed peer is sent an RST at once
-//    (ConnectionResetError when it arrives, the link's latency later), but
-//    not on a connection a kLose partition cut (it stays cut: ETIMEDOUT); a
+//    (ConnectionResetError when it arrives, the link's latency later); a
 //    segment reaching a vanished end is answered with an RST, as for any
 //    closed socket; a SYN to a port with no listener is refused.
 //  - set_retransmission_timeout(d): how long a cut or doomed end lasts

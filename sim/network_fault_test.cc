@@ -630,37 +630,6 @@ TEST(NetworkFaults, HostUpAnswersAPeerStillRetransmittingWithAReset) {
   EXPECT_EQ(seen.at, absl::Microseconds(150) + absl::Seconds(2) + absl::Microseconds(50));
 }
 
-// A connection cut by a losing partition is over: its ends time out, and a
-// host that crashed and came back sends nothing on it, even while the
-// partition lasts (before, host_up's RST to the doomed peer was stopped by
-// the partition again and again at the same virtual time: the run hung).
-TEST(NetworkFaults, HostUpSendsNoResetOnAConnectionAPartitionCut) {
-  Simulation sim(zero_draws());
-  add_hosts(sim);
-  struct Seen {
-    int error = 0;
-    absl::Duration at;
-    std::string up;
-  } seen;
-  sim.run([](Seen& seen) -> Coro<void> {
-    network().set_retransmission_timeout(absl::Seconds(10));
-    Pair p = co_await connect_pair();
-    CallbackReader server(p.server);
-    p.client->write("lost", 4);  // in flight, arrives at 200 us: cut then
-    network().partition({"a"}, {"b"}, {.mode = PartitionMode::kLose});
-    co_await sleep(absl::Milliseconds(1));
-    network().host_down("a");
-    co_await sleep(absl::Milliseconds(1));
-    seen.up = network().host_up("a");
-    co_await server.done.wait();
-    seen.error = server.error;
-    seen.at = server.error_at;
-  }(seen));
-  EXPECT_EQ(seen.up, "host_up a: 0 peers answered with an RST");
-  EXPECT_EQ(seen.error, ETIMEDOUT);
-  EXPECT_EQ(seen.at, absl::Seconds(10) + absl::Microseconds(200));
-}
-
 TEST(NetworkFaults, AfterHostUpAPeerLearnsByWriting) {
   Simulation sim(zero_draws());
   add_hosts(sim);
