@@ -1387,6 +1387,12 @@ void Network::stopped_arrival(Flow& f) {
     return;
   }
   if (l.loses != 0) {
+    // A connection cut already sends nothing across: what it still sends
+    // (the RST host_up answers a doomed peer with) is lost at the partition.
+    if (c.cut) {
+      f.segs.pop_front();
+      return;
+    }
     cut(c);
     return;
   }

@@ -694,6 +694,41 @@ TEST(NetworkFaults, AfterHostUpAFinToAVanishedEndIsAnsweredWithAReset) {
   EXPECT_EQ(error, ECONNRESET);
 }
 
+// A connection cut by a losing partition sends nothing more; when its
+// crashed end's host comes back while the partition lasts, the RST host_up
+// answers its doomed peer with is stopped at the partition and lost like
+// the rest. (It used to stay at the head of its flow, re-armed at the same
+// virtual time forever: the loop spun without advancing time.)
+TEST(NetworkFaults, AResetHostUpSendsOnACutConnectionIsLostAtThePartition) {
+  Simulation sim(zero_draws());
+  add_hosts(sim);
+  struct Seen {
+    std::string up;
+    std::string report;
+    absl::Duration slept;
+  } seen;
+  sim.run([](Seen& seen) -> Coro<void> {
+    Pair p = co_await connect_pair();
+    CallbackReader server(p.server);
+    network().partition({"a"}, {"b"}, {.mode = PartitionMode::kLose});
+    p.client->write("lost", 4);  // stopped at the partition: cuts the connection
+    co_await sleep(absl::Milliseconds(1));
+    network().host_down("a");
+    seen.up = network().host_up("a");  // b's end is doomed (by the cut)
+    // To the RST's arrival at 1.2 ms, then a few loop iterations there
+    // (sleep(0): bounded even if virtual time stopped).
+    co_await sleep(absl::Microseconds(50));
+    for (int i = 0; i < 20; ++i) co_await sleep(absl::ZeroDuration());
+    seen.report = network().describe();
+    seen.slept = virtual_now();
+  }(seen));
+  EXPECT_EQ(seen.up, "host_up a: 1 peer answered with an RST");
+  EXPECT_THAT(seen.report, HasSubstr("connection #1 (tcp, cut by a partition)"));
+  EXPECT_THAT(seen.report, HasSubstr("connector -> acceptor: 0 unread at the receiver, 0 in flight (0 segments)"))
+      << seen.report;
+  EXPECT_EQ(seen.slept, absl::Microseconds(150 + 1000 + 50));
+}
+
 TEST(NetworkFaults, SegmentsADownHostSentBeforeStillArrive) {
   Simulation sim(zero_draws());
   add_hosts(sim);
