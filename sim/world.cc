@@ -63,8 +63,11 @@ uint32_t World::id_of(std::string_view host) const {
 
 const std::string& World::name_of(uint32_t id) const { return network().host_name(id); }
 
-std::string World::fault(std::string what) {
+std::string World::fault(std::string what) { return fault(std::move(what), network().faults().size()); }
+
+std::string World::fault(std::string what, size_t net_before) {
   faults_.push_back(Fault{absl::Nanoseconds(backend_.time_ns()), what});
+  net_before_.push_back(net_before);
   backend_.on_event(internal::EventKind::kFault, text_hash(what));
   return what;
 }
@@ -178,6 +181,7 @@ std::string World::crash(std::string_view host, const CrashOptions& options) {
     throw std::logic_error(absl::StrCat("crash: code running on host '", name,
                                         "' cannot crash it (call crash from another host or a plain callback)"));
   }
+  const size_t net_before = network().faults().size();
   s.down = true;
   s.down_since_ns = backend_.time_ns();
   if (s.pending_restart) std::exchange(s.pending_restart, std::nullopt)->cancel();
@@ -207,7 +211,7 @@ std::string World::crash(std::string_view host, const CrashOptions& options) {
       });
     });
   }
-  return fault(std::move(what));
+  return fault(std::move(what), net_before);
 }
 
 std::string World::crash_and_restart(std::string_view host, absl::Duration max_delay) {
@@ -222,12 +226,14 @@ std::string World::restart(std::string_view host) {
   HostState& s = hosts_[id];
   if (!s.down) throw std::logic_error(absl::StrCat("restart: host '", name_of(id), "' is up"));
   if (s.pending_restart) std::exchange(s.pending_restart, std::nullopt)->cancel();
+  const size_t net_before = network().faults().size();
   s.down = false;
   ++s.incarnation;
   network_up(id);
   std::string what = fault(absl::StrFormat("restart host '%s' (down %s)%s", name_of(id),
                                            at(backend_.time_ns() - s.down_since_ns),
-                                           s.main ? absl::StrCat(", main #", s.incarnation, " starts") : ""));
+                                           s.main ? absl::StrCat(", main #", s.incarnation, " starts") : ""),
+                           net_before);
   if (s.main) run_main(id, s);
   return what;
 }
@@ -259,14 +265,16 @@ std::string World::describe() const {
 }
 
 std::string World::fault_log() const {
-  // The world's and the network's, merged by time (the world's first at
-  // equal times: a crash's own line before the network's host_down).
+  // The world's and the network's, merged in the order they happened: the
+  // world's fault i comes before the network's fault j if fewer than j + 1
+  // network faults preceded it (a crash's own line before the network's
+  // host_down, and a restart at the same virtual time after both).
   const std::vector<Network::AppliedFault>& net = network().faults();
   std::string out;
   size_t i = 0;
   size_t j = 0;
   while (i < faults_.size() || j < net.size()) {
-    const bool world_next = j == net.size() || (i < faults_.size() && faults_[i].at <= net[j].at);
+    const bool world_next = j == net.size() || (i < faults_.size() && net_before_[i] <= j);
     const absl::Duration at = world_next ? faults_[i].at : net[j].at;
     const std::string& what = world_next ? faults_[i++].what : net[j++].what;
     absl::StrAppend(&out, "t=", absl::FormatDuration(at), " ", what, "\n");

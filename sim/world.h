@@ -171,7 +171,8 @@ class World final : private internal::ClockView {
   // The world's faults (crashes, restarts, clock changes), oldest first.
   const std::vector<Fault>& faults() const { return faults_; }
   // Every fault so far, the world's and the network's, one per line
-  // ("t=1.5s crash host 'a': ..."), in virtual time order; "" if none.
+  // ("t=1.5s crash host 'a': ..."), in the order they happened (so in
+  // virtual time order); "" if none.
   std::string fault_log() const;
   // Hosts down, clocks set; "" if nothing to say (else starts with "\n").
   std::string describe() const;
@@ -209,6 +210,9 @@ class World final : private internal::ClockView {
   void network_down(uint32_t id);
   void network_up(uint32_t id);
   std::string fault(std::string what);
+  // `net_before`: how many network faults precede it in fault_log() (a
+  // crash's or restart's line goes before the host_down / host_up it does).
+  std::string fault(std::string what, size_t net_before);
   Coro<void> inject_faults(FaultProfile profile, std::vector<std::string> hosts);
   bool fires(std::string_view site, double rate, absl::Duration tick);
   const std::string& draw_host(const std::vector<std::string>& hosts);
@@ -224,6 +228,7 @@ class World final : private internal::ClockView {
   std::vector<const Clock*> clock_by_id_;
   std::map<uint32_t, HostState> hosts_;  // by host id
   std::vector<Fault> faults_;
+  std::vector<size_t> net_before_;  // per fault: see fault(what, net_before)
   uint64_t tasks_ended_ = 0;
   bool clock_installed_ = false;
   std::optional<Task<void>> injector_;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
@@ -417,6 +418,30 @@ TEST(WorldRestart, AMainThatRaisesIsReportedAtOnce) {
 TEST(World, IsTheSimulatedLoopsOnly) {
   EventLoopRef loop = real::new_event_loop();
   EXPECT_THROW(World::of(*loop), std::runtime_error);
+}
+
+// fault_log() merges the world's faults and the network's in the order they
+// happened, also within one virtual time: a crash healed at once (a drawn
+// restart delay of 0, as shrinking leaves them) reads crash, host_down,
+// heal, restart, host_up; not the world's lines first.
+TEST(World, TheFaultLogKeepsTheOrderOfFaultsAtOneVirtualTime) {
+  Simulation sim(Options{});
+  sim.run([]() -> Coro<void> {
+    add_hosts();
+    std::vector<std::string> log;
+    world().start("a", [&log] { return counting_main(&log); });
+    co_await sleep(absl::Seconds(1));
+    world().crash("a");
+    world().heal_everything();
+    co_await sleep(absl::Seconds(1));  // main #1 runs (and logs) while `log` lives
+  }());
+  std::vector<std::string> lines = absl::StrSplit(sim.world().fault_log(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 5u) << sim.world().fault_log();
+  EXPECT_THAT(lines[0], ::testing::StartsWith("t=1s crash host 'a'"));
+  EXPECT_THAT(lines[1], ::testing::StartsWith("t=1s host_down a"));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("t=1s heal_all"));
+  EXPECT_THAT(lines[3], ::testing::StartsWith("t=1s restart host 'a'"));
+  EXPECT_THAT(lines[4], ::testing::StartsWith("t=1s host_up a"));
 }
 
 TEST(World, FaultsAreEventsOfTheRunsHash) {
