@@ -128,6 +128,9 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
     enabled.push_back(k.name);
   }
   enabled_kinds_ = absl::StrJoin(enabled, " ");
+  // The report shows which kinds this run drew from (swarm mode's subset).
+  fault(absl::StrCat("fault injection for ", absl::FormatDuration(p.duration), p.swarm ? " (swarm)" : "", ": ",
+                     enabled.empty() ? std::string("no kind enabled") : enabled_kinds_));
   if (p.clock_drift_max_ppm > 0 || p.clock_offset_max > absl::ZeroDuration()) {
     const auto range = static_cast<uint64_t>(std::llround(p.clock_drift_max_ppm));
     const auto offset_ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(p.clock_offset_max));
