@@ -44,7 +44,8 @@ std::vector<std::string> lines(const std::string& path) {
   return out;
 }
 
-const std::string kProbe = "tests/harness/shard_probe_test";
+// The helper binaries, from the BUILD target's env (tests/subprocess.h).
+const std::string kProbe = test_util::runfile_from_env("SHARD_PROBE_TEST");
 
 TEST(Sharding, ShardsRunDisjointPartsThatCoverTheRange) {
   const std::string all_log = tmp("probe-all.log");
@@ -93,7 +94,8 @@ TEST(Workers, AParallelSweepWithoutFailuresRunsEverySeedAndPasses) {
 }
 
 TEST(Workers, ParallelSweepFindsTheSameFirstFailureWithProgress) {
-  const std::string bugs = "tests/planted/planted_bugs_test --gtest_filter=Planted.TimeoutLeaksAHeldLock";
+  const std::string bugs =
+      test_util::runfile_from_env("PLANTED_BUGS_TEST") + " --gtest_filter=Planted.TimeoutLeaksAHeldLock";
   Result one = run("", bugs + " --twinloop_replay_dir=" + tmp(""));
   Result two = run("", bugs + " --twinloop_jobs=2 --twinloop_progress --twinloop_replay_dir=" + tmp(""));
   ASSERT_NE(one.exit_code, 0);
@@ -108,8 +110,8 @@ TEST(Workers, ParallelSweepFindsTheSameFirstFailureWithProgress) {
 
 // ---------------------------------------------------------------- helpers for the tests below
 
-const std::string kSubject = "tests/harness/replay_subject_test";
-const std::string kBugs = "tests/planted/planted_bugs_test";
+const std::string kSubject = test_util::runfile_from_env("REPLAY_SUBJECT_TEST");
+const std::string kBugs = test_util::runfile_from_env("PLANTED_BUGS_TEST");
 
 // How many times `needle` occurs in `haystack`.
 size_t count(const std::string& haystack, const std::string& needle) {
