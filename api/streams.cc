@@ -404,7 +404,11 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
     std::span<char> direct = reader_->direct_target();
     direct_ = !direct.empty();
     if (direct_) return direct;
-    return reader_->reserve(std::max<size_t>(sizehint, kReadChunk));
+    // At most one chunk, not all the free capacity: flow control pauses
+    // reading once more than 2 * limit is buffered, so the buffer stays
+    // under 2 * limit + one chunk (asyncio: + one recv of max_size).
+    const size_t chunk = std::max<size_t>(sizehint, kReadChunk);
+    return reader_->reserve(chunk).first(chunk);
   }
   void buffer_updated(size_t nbytes) override {
     if (reader_->eof_) throw std::logic_error("data after the end of the stream");
@@ -552,14 +556,19 @@ size_t StreamReader::buffered() const { return state_->size(); }
 namespace internal {
 struct WriterState {
   WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, Ref<ReaderState> r)
-      : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)) {}
+      : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)), loop(running_loop_or_null()) {}
   WriterState(const WriterState&) = delete;
   WriterState& operator=(const WriterState&) = delete;
   std::shared_ptr<Transport> transport;
   std::shared_ptr<StreamProtocol> protocol;
   Ref<ReaderState> reader;
+  // The loop the stream was made on (null outside a loop).
+  Ref<EventLoop> loop;
+  // asyncio's StreamWriter.__del__ closes the transport only if the loop is
+  // not closed (a writer held by a task the loop never finished, e.g. after
+  // a deadlock, goes after the loop closed; closing would throw here).
   ~WriterState() {
-    if (transport && !transport->is_closing()) transport->close();
+    if (transport && !transport->is_closing() && !(loop && loop->is_closed())) transport->close();
   }
 };
 }  // namespace internal

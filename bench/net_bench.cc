@@ -12,6 +12,10 @@
 //   BM_NetPingPong/<conns>/<cuts>  <conns> connections in parallel, each a
 //                             request/response loop: every message is its
 //                             own segment, timer and notification
+//   BM_NetStreamsPingPong/<conns>/<cuts>  the same through the streams API
+//                             (start_server on "b", open_connection from
+//                             tasks on "a", readexactly + write + drain),
+//                             which is what applications pay
 // <cuts> 0: net_max_segments = 1 (nothing to draw: one segment per
 // transmission); 1: the default (4: seeds cut transmissions into up to four
 // segments, so there are more segments than messages).
@@ -253,5 +257,54 @@ void BM_NetPingPong(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(delivered));
 }
 BENCHMARK(BM_NetPingPong)->Args({1, 0})->Args({1, 1})->Args({64, 0})->Args({64, 1})->Unit(benchmark::kMillisecond);
+
+// ---- the same through the streams API
+
+Coro<void> echo_messages(twinloop::StreamReader reader, twinloop::StreamWriter writer) {
+  while (true) {
+    std::string m;
+    try {
+      m = co_await reader.readexactly(kMessage);
+    } catch (const twinloop::IncompleteReadError&) {
+      break;  // the client is done
+    }
+    writer.write(m);
+    co_await writer.drain();
+  }
+  writer.close();
+}
+
+Coro<void> streams_client(uint64_t rounds, uint64_t* delivered) {
+  auto [reader, writer] = co_await twinloop::open_connection("10.0.0.2", 7);
+  const std::string message(kMessage, 'm');
+  for (uint64_t i = 0; i < rounds; ++i) {
+    writer.write(message);
+    co_await writer.drain();
+    const std::string back = co_await reader.readexactly(kMessage);
+    *delivered += 2;  // the request and its answer
+    if (back != message) throw std::runtime_error("wrong answer");
+  }
+  writer.close();
+  co_await writer.wait_closed();
+}
+
+Coro<void> streams_ping_pong(size_t connections, uint64_t rounds, uint64_t* delivered) {
+  twinloop::Server server = co_await twinloop::sim::spawn_on("b", twinloop::start_server(echo_messages, "10.0.0.2", 7));
+  std::vector<twinloop::Task<void>> clients;
+  for (size_t i = 0; i < connections; ++i) clients.push_back(twinloop::sim::spawn_on("a", streams_client(rounds, delivered)));
+  for (auto& c : clients) co_await c;
+  server.close();
+  co_await server.wait_closed();
+}
+
+void BM_NetStreamsPingPong(benchmark::State& state) {
+  const size_t connections = static_cast<size_t>(state.range(0));
+  const uint64_t rounds = 20'000 / connections;
+  uint64_t delivered = 0;
+  for (auto _ : state) simulate(state.range(1) != 0, streams_ping_pong(connections, rounds, &delivered));
+  if (delivered != state.iterations() * rounds * connections * 2) state.SkipWithError("messages lost");
+  state.SetItemsProcessed(static_cast<int64_t>(delivered));
+}
+BENCHMARK(BM_NetStreamsPingPong)->Args({1, 0})->Args({1, 1})->Args({64, 0})->Args({64, 1})->Unit(benchmark::kMillisecond);
 
 }  // namespace

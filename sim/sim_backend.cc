@@ -83,7 +83,7 @@ void SimBackend::wait(int64_t deadline_ns) {
                         absl::FormatDuration(absl::Nanoseconds(deadline_ns)),
                         absl::FormatDuration(options_.time_limit), options_.seed,
                         task_count(*loop_)),
-        describe_live_tasks(*loop_)));
+        describe_live_tasks(*loop_), network_->active() ? "\n" + network_->describe() : std::string()));
   }
   if (deadline_ns > now_ns_) now_ns_ = deadline_ns;
 }

@@ -1,16 +1,26 @@
 // A workload that exercises every decision the simulated loop makes
-// (equal-deadline timer order, executor latency, step jitter), used to check
-// that a seed gives the same event hash on every compiler and optimisation
-// level. Shared by sim_determinism_test and the sim_determinism_print tool
-// that the test script runs under g++/clang++ x -O0/-O2.
+// (equal-deadline timer order, executor latency, step jitter, and the
+// simulated network's latencies, segment cuts and ephemeral ports), used to
+// check that a seed gives the same event hash on every compiler and
+// optimisation level. Shared by sim_determinism_test and the
+// sim_determinism_print tool that the test script runs under g++/clang++ x
+// -O0/-O2.
+//
+// Written for g++ 12 too (docs/design.md, "Compilers"): no aggregate or
+// lambda temporaries inside co_await, no structured bindings from co_await,
+// every string argument of a coroutine built first and moved in.
 #ifndef TWINLOOP_TESTS_DETERMINISM_WORKLOAD_H_
 #define TWINLOOP_TESTS_DETERMINISM_WORKLOAD_H_
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "twinloop/api/twinloop.h"
+#include "twinloop/sim/network.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop::testing {
@@ -38,10 +48,156 @@ inline Coro<uint64_t> determinism_ties() {
   co_return folded;
 }
 
+// ---- The network part: a server host, three client hosts, links with
+// drawn latencies and the default segment cutting (up to 4 segments), an
+// echo service, a refused connection and a reset one.
+
+inline constexpr uint16_t kDeterminismEchoPort = 9000;
+inline constexpr uint16_t kDeterminismClosedPort = 9001;  // nothing listens
+inline constexpr uint16_t kDeterminismResetPort = 9002;
+inline constexpr uint64_t kDeterminismRefused = 1'000'001;
+inline constexpr uint64_t kDeterminismReset = 1'000'002;
+inline constexpr int kDeterminismClients = 3;
+
+// Echoes lines until the end of the stream.
+inline Coro<void> determinism_echo(StreamReader reader, StreamWriter writer) {
+  while (true) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) break;
+    writer.write(line);
+    co_await writer.drain();
+  }
+  writer.close();
+}
+
+// Reads a line, then resets the connection (RST).
+inline Coro<void> determinism_reset_after_a_line(StreamReader reader, StreamWriter writer) {
+  std::string line = co_await reader.readline();
+  writer.transport()->reset();
+}
+
+inline Coro<Server> determinism_listen(uint16_t port, ClientConnected handler) {
+  std::string any = "0.0.0.0";
+  Server server = co_await start_server(std::move(handler), std::move(any), port);
+  co_return server;
+}
+
+inline Coro<std::pair<StreamReader, StreamWriter>> determinism_connect(uint16_t port) {
+  std::string host = "srv";
+  std::pair<StreamReader, StreamWriter> conn = co_await open_connection(std::move(host), port);
+  co_return conn;
+}
+
+// The lines client `id` sends: short and long ones, so that cuts fall
+// inside lines and several lines share a segment.
+inline std::vector<std::string> determinism_lines(int id) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 4; ++i) {
+    const size_t length = static_cast<size_t>(1 + (id * 37 + i * 500) % 1500);
+    lines.push_back(std::string(length, static_cast<char>('a' + (id + i) % 26)) + "\n");
+  }
+  return lines;
+}
+
+// Sends two lines one at a time, then two in one write; returns how many
+// bytes came back as sent (all of them, unless echoing is broken).
+inline Coro<uint64_t> determinism_echo_client(int id) {
+  std::pair<StreamReader, StreamWriter> conn = co_await determinism_connect(kDeterminismEchoPort);
+  StreamReader reader = conn.first;
+  StreamWriter writer = conn.second;
+  const std::vector<std::string> lines = determinism_lines(id);
+  uint64_t echoed = 0;
+  for (int i = 0; i < 2; ++i) {
+    writer.write(lines[i]);
+    co_await writer.drain();
+    std::string back = co_await reader.readline();
+    if (back == lines[i]) echoed += back.size();
+  }
+  writer.write(lines[2] + lines[3]);
+  co_await writer.drain();
+  for (int i = 2; i < 4; ++i) {
+    std::string back = co_await reader.readline();
+    if (back == lines[i]) echoed += back.size();
+  }
+  writer.write_eof();
+  std::string rest = co_await reader.read(-1);
+  writer.close();
+  co_return echoed + rest.size();
+}
+
+inline Coro<uint64_t> determinism_refused_client() {
+  uint64_t out = 0;
+  try {
+    std::pair<StreamReader, StreamWriter> conn = co_await determinism_connect(kDeterminismClosedPort);
+  } catch (const ConnectionRefusedError&) {
+    out = kDeterminismRefused;
+  }
+  co_return out;
+}
+
+inline Coro<uint64_t> determinism_reset_client() {
+  std::pair<StreamReader, StreamWriter> conn = co_await determinism_connect(kDeterminismResetPort);
+  StreamReader reader = conn.first;
+  StreamWriter writer = conn.second;
+  writer.write("hello\n");
+  co_await writer.drain();
+  uint64_t out = 0;
+  try {
+    std::string line = co_await reader.readline();
+    out = line.size();
+  } catch (const ConnectionResetError&) {
+    out = kDeterminismReset;
+  }
+  writer.close();
+  co_return out;
+}
+
+// The clients' results in order: each echo client's echoed bytes, then the
+// refused client's and the reset client's markers.
+inline Coro<std::vector<uint64_t>> determinism_network_results() {
+  sim::Network& net = sim::Network::of(get_running_loop());
+  net.add_host("srv", "10.1.0.1");
+  for (int i = 0; i < kDeterminismClients; ++i) {
+    net.add_host(absl::StrCat("cli", i), absl::StrCat("10.1.1.", i + 1));
+  }
+  sim::LinkConfig jittery;
+  jittery.latency_min = absl::Microseconds(20);
+  jittery.latency_max = absl::Microseconds(900);
+  net.set_default_link(jittery);
+  ClientConnected echo = &determinism_echo;
+  ClientConnected reset = &determinism_reset_after_a_line;
+  Task<Server> echo_server = sim::spawn_on("srv", determinism_listen(kDeterminismEchoPort, std::move(echo)));
+  Task<Server> reset_server = sim::spawn_on("srv", determinism_listen(kDeterminismResetPort, std::move(reset)));
+  Server echoing = co_await echo_server;
+  Server resetting = co_await reset_server;
+  std::vector<Task<uint64_t>> clients;
+  for (int i = 0; i < kDeterminismClients; ++i) {
+    clients.push_back(sim::spawn_on(absl::StrCat("cli", i), determinism_echo_client(i)));
+  }
+  clients.push_back(sim::spawn_on("cli0", determinism_refused_client()));
+  clients.push_back(sim::spawn_on("cli1", determinism_reset_client()));
+  std::vector<uint64_t> results = co_await gather(std::move(clients));
+  echoing.close();
+  resetting.close();
+  co_await echoing.wait_closed();
+  co_await resetting.wait_closed();
+  co_return results;
+}
+
+inline Coro<uint64_t> determinism_network() {
+  std::vector<uint64_t> results = co_await determinism_network_results();
+  uint64_t folded = 0;
+  for (uint64_t r : results) folded = folded * 1000003 + r;
+  co_return folded;
+}
+
 // Runs the workload and folds the results into one value.
 inline Coro<uint64_t> determinism_main() {
   const uint64_t ties = co_await determinism_ties();
   std::vector<Task<uint64_t>> tasks;
+  // The network part runs alongside the workers: its arrivals tie with
+  // their timers.
+  tasks.push_back(create_task(determinism_network()));
   for (int id = 0; id < 8; ++id) tasks.push_back(create_task(determinism_worker(id, 20)));
   std::vector<uint64_t> results = co_await gather(std::move(tasks));
   uint64_t folded = ties;

@@ -325,31 +325,62 @@ class Reader {
 
 // ---------------------------------------------------------------- running one seed
 
+// The simulated network's state for a failure report (hosts, listeners, open
+// connections and the bytes in flight each way; sim/network.h), or "" if
+// the run has not used the network: no host added, no listener, no
+// connection.
+std::string network_state(EventLoop& loop) {
+  const Network& net = Network::of(loop);
+  if (!net.active() && net.hosts().size() <= 1) return "";
+  return net.describe();
+}
+
+// What the run looked like at its first failure: every live task (at the
+// first GoogleTest failure or exception leaving the body) and the network
+// (at the first failure of any kind but a deadlock or a time limit, whose
+// messages carry it).
+struct FirstFailure {
+  SeedOutcome* out;
+  bool network_taken = false;
+
+  void tasks(EventLoop& loop) const {
+    if (out->tasks.empty()) out->tasks = describe_live_tasks(loop);
+  }
+  void network(EventLoop& loop) {
+    if (network_taken) return;
+    network_taken = true;
+    out->network = network_state(loop);
+  }
+};
+
 // Captures GoogleTest failures of one run (instead of reporting them) and,
-// at the first one, what every live task was doing.
+// at the first one, what every live task was doing and the network.
 class Capture : public ::testing::ScopedFakeTestPartResultReporter {
  public:
-  Capture(::testing::TestPartResultArray* results, SeedOutcome* out)
-      : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, results), out_(out) {}
+  Capture(::testing::TestPartResultArray* results, FirstFailure* first)
+      : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, results), first_(first) {}
 
   void ReportTestPartResult(const ::testing::TestPartResult& r) override {
     ScopedFakeTestPartResultReporter::ReportTestPartResult(r);
-    if (r.failed() && out_->tasks.empty()) {
-      if (EventLoop* loop = running_loop_or_null()) out_->tasks = describe_live_tasks(*loop);
+    if (!r.failed()) return;
+    if (EventLoop* loop = running_loop_or_null()) {
+      first_->tasks(*loop);
+      first_->network(*loop);
     }
   }
 
  private:
-  SeedOutcome* out_;
+  FirstFailure* first_;
 };
 
-Coro<void> guarded(Body body, SeedOutcome* out) {
+Coro<void> guarded(Body body, FirstFailure* first) {
   std::exception_ptr error;
   try {
     co_await body();
   } catch (...) {
     error = std::current_exception();
-    if (out->tasks.empty()) out->tasks = describe_live_tasks(get_running_loop());
+    first->tasks(get_running_loop());
+    first->network(get_running_loop());
   }
   if (error) std::rethrow_exception(error);
 }
@@ -626,6 +657,7 @@ std::string format_report(const std::string& name, const std::string& run_label,
                                absl::FormatDuration(absl::Nanoseconds(o.virtual_time_ns)), "\n");
   absl::StrAppend(&s, "what failed (", o.kind_name(), "):\n", indent(o.what, "  "));
   if (!o.tasks.empty()) absl::StrAppend(&s, "live tasks at the failure:", o.tasks, "\n");
+  if (!o.network.empty()) absl::StrAppend(&s, "network:\n", indent(o.network, "  "));
   if (!o.buggify.empty()) absl::StrAppend(&s, o.buggify, "\n");
   if (!o.last_events.empty()) {
     const size_t n = std::min(o.last_events.size(), kReportEvents);
@@ -970,11 +1002,12 @@ SeedOutcome run_once(Body body, const Options& options) {
   SeedOutcome out;
   ::testing::TestPartResultArray results;
   {
-    Capture capture(&results, &out);
+    FirstFailure first{&out};
+    Capture capture(&results, &first);
     Simulation sim(options);
     // Errors nobody retrieved (a failed task never awaited, an exception in
     // a callback) fail the run: under simulation they are bugs.
-    sim.loop().set_exception_handler([&out](EventLoop&, const ExceptionContext& context) {
+    sim.loop().set_exception_handler([&out, &first](EventLoop& loop, const ExceptionContext& context) {
       std::string what = context.message;
       if (context.exception) {
         try {
@@ -988,10 +1021,11 @@ SeedOutcome run_once(Body body, const Options& options) {
         }
       }
       if (!context.task.empty()) absl::StrAppend(&what, " [task ", context.task, "]");
+      first.network(loop);
       set_failure(&out, SeedOutcome::Kind::kUnhandledError, what);
     });
     try {
-      sim.run(guarded(body, &out));
+      sim.run(guarded(body, &first));
     } catch (const FatalFailure&) {
       // Recorded by the capture.
     } catch (const DeadlockError& e) {

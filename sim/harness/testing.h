@@ -18,9 +18,10 @@
 // tasks waiting) or passes the virtual-time limit. The first failing seeds
 // (default: the first one) are reported in one block each: the seed, the
 // virtual time, what failed, the await graph of every live task at the
-// moment of the failure, the buggify sites that were enabled, the last
-// events of the trace, the replay file and copy-pasteable commands that
-// reproduce exactly this failure. Passing seeds print nothing.
+// moment of the failure, the simulated network then (if the run used it:
+// hosts, open connections, bytes in flight), the buggify sites that were
+// enabled, the last events of the trace, the replay file and copy-pasteable
+// commands that reproduce exactly this failure. Passing seeds print nothing.
 //
 // Knobs, as command-line flags of the test binary or environment variables
 // (flags win; under Bazel use --test_arg=--twinloop_seeds=1000 or
@@ -127,6 +128,11 @@ struct SeedOutcome {
   std::string what;
   // Every live task and its await graph when the failure happened.
   std::string tasks;
+  // The simulated network when the first failure happened (hosts, listeners,
+  // open connections, bytes in flight; Network::describe), if the run had
+  // added a host or had a listener or connection open then; "" otherwise,
+  // and for deadlocks and time limits, whose messages include it.
+  std::string network;
   std::string buggify;
   int64_t virtual_time_ns = 0;
   std::vector<EventRecord> last_events;

@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -19,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "twinloop/sim/harness/sweep.h"
+#include "twinloop/sim/network.h"
 
 namespace twinloop::sim::harness {
 
@@ -28,6 +30,7 @@ void PrintTo(SeedOutcome::Kind kind, std::ostream* os) { *os << '"' << SeedOutco
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // ---------------------------------------------------------------- passing simulated tests
 
@@ -196,6 +199,132 @@ TEST(RunOnce, KindNamesAreTheTextsReportsAndReplayFilesPrint) {
   SeedOutcome o = run_once(&deadlocks, Options{.seed = 1});
   EXPECT_STREQ(o.kind_name(), "deadlock");
   EXPECT_EQ(run_once(&passes, Options{.seed = 1}).kind, SeedOutcome::Kind::kNone);
+}
+
+// ---------------------------------------------------------------- the network in reports
+
+// A database on host "db" that accepts and stops reading; a client on host
+// "app" that connects and, 10 ms later, writes "hello".
+constexpr uint16_t kDbPort = 5432;
+
+Coro<void> never_reads(StreamReader, StreamWriter writer) {
+  writer.transport()->pause_reading();
+  twinloop::Event never("never");
+  co_await never.wait();
+}
+
+Coro<Server> start_db() {
+  ClientConnected handler = &never_reads;
+  Server server = co_await start_server(std::move(handler), "0.0.0.0", kDbPort);
+  co_return server;
+}
+
+Coro<StreamWriter> connect_and_write() {
+  std::pair<StreamReader, StreamWriter> conn = co_await open_connection("db", kDbPort);
+  co_await sleep(absl::Milliseconds(10));
+  conn.second.write("hello");
+  co_return conn.second;
+}
+
+// Two hosts, a listener, and a connection with 5 bytes unread at the
+// server, a second after the write.
+Coro<StreamWriter> open_a_connection_with_unread_bytes() {
+  Network& net = Network::of(get_running_loop());
+  net.add_host("db", "10.0.0.1");
+  net.add_host("app", "10.0.0.2");
+  Task<Server> db = spawn_on("db", start_db());
+  co_await db;
+  Task<StreamWriter> app = spawn_on("app", connect_and_write());
+  StreamWriter writer = co_await app;
+  co_await sleep(absl::Seconds(1));
+  co_return writer;
+}
+
+// Fails with the connection open, closes it, fails again.
+Coro<void> fails_with_an_open_connection() {
+  StreamWriter writer = co_await open_a_connection_with_unread_bytes();
+  EXPECT_EQ(1, 2) << "the first failure";
+  writer.close();
+  co_await writer.wait_closed();
+  co_await sleep(absl::Seconds(1));
+  EXPECT_EQ(3, 4) << "a later failure";
+}
+
+TEST(RunOnce, AFailureReportsTheNetworkAtTheFirstFailure) {
+  SeedOutcome o = run_once(&fails_with_an_open_connection, Options{.seed = 1});
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kAssertion);
+  EXPECT_THAT(o.network, HasSubstr("simulated network at t=1."));
+  EXPECT_THAT(o.network, HasSubstr("host db: 127.0.0.1 ::1 10.0.0.1"));
+  EXPECT_THAT(o.network, HasSubstr("host app: 127.0.0.1 ::1 10.0.0.2"));
+  EXPECT_THAT(o.network, HasSubstr(absl::StrCat("listener #1 on db 0.0.0.0:", kDbPort)));
+  // The connection as it was at the first failure, though closed by the end.
+  EXPECT_THAT(o.network, HasSubstr("1 connection"));
+  EXPECT_THAT(o.network, HasSubstr("connector -> acceptor: 5 unread at the receiver"));
+  EXPECT_THAT(o.what, HasSubstr("a later failure"));
+}
+
+Coro<void> throws_with_an_open_connection() {
+  StreamWriter writer = co_await open_a_connection_with_unread_bytes();
+  throw std::logic_error("boom");
+}
+
+TEST(RunOnce, AnExceptionReportsTheNetwork) {
+  SeedOutcome o = run_once(&throws_with_an_open_connection, Options{.seed = 1});
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kException);
+  EXPECT_THAT(o.network, HasSubstr("connector -> acceptor: 5 unread at the receiver"));
+}
+
+Coro<void> fails_in_a_task_nobody_awaits(StreamWriter) {
+  co_await sleep(absl::Milliseconds(1));
+  throw std::runtime_error("lost in a task nobody awaits");
+}
+
+Coro<void> leaks_a_failed_task_with_an_open_connection() {
+  StreamWriter writer = co_await open_a_connection_with_unread_bytes();
+  Task<void> t = create_task(fails_in_a_task_nobody_awaits(writer));
+  co_await sleep(absl::Milliseconds(5));
+}
+
+TEST(RunOnce, AnUnhandledErrorReportsTheNetwork) {
+  SeedOutcome o = run_once(&leaks_a_failed_task_with_an_open_connection, Options{.seed = 1});
+  EXPECT_EQ(o.kind, SeedOutcome::Kind::kUnhandledError);
+  EXPECT_THAT(o.network, HasSubstr("connector -> acceptor: 5 unread at the receiver"));
+}
+
+TEST(RunOnce, ARunWithoutTheNetworkReportsNone) {
+  EXPECT_EQ(run_once(&expect_fails, Options{.seed = 3}).network, "");
+  EXPECT_EQ(run_once(&throws, Options{.seed = 1}).network, "");
+  EXPECT_EQ(run_once(&leaks_a_failed_task, Options{.seed = 1}).network, "");
+}
+
+Coro<void> spins_with_an_open_connection() {
+  StreamWriter writer = co_await open_a_connection_with_unread_bytes();
+  for (;;) co_await sleep(absl::Seconds(1));
+}
+
+Coro<void> deadlocks_with_an_open_connection() {
+  StreamWriter writer = co_await open_a_connection_with_unread_bytes();
+  twinloop::Event never("never");
+  co_await never.wait();
+}
+
+// Deadlock and time-limit messages carry the network themselves.
+TEST(RunOnce, DeadlockAndTimeLimitMessagesIncludeTheNetwork) {
+  SeedOutcome stuck = run_once(&deadlocks_with_an_open_connection, Options{.seed = 1});
+  EXPECT_EQ(stuck.kind, SeedOutcome::Kind::kDeadlock);
+  EXPECT_THAT(stuck.what, HasSubstr("connector -> acceptor: 5 unread at the receiver"));
+  EXPECT_EQ(stuck.network, "");
+  SeedOutcome spun =
+      run_once(&spins_with_an_open_connection, Options{.seed = 1, .time_limit = absl::Seconds(10)});
+  EXPECT_EQ(spun.kind, SeedOutcome::Kind::kTimeLimit);
+  EXPECT_THAT(spun.what, HasSubstr("virtual time limit exceeded"));
+  EXPECT_THAT(spun.what, HasSubstr("host db: 127.0.0.1 ::1 10.0.0.1"));
+  EXPECT_THAT(spun.what, HasSubstr("connector -> acceptor: 5 unread at the receiver"));
+  EXPECT_EQ(spun.network, "");
+  // Without the network, neither mentions it.
+  EXPECT_THAT(run_once(&deadlocks, Options{.seed = 1}).what, Not(HasSubstr("simulated network")));
+  EXPECT_THAT(run_once(&spins_in_virtual_time, Options{.seed = 1, .time_limit = absl::Seconds(10)}).what,
+              Not(HasSubstr("simulated network")));
 }
 
 // ---------------------------------------------------------------- config
