@@ -9,10 +9,10 @@
 
 namespace consumer {
 
-// Runs `jobs` workers at once, each sleeping `job_ms` * (its index + 1) ms and
-// then returning its index squared; gives up on any job still running after
-// `deadline_ms` (wait_for cancels it) and leaves -1 in its place.
-twinloop::Coro<std::vector<int>> run_jobs(int jobs, int job_ms, int deadline_ms);
+// Runs one job per entry of `durations_ms` at once, job i sleeping
+// durations_ms[i] ms and then returning i * i; gives up on any job still
+// running after `deadline_ms` (wait_for cancels it) and leaves -1 in its place.
+twinloop::Coro<std::vector<int>> run_jobs(std::vector<int> durations_ms, int deadline_ms);
 
 }  // namespace consumer
 

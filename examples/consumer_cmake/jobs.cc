@@ -9,15 +9,15 @@
 namespace consumer {
 namespace {
 
-twinloop::Coro<int> job(int index, int job_ms) {
-  if (job_ms < 0) throw JobError("negative job time");
-  co_await twinloop::sleep(absl::Milliseconds(job_ms * (index + 1)));
+twinloop::Coro<int> job(int index, int duration_ms) {
+  if (duration_ms < 0) throw JobError("negative job time");
+  co_await twinloop::sleep(absl::Milliseconds(duration_ms));
   co_return index * index;
 }
 
-twinloop::Coro<int> job_with_deadline(int index, int job_ms, int deadline_ms) {
+twinloop::Coro<int> job_with_deadline(int index, int duration_ms, int deadline_ms) {
   try {
-    co_return co_await twinloop::wait_for(job(index, job_ms), absl::Milliseconds(deadline_ms));
+    co_return co_await twinloop::wait_for(job(index, duration_ms), absl::Milliseconds(deadline_ms));
   } catch (const twinloop::TimeoutError&) {
     co_return -1;
   }
@@ -25,9 +25,11 @@ twinloop::Coro<int> job_with_deadline(int index, int job_ms, int deadline_ms) {
 
 }  // namespace
 
-twinloop::Coro<std::vector<int>> run_jobs(int jobs, int job_ms, int deadline_ms) {
+twinloop::Coro<std::vector<int>> run_jobs(std::vector<int> durations_ms, int deadline_ms) {
   std::vector<twinloop::Task<int>> tasks;
-  for (int i = 0; i < jobs; ++i) tasks.push_back(twinloop::create_task(job_with_deadline(i, job_ms, deadline_ms)));
+  for (int i = 0; i < static_cast<int>(durations_ms.size()); ++i) {
+    tasks.push_back(twinloop::create_task(job_with_deadline(i, durations_ms[i], deadline_ms)));
+  }
   std::vector<int> results;
   for (twinloop::Task<int>& t : tasks) results.push_back(co_await t);
   co_return results;
