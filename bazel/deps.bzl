@@ -1,6 +1,6 @@
 """twinloop's external dependencies, for a WORKSPACE (twinloop's own and its users').
 
-A project that depends on twinloop (docs/building.md, "Depending on twinloop"):
+A project that depends on twinloop (docs/building.md, "Using twinloop from Bazel"):
 
     local_repository(name = "twinloop", path = "...")   # or http_archive
     load("@twinloop//bazel:deps.bzl", "twinloop_dependencies")
