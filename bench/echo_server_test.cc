@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "twinloop/tests/subprocess.h"
 
 extern char** environ;
 
@@ -28,11 +29,8 @@ namespace {
 
 constexpr int kTimeoutMs = 20'000;
 
-std::string server_path() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  return std::string(srcdir ? srcdir : ".") + "/" + (workspace ? workspace : "twinloop") + "/bench/echo_server";
-}
+// echo_server, from the BUILD target's env (tests/subprocess.h).
+std::string server_path() { return twinloop::test_util::runfile_from_env("ECHO_SERVER"); }
 
 // A child process running echo_server with `args`, its stdout (and, with
 // `capture_stderr`, its stderr) on a pipe.

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +17,29 @@ struct CommandResult {
   int exit_code = -1;  // 128 if killed by a signal
   std::string output;  // stdout and stderr
 };
+
+// The absolute path of a helper binary that the test's BUILD target names in
+// the environment variable `var`:
+//
+//   cc_test(..., data = [":probe"], env = {"PROBE": "$(rootpath :probe)"})
+//
+// $(rootpath) is relative to the test's working directory (the main
+// repository's runfiles directory) both when twinloop is the main repository
+// ("tests/x/probe") and when it is an external one, whatever the name the
+// depending project gave it ("external/<name>/tests/x/probe"), so
+// `bazel test @twinloop//...` finds the same binaries as `bazel test //...`.
+// An unset variable is a loud error, never a guess.
+inline std::string runfile_from_env(const char* var) {
+  const char* value = std::getenv(var);
+  if (value == nullptr || *value == '\0') {
+    std::fprintf(stderr,
+                 "error: $%s is not set: the test's BUILD target passes the helper binary as "
+                 "env = {\"%s\": \"$(rootpath :binary)\"}\n",
+                 var, var);
+    std::abort();
+  }
+  return std::filesystem::absolute(value).string();
+}
 
 // Runs `command` through /bin/sh with the variables `env` ("A=1 B=2") set
 // and the Bazel/GoogleTest variables that would make the child behave as

@@ -14,7 +14,7 @@ reports how many headers it checked.
     )
 """
 
-load("@rules_cc//cc:defs.bzl", "cc_test")
+load("//bazel:cc.bzl", "cc_test")
 
 def header_test(name, hdrs, prefix, deps, **kwargs):
     srcs = []

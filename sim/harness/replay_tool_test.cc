@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "twinloop/sim/harness/replay_file.h"
 #include "twinloop/sim/simulation.h"
+#include "twinloop/tests/subprocess.h"
 
 namespace twinloop::sim {
 namespace {
@@ -19,7 +20,9 @@ using ::testing::HasSubstr;
 
 std::string run(const std::string& args, int* code) {
   std::string out;
-  FILE* p = popen(absl::StrCat("sim/harness/replay_tool ", args, " 2>&1").c_str(), "r");
+  // replay_tool, from the BUILD target's env (tests/subprocess.h).
+  static const std::string tool = test_util::runfile_from_env("REPLAY_TOOL");
+  FILE* p = popen(absl::StrCat(tool, " ", args, " 2>&1").c_str(), "r");
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);

@@ -31,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "twinloop/sim/simulation.h"
+#include "twinloop/tests/subprocess.h"
 
 extern char** environ;
 
@@ -503,13 +504,8 @@ TEST(FormatRate, SaysSeedsTimeRateAndFailures) {
 
 // ---------------------------------------------------------------- across processes
 
-std::string probe_path() {
-  const std::string local = "sim/harness/sweep_shard_probe";
-  if (::access(local.c_str(), X_OK) == 0) return local;
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return std::string(srcdir ? srcdir : ".") + "/" + (ws ? ws : "twinloop") + "/sim/harness/sweep_shard_probe";
-}
+// sweep_shard_probe, from its BUILD target's env (tests/subprocess.h).
+std::string probe_path() { return test_util::runfile_from_env("SWEEP_SHARD_PROBE"); }
 
 struct ProbeOutput {
   int exit_status = -1;

@@ -81,6 +81,7 @@ constexpr const char* kOtherVariables[] = {
     "TWINLOOP_PROBE_LOG",   // tests/harness/shard_probe_test.cc
     "TWINLOOP_SKIP_TSAN",   // ./twinloop test
     "TWINLOOP_SKIP_CROSS", "TWINLOOP_SKIP_GCC",  // ./twinloop test
+    "TWINLOOP_SKIP_BAZEL_CONSUMER", "TWINLOOP_SKIP_CMAKE",  // ./twinloop test (docs/building.md)
     "TWINLOOP_ANCHORS",     // bench/compare.sh, bench/compare.py
     "TWINLOOP_DEBUG",       // api/event_loop.cc: asyncio's debug mode
 };
@@ -761,6 +762,33 @@ std::string one_line(std::string_view text, size_t max = 300) {
   return out;
 }
 
+// How many failed seeds twinloop_failed_seeds lists (the count is in
+// twinloop_seeds_failed).
+constexpr size_t kFailedSeedsListed = 10;
+
+// The seeds a simulated test ran, as properties of its <testcase> in
+// GoogleTest's XML (--gtest_output=xml; under Bazel, bazel-testlogs/.../test.xml),
+// so that CI dashboards can show them (docs/testing.md, "Seeds in the JUnit XML"):
+//   twinloop_first_seed    the first seed of the range (the seed, with --twinloop_seed)
+//   twinloop_seeds         the seeds this test (this part, when sharded) was asked to run
+//   twinloop_seeds_run     the seeds it ran (fewer after a failure: the sweep stops
+//                          handing out seeds above the --twinloop_max_failures lowest failures)
+//   twinloop_seeds_failed  how many of them failed
+//   twinloop_failed_seeds  the first kFailedSeedsListed failed seeds, ascending,
+//                          comma-separated ("" when none failed)
+void record_seed_properties(uint64_t first_seed, uint64_t asked, uint64_t run, const std::vector<uint64_t>& failed) {
+  std::string listed;
+  for (size_t i = 0; i < failed.size() && i < kFailedSeedsListed; ++i) {
+    absl::StrAppend(&listed, i == 0 ? "" : ",", failed[i]);
+  }
+  // Numbers as text: RecordProperty's integer overload takes an int.
+  ::testing::Test::RecordProperty("twinloop_first_seed", absl::StrCat(first_seed));
+  ::testing::Test::RecordProperty("twinloop_seeds", absl::StrCat(asked));
+  ::testing::Test::RecordProperty("twinloop_seeds_run", absl::StrCat(run));
+  ::testing::Test::RecordProperty("twinloop_seeds_failed", absl::StrCat(failed.size()));
+  ::testing::Test::RecordProperty("twinloop_failed_seeds", listed);
+}
+
 // Re-runs a failing seed with recording, writes its replay file, shrinks it
 // if asked, and reports it.
 void report_seed(const std::string& name, Body body, const Options& options, uint64_t seed) {
@@ -1083,7 +1111,9 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   }
   if (c.seed) {
     if (part != 0) return skip(absl::StrCat("--twinloop_seed=", *c.seed, " runs in part 0 of ", name));
-    if (seed_fails(body, options, *c.seed)) report_seed(name, body, options, *c.seed);
+    const bool failed = seed_fails(body, options, *c.seed);
+    record_seed_properties(*c.seed, 1, 1, failed ? std::vector<uint64_t>{*c.seed} : std::vector<uint64_t>{});
+    if (failed) report_seed(name, body, options, *c.seed);
     return;
   }
   SweepOptions so;
@@ -1099,6 +1129,7 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   // A sweep that found nothing must have run every seed it was given: a
   // test that passes without running its seeds would lie.
   const uint64_t asked = shard_seed_count(so.seeds, so.shard);
+  record_seed_properties(so.first_seed, asked, r.seeds_run, r.failed_seeds);
   if (r.failed_seeds.empty() && r.seeds_run != asked) {
     add_report(absl::StrCat("\n======== twinloop: ", name, ": the sweep ran ", r.seeds_run, " of the ", asked,
                             " seeds it was asked to run (", so.seeds, " seeds from ", so.first_seed,

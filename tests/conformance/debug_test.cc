@@ -567,7 +567,8 @@ TEST(DebugVariable, ParsesOneAndZeroAndRejectsAnythingElse) {
   }
 }
 
-const std::string kProbe = "tests/conformance/debug_env_probe";
+// debug_env_probe, from the BUILD target's env (tests/subprocess.h).
+const std::string kProbe = test_util::runfile_from_env("DEBUG_ENV_PROBE");
 
 TEST(DebugVariable, SetsTheDefaultOfNewLoopsAndTheOptionsWin) {
   test_util::CommandResult on = test_util::run_command(kProbe, "TWINLOOP_DEBUG=1");

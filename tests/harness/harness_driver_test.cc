@@ -2,12 +2,14 @@
 // simulated tests (disjoint, complete), worker processes with a progress
 // line, the single-seed flag, the flag rules (both forms, booleans, unknown
 // flags and variables, conflicts: errors before any test runs), replay
-// files (only their test replays, the verdict) and the report's paths.
+// files (only their test replays, the verdict), the report's paths and the
+// seed properties in GoogleTest's XML.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -44,7 +46,8 @@ std::vector<std::string> lines(const std::string& path) {
   return out;
 }
 
-const std::string kProbe = "tests/harness/shard_probe_test";
+// The helper binaries, from the BUILD target's env (tests/subprocess.h).
+const std::string kProbe = test_util::runfile_from_env("SHARD_PROBE_TEST");
 
 TEST(Sharding, ShardsRunDisjointPartsThatCoverTheRange) {
   const std::string all_log = tmp("probe-all.log");
@@ -93,7 +96,8 @@ TEST(Workers, AParallelSweepWithoutFailuresRunsEverySeedAndPasses) {
 }
 
 TEST(Workers, ParallelSweepFindsTheSameFirstFailureWithProgress) {
-  const std::string bugs = "tests/planted/planted_bugs_test --gtest_filter=Planted.TimeoutLeaksAHeldLock";
+  const std::string bugs =
+      test_util::runfile_from_env("PLANTED_BUGS_TEST") + " --gtest_filter=Planted.TimeoutLeaksAHeldLock";
   Result one = run("", bugs + " --twinloop_replay_dir=" + tmp(""));
   Result two = run("", bugs + " --twinloop_jobs=2 --twinloop_progress --twinloop_replay_dir=" + tmp(""));
   ASSERT_NE(one.exit_code, 0);
@@ -108,8 +112,8 @@ TEST(Workers, ParallelSweepFindsTheSameFirstFailureWithProgress) {
 
 // ---------------------------------------------------------------- helpers for the tests below
 
-const std::string kSubject = "tests/harness/replay_subject_test";
-const std::string kBugs = "tests/planted/planted_bugs_test";
+const std::string kSubject = test_util::runfile_from_env("REPLAY_SUBJECT_TEST");
+const std::string kBugs = test_util::runfile_from_env("PLANTED_BUGS_TEST");
 
 // How many times `needle` occurs in `haystack`.
 size_t count(const std::string& haystack, const std::string& needle) {
@@ -494,6 +498,96 @@ TEST(Report, ReplayFileNamesAreUniquePerTarget) {
   EXPECT_THAT(pp, HasSubstr("twinloop-planted_bugs_test-Planted.TimeoutLeaksAHeldLock-seed"));
   EXPECT_TRUE(std::filesystem::exists(pa));
   EXPECT_TRUE(std::filesystem::exists(pb));
+}
+
+// ---------------------------------------------------------------- JUnit XML
+
+// The value of the property `name` that the test case `test` recorded in
+// GoogleTest's XML output (`<property name="..." value="..."/>` inside its
+// <testcase>), or nullopt if it has none.
+std::optional<std::string> xml_property(const std::string& xml, const std::string& test, const std::string& name) {
+  const size_t start = xml.find(absl::StrCat("<testcase name=\"", test, "\""));
+  if (start == std::string::npos) return std::nullopt;
+  const size_t end = xml.find("</testcase>", start);
+  const std::string testcase = xml.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  std::smatch m;
+  if (!std::regex_search(testcase, m, std::regex(absl::StrCat("<property name=\"", name, R"(" value="([^"]*)\")"))))
+    return std::nullopt;
+  return std::string(m[1]);
+}
+
+// Every "FAILED at seed N" of a run's reports, in order, comma-separated.
+std::string reported_seeds(const std::string& output, size_t max, size_t* count) {
+  std::string out;
+  *count = 0;
+  const std::regex re(R"(FAILED at seed (\d+))");
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), re); it != std::sregex_iterator(); ++it) {
+    if ((*count)++ < max) absl::StrAppend(&out, out.empty() ? "" : ",", (*it)[1].str());
+  }
+  return out;
+}
+
+TEST(JUnitXml, APassingSweepRecordsItsSeedsAndNoFailure) {
+  const std::string xml = tmp("junit-pass.xml");
+  Probe p = probe("--twinloop_first_seed=5 --twinloop_seeds=7 --gtest_output=xml:" + xml);
+  ASSERT_EQ(p.r.exit_code, 0) << p.r.output;
+  ASSERT_EQ(p.seeds.size(), 7u);
+  const std::string doc = slurp(xml);
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_first_seed"), "5") << doc;
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_seeds"), "7") << doc;
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_seeds_run"), "7") << doc;
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_seeds_failed"), "0") << doc;
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_failed_seeds"), "") << doc;
+}
+
+TEST(JUnitXml, AFailingSweepRecordsHowManyFailedAndTheFirstTen) {
+  const std::string xml = tmp("junit-fail.xml");
+  // Subject.Leaks fails for almost every seed; --twinloop_max_failures=0
+  // reports every failing seed.
+  Result r = run("", absl::StrCat(kSubject, " --gtest_filter=Subject.Leaks --twinloop_seeds=15",
+                                  " --twinloop_max_failures=0 --twinloop_replay_dir=", tmp(""), " --gtest_output=xml:", xml));
+  ASSERT_NE(r.exit_code, 0) << r.output;
+  size_t failed = 0;
+  const std::string first_ten = reported_seeds(r.output, 10, &failed);
+  ASSERT_GT(failed, 10u) << "too few failures to check that the list stops at ten:\n" << r.output;
+  const std::string doc = slurp(xml);
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_first_seed"), "0") << doc;
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_seeds_run"), "15") << doc;
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_seeds_failed"), absl::StrCat(failed)) << doc;
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_failed_seeds"), first_ten) << doc;
+}
+
+TEST(JUnitXml, TheSweepStopsAtTheFirstFailureByDefaultAndSaysHowManySeedsRan) {
+  const std::string xml = tmp("junit-first.xml");
+  Result r = run("", absl::StrCat(kSubject, " --gtest_filter=Subject.Leaks --twinloop_first_seed=100",
+                                  " --twinloop_seeds=50 --twinloop_replay_dir=", tmp(""), " --gtest_output=xml:", xml));
+  ASSERT_NE(r.exit_code, 0) << r.output;
+  const std::string seed = failed_seed(r.output);
+  ASSERT_FALSE(seed.empty()) << r.output;
+  const std::string doc = slurp(xml);
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_first_seed"), "100") << doc;
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_seeds"), "50") << doc;
+  // One worker: every seed up to the first failing one ran, none after it.
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_seeds_run"), absl::StrCat(std::stoull(seed) - 100 + 1)) << doc;
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_seeds_failed"), "1") << doc;
+  EXPECT_EQ(xml_property(doc, "Leaks", "twinloop_failed_seeds"), seed) << doc;
+}
+
+TEST(JUnitXml, ASingleSeedRecordsItself) {
+  const std::string xml = tmp("junit-single.xml");
+  Probe p = probe("--twinloop_seed=17 --gtest_output=xml:" + xml);
+  ASSERT_EQ(p.r.exit_code, 0) << p.r.output;
+  const std::string doc = slurp(xml);
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_first_seed"), "17") << doc;
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_seeds_run"), "1") << doc;
+  EXPECT_EQ(xml_property(doc, "LogsItsSeed", "twinloop_seeds_failed"), "0") << doc;
+
+  Result f = run("", absl::StrCat(kSubject, " --gtest_filter=Subject.Leaks --twinloop_seed=", 3,
+                                  " --twinloop_replay_dir=", tmp(""), " --gtest_output=xml:", xml));
+  const std::string fdoc = slurp(xml);
+  const bool failed = f.exit_code != 0;
+  EXPECT_EQ(xml_property(fdoc, "Leaks", "twinloop_seeds_failed"), failed ? "1" : "0") << fdoc;
+  EXPECT_EQ(xml_property(fdoc, "Leaks", "twinloop_failed_seeds"), failed ? "3" : "") << fdoc;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 //    passes on deterministic ones.
 #include <cstdio>
 #include <cstdlib>
+#include <cctype>
 #include <filesystem>
 #include <regex>
 #include <string>
@@ -36,9 +37,13 @@ using Result = ::twinloop::test_util::CommandResult;
 Result run(const std::string& command) { return ::twinloop::test_util::run_command(command); }
 
 std::string runfile(const std::string& path) {
-  // Bazel runs tests in their runfiles tree: the workspace's files are
-  // relative to the working directory.
-  return std::filesystem::absolute(path).string();
+  // The BUILD target names each binary in a variable, its file name in upper
+  // case ("tests/planted/planted_bugs_test" -> $PLANTED_BUGS_TEST), set to its
+  // $(rootpath): found whether twinloop is the main repository or an external
+  // one (tests/subprocess.h).
+  std::string var = std::filesystem::path(path).filename().string();
+  for (char& c : var) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return ::twinloop::test_util::runfile_from_env(var.c_str());
 }
 
 std::string out_dir(const std::string& name) {

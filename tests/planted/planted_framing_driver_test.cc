@@ -32,7 +32,9 @@ using Result = ::twinloop::test_util::CommandResult;
 
 Result run(const std::string& command) { return ::twinloop::test_util::run_command(command); }
 
-std::string binary() { return std::filesystem::absolute("tests/planted/planted_framing_test").string(); }
+// From the BUILD target's env (tests/subprocess.h): found whether twinloop is
+// the main repository or an external one.
+std::string binary() { return ::twinloop::test_util::runfile_from_env("PLANTED_FRAMING_TEST"); }
 
 std::string out_dir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
