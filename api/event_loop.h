@@ -540,6 +540,9 @@ class EventLoop : public internal::RefCounted {
   std::map<uint64_t, std::string> task_origins_;  // by task id; debug mode
 
   bool running_ = false;
+  // The runner's shutdown began (the main coroutine is done; the tasks
+  // left are being cancelled): see LoopAccess::shutting_down.
+  bool shutting_down_ = false;
   bool stopping_ = false;
   bool closed_ = false;
   bool debug_;  // from internal::debug_mode_default()

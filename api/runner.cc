@@ -110,6 +110,7 @@ void Runner::close() {
 namespace internal {
 
 void shutdown_loop(EventLoop& loop) {
+  LoopAccess::begin_shutdown(loop);
   std::vector<Ref<FutureBase>> leftovers;
   for (TaskBase* t : internal::LoopAccess::registered_tasks(loop)) leftovers.emplace_back(&t->future());
   if (!leftovers.empty()) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "twinloop/api/contextvars.h"
+#include "twinloop/api/internal/loop_access.h"
 #include "twinloop/sim/choice.h"
 #include "twinloop/sim/disk.h"
 #include "twinloop/sim/draw_sites.h"
@@ -149,6 +150,9 @@ void World::start(std::string_view host, std::function<Coro<void>()> main) {
 }
 
 void World::run_main(uint32_t id, HostState& s) {
+  // The run's main coroutine is done and the runner is cancelling what is
+  // left: no host starts again (its main could use the test's state, gone).
+  if (internal::LoopAccess::shutting_down(loop())) return;
   const std::string& name = name_of(id);
   TaskOptions options;
   options.name = absl::StrCat(name, ":main#", s.incarnation);
@@ -230,11 +234,12 @@ std::string World::restart(std::string_view host) {
   s.down = false;
   ++s.incarnation;
   network_up(id);
+  const bool starts = s.main && !internal::LoopAccess::shutting_down(loop());
   std::string what = fault(absl::StrFormat("restart host '%s' (down %s)%s", name_of(id),
                                            at(backend_.time_ns() - s.down_since_ns),
-                                           s.main ? absl::StrCat(", main #", s.incarnation, " starts") : ""),
+                                           starts ? absl::StrCat(", main #", s.incarnation, " starts") : ""),
                            net_before);
-  if (s.main) run_main(id, s);
+  if (starts) run_main(id, s);
   return what;
 }
 

@@ -49,6 +49,11 @@
 // schedules the restart d later; crash_and_restart(h, max) draws d in
 // [0, max] from the choice source ("world.restart_delay_ms").
 //
+// When the run's main coroutine is done (asyncio.run then cancels the tasks
+// left and runs them to their end), the world stops starting mains: a
+// restart still pending, or called then, brings the host's network back but
+// runs no main, since a main may use state the finished test body owned.
+//
 // Every crash and restart is a fault (faults(), in virtual time order) and
 // an event of the run's hash.
 //

@@ -398,6 +398,35 @@ TEST(WorldRestart, TheRestartDelayIsDrawnAndReplayedBySeed) {
   EXPECT_GT(seen.size(), 1u);
 }
 
+TEST(WorldRestart, NoMainStartsOnceTheRunsMainCoroutineIsDone) {
+  auto starts = std::make_shared<int>(0);
+  Simulation sim;
+  sim.run([](std::shared_ptr<int> starts) -> Coro<void> {
+    add_hosts();
+    world().start("a", [starts]() -> Coro<void> {
+      ++*starts;
+      co_await sleep(absl::Hours(1));
+    });
+    // A task whose cancellation takes virtual time keeps the runner's
+    // shutdown going past the pending restart.
+    const auto slow_to_cancel = []() -> Coro<void> {
+      bool cancelled = false;
+      try {
+        co_await sleep(absl::Hours(1));
+      } catch (const CancelledError&) {
+        cancelled = true;
+      }
+      if (cancelled) co_await sleep(absl::Seconds(2));
+    };
+    spawn_on("b", slow_to_cancel());
+    co_await sleep(absl::Milliseconds(1));
+    world().crash("a", CrashOptions{.restart_after = absl::Seconds(1)});
+  }(starts));
+  EXPECT_EQ(*starts, 1);
+  EXPECT_THAT(sim.world().fault_log(), HasSubstr("restart host 'a' (down 1s)\n"));
+  EXPECT_GE(sim.elapsed(), absl::Seconds(2));  // the restart did come, during the shutdown
+}
+
 TEST(WorldRestart, AMainThatRaisesIsReportedAtOnce) {
   run([]() -> Coro<void> {
     add_hosts();

@@ -16,6 +16,12 @@
 namespace twinloop::internal {
 
 struct LoopAccess {
+  // Runner's shutdown (asyncio.run after its main coroutine: the remaining
+  // tasks are cancelled and run to their end): set when it begins, so that
+  // machinery that would start new work then (the simulated hosts'
+  // restarts, sim/world.h) does not.
+  static void begin_shutdown(EventLoop& loop) { loop.shutting_down_ = true; }
+  static bool shutting_down(const EventLoop& loop) { return loop.shutting_down_; }
   // The ready queue: `r` runs in the next iteration (FIFO).
   static void schedule(EventLoop& loop, Runnable* r) { loop.ready_.push(r); }
   static TaskBase* current_task(const EventLoop& loop) { return loop.current_task_; }

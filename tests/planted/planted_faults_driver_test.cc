@@ -33,7 +33,7 @@ using Result = ::twinloop::test_util::CommandResult;
 
 Result run(const std::string& command) { return ::twinloop::test_util::run_command(command); }
 
-std::string binary() { return std::filesystem::absolute("tests/planted/planted_faults_test").string(); }
+std::string binary() { return ::twinloop::test_util::runfile_from_env("PLANTED_FAULTS_TEST"); }
 
 std::string out_dir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
