@@ -374,16 +374,18 @@ TEST(WorldRestart, RunsTheMainAgainInAFreshTask) {
 TEST(WorldRestart, TheRestartDelayIsDrawnAndReplayedBySeed) {
   const auto restart_time = [](uint64_t seed) {
     absl::Duration restarted;
+    // Outlives the run: the restarted main may take its first step in the
+    // loop iteration in which the body returns.
+    std::vector<std::string> log;
     run(
-        [](absl::Duration* out) -> Coro<void> {
+        [](absl::Duration* out, std::vector<std::string>* log) -> Coro<void> {
           add_hosts();
-          std::vector<std::string> log;
-          world().start("a", [&log] { return counting_main(&log); });
+          world().start("a", [log] { return counting_main(log); });
           co_await sleep(absl::Seconds(1));
           world().crash_and_restart("a", absl::Seconds(10));
           while (world().is_down("a")) co_await sleep(absl::Milliseconds(1));
           *out = loop_now() - absl::Seconds(1);
-        }(&restarted),
+        }(&restarted, &log),
         Options{.seed = seed});
     return restarted;
   };

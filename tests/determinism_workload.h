@@ -13,6 +13,7 @@
 #define TWINLOOP_TESTS_DETERMINISM_WORKLOAD_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -191,6 +192,48 @@ inline Coro<uint64_t> determinism_network() {
   co_return folded;
 }
 
+// The fault part (sim/world.h, sim/faults.h): three hosts with drawn clock
+// offsets and drifts, crashes and restarts of a main that reads its clock,
+// partitions; then everything healed. Folds the hosts' clock readings (the
+// integer clock arithmetic), the mains' starts and the faults applied.
+inline Coro<uint64_t> determinism_faults() {
+  sim::Network& net = sim::Network::of(get_running_loop());
+  sim::World& world = sim::World::of(get_running_loop());
+  for (int i = 0; i < 3; ++i) net.add_host(absl::StrCat("f", i), absl::StrCat("10.2.0.", i + 1));
+  auto folded = std::make_shared<uint64_t>(0);
+  for (int i = 0; i < 3; ++i) {
+    world.start(absl::StrCat("f", i), [folded]() -> Coro<void> {
+      while (true) {
+        *folded = *folded * 31 + static_cast<uint64_t>(get_running_loop().time_ns());
+        co_await sleep(absl::Milliseconds(70));
+      }
+    });
+  }
+  sim::FaultProfile profile;
+  profile.hosts = {"f0", "f1", "f2"};
+  profile.clock_offset_max = absl::Seconds(2);
+  profile.clock_drift_max_ppm = 500;
+  profile.clock_jumps_per_s = 0.5;
+  profile.crashes_per_s = 1;
+  profile.restart_max = absl::Milliseconds(300);
+  profile.partitions_per_s = 1;
+  profile.duration = absl::Seconds(3);
+  world.inject(profile);
+  co_await sleep(absl::Seconds(4));
+  // Named before the co_await (g++ 12: docs/design.md, "Compilers").
+  const std::function<bool()> all_up = [&world] {
+    return !world.is_down("f0") && !world.is_down("f1") && !world.is_down("f2");
+  };
+  const std::string what = "every host up";
+  Coro<void> converged = world.converge(all_up, absl::Seconds(5), what);
+  co_await std::move(converged);
+  uint64_t out = *folded;
+  for (int i = 0; i < 3; ++i) {
+    out = out * 1000003 + static_cast<uint64_t>(absl::ToUnixNanos(world.clock_time(absl::StrCat("f", i))));
+  }
+  co_return out * 1000003 + world.faults().size();
+}
+
 // Runs the workload and folds the results into one value.
 inline Coro<uint64_t> determinism_main() {
   const uint64_t ties = co_await determinism_ties();
@@ -202,7 +245,9 @@ inline Coro<uint64_t> determinism_main() {
   std::vector<uint64_t> results = co_await gather(std::move(tasks));
   uint64_t folded = ties;
   for (uint64_t r : results) folded = folded * 1099511628211ull + r;
-  co_return folded;
+  // Then the faults, on hosts of their own.
+  const uint64_t faults = co_await determinism_faults();
+  co_return folded * 1099511628211ull + faults;
 }
 
 inline sim::Options determinism_options(uint64_t seed) {
