@@ -216,7 +216,10 @@ void World::apply_network_fault(std::string_view kind, const FaultProfile& p, co
     net.partition(a, b, options);
     later(lasting(p.partition_max), [this, a, b] { network().heal(a, b); });
   } else if (kind == "holds") {
-    const auto [from, to] = two_hosts();
+    // Named, not a structured binding: clang 14 cannot capture one.
+    const std::pair<std::string, std::string> ends = two_hosts();
+    const std::string from = ends.first;
+    const std::string to = ends.second;
     try {
       net.hold(from, to);
     } catch (const std::logic_error&) {
@@ -230,10 +233,16 @@ void World::apply_network_fault(std::string_view kind, const FaultProfile& p, co
       }
     });
   } else if (kind == "resets") {
-    const auto [a, b] = two_hosts();
+    // Named, not a structured binding: clang 14 cannot capture one.
+    const std::pair<std::string, std::string> ends = two_hosts();
+    const std::string a = ends.first;
+    const std::string b = ends.second;
     net.reset_connections(a, b);
   } else if (kind == "slow_links") {
-    const auto [from, to] = two_hosts();
+    // Named, not a structured binding: clang 14 cannot capture one.
+    const std::pair<std::string, std::string> ends = two_hosts();
+    const std::string from = ends.first;
+    const std::string to = ends.second;
     const LinkConfig was = net.link(from, to);
     slowed_.try_emplace({from, to}, was);  // the configuration to restore
     const int64_t min_us = absl::ToInt64Microseconds(slowed_.at({from, to}).latency_min);
