@@ -1714,8 +1714,10 @@ void Network::vanish(End& e) {
   transmit(in);
 }
 
-void Network::vanish_listener(Listener& l) {
-  if (l.closed) return;
+// Marks `l` closed and frees its address and port on its host; false if it
+// was closed already.
+bool Network::unbind(Listener& l) {
+  if (l.closed) return false;
   l.closed = true;
   Host& h = host(l.host);
   if (l.unix_socket) {
@@ -1724,6 +1726,11 @@ void Network::vanish_listener(Listener& l) {
     h.inet_listeners.erase({l.family, l.port});
     h.ports[l.family].erase(l.port);
   }
+  return true;
+}
+
+void Network::vanish_listener(Listener& l) {
+  if (!unbind(l)) return;
   if (l.handle) l.handle->l_ = nullptr;
   l.handle = nullptr;
   l.events = nullptr;
@@ -1955,15 +1962,7 @@ void Network::notify_listener(Listener& l) {
 }
 
 void Network::close_listener(Listener& l) {
-  if (l.closed) return;
-  l.closed = true;
-  Host& h = host(l.host);
-  if (l.unix_socket) {
-    h.unix_listeners.erase(l.local.path);
-  } else {
-    h.inet_listeners.erase({l.family, l.port});
-    h.ports[l.family].erase(l.port);
-  }
+  if (!unbind(l)) return;
   // Connections not accepted yet are reset; handshakes under way are reset
   // when their ACK arrives.
   for (auto& [id, c] : conns_) {

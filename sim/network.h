@@ -472,6 +472,7 @@ class Network final : public NetBackend {
   void poke_listener(Listener& l);
   void notify_listener(Listener& l);
   void close_listener(Listener& l);
+  bool unbind(Listener& l);
   void report_callback_error(const char* what);
 
   void maybe_free(Connection& c);
