@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -58,6 +59,21 @@ inline CommandResult run_command(const std::string& command, const std::string& 
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   return r;
+}
+
+// A fresh directory `name` under the test's temporary directory
+// ($TEST_TMPDIR, else /tmp), created if needed.
+inline std::string test_dir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/", name);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// The first match of `pattern`'s group 1 in `output`, or "".
+inline std::string first_match(const std::string& output, const std::string& pattern) {
+  std::smatch m;
+  return std::regex_search(output, m, std::regex(pattern)) ? std::string(m[1]) : std::string();
 }
 
 }  // namespace twinloop::test_util

@@ -10,9 +10,6 @@
 //    original's, and fewer non-default draws at fault sites ("fault.*");
 //  - replaying the minimal file reproduces the recorded failure;
 // and that each bug's fixed twin passes every seed of the default sweep.
-#include <cstdlib>
-#include <filesystem>
-#include <regex>
 #include <sstream>
 #include <string>
 
@@ -35,18 +32,9 @@ Result run(const std::string& command) { return ::twinloop::test_util::run_comma
 
 std::string binary() { return ::twinloop::test_util::runfile_from_env("PLANTED_FAULTS_TEST"); }
 
-std::string out_dir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/planted-faults-", name);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string out_dir(const std::string& name) { return ::twinloop::test_util::test_dir("planted-faults-" + name); }
 
-// The first match of `pattern`'s group 1 in `output`, or "".
-std::string find(const std::string& output, const std::string& pattern) {
-  std::smatch m;
-  return std::regex_search(output, m, std::regex(pattern)) ? std::string(m[1]) : std::string();
-}
+using ::twinloop::test_util::first_match;
 
 // The lines of the first failure report's fault list ("faults (virtual time
 // order):", then one "  t=..." line per fault), or -1 if it has none.
@@ -81,7 +69,7 @@ void expect_found_shrunk_and_replayed(const PlantedBug& bug, double shrink_secon
   Result found = run(absl::StrCat(binary(), filter, " --twinloop_shrink --twinloop_shrink_seconds=", shrink_seconds,
                                   " --twinloop_replay_dir=", dir));
   ASSERT_NE(found.exit_code, 0) << bug.test << " was not found by the default sweep:\n" << found.output;
-  const std::string seed = find(found.output, R"(FAILED at seed (\d+))");
+  const std::string seed = first_match(found.output, R"(FAILED at seed (\d+))");
   ASSERT_FALSE(seed.empty()) << found.output;
   EXPECT_THAT(found.output, HasSubstr("what failed (assertion)"));
   EXPECT_THAT(found.output, HasSubstr(bug.check));
@@ -89,17 +77,17 @@ void expect_found_shrunk_and_replayed(const PlantedBug& bug, double shrink_secon
   const int faults_before = faults_listed(found.output);
 
   // The printed command reproduces this seed's failure.
-  const std::string command = find(found.output, R"((\S+ --gtest_filter=\S+ --twinloop_seed=\d+))");
+  const std::string command = first_match(found.output, R"((\S+ --gtest_filter=\S+ --twinloop_seed=\d+))");
   ASSERT_FALSE(command.empty()) << found.output;
   Result again = run(absl::StrCat(command, " --twinloop_replay_dir=", dir));
   EXPECT_NE(again.exit_code, 0) << again.output;
-  EXPECT_EQ(find(again.output, R"(FAILED at seed (\d+))"), seed) << again.output;
+  EXPECT_EQ(first_match(again.output, R"(FAILED at seed (\d+))"), seed) << again.output;
   EXPECT_THAT(again.output, HasSubstr(bug.check));
   EXPECT_EQ(faults_listed(again.output), faults_before) << again.output;
 
   // Shrinking: fewer non-default decisions, fewer of them at fault sites.
-  const std::string original_path = find(found.output, "\nreplay file: (\\S+)");
-  const std::string minimal_path = find(found.output, "\nminimal replay file: (\\S+)");
+  const std::string original_path = first_match(found.output, "\nreplay file: (\\S+)");
+  const std::string minimal_path = first_match(found.output, "\nminimal replay file: (\\S+)");
   ASSERT_FALSE(original_path.empty()) << found.output;
   ASSERT_FALSE(minimal_path.empty()) << found.output;
   const sim::Recording original = sim::read_recording_file(original_path);

@@ -11,9 +11,6 @@
 //  - replaying the minimal file fails exactly as it records;
 //  - with cutting off (net_max_segments = 1) the same service passes every
 //    seed: the bug hides when each write arrives whole.
-#include <cstdlib>
-#include <filesystem>
-#include <regex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -36,18 +33,9 @@ Result run(const std::string& command) { return ::twinloop::test_util::run_comma
 // the main repository or an external one.
 std::string binary() { return ::twinloop::test_util::runfile_from_env("PLANTED_FRAMING_TEST"); }
 
-std::string out_dir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/planted-framing-", name);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string out_dir(const std::string& name) { return ::twinloop::test_util::test_dir("planted-framing-" + name); }
 
-// The first match of `pattern`'s group 1 in `output`, or "".
-std::string find(const std::string& output, const std::string& pattern) {
-  std::smatch m;
-  return std::regex_search(output, m, std::regex(pattern)) ? std::string(m[1]) : std::string();
-}
+using ::twinloop::test_util::first_match;
 
 // The failed check of planted_framing_test.cc (its EXPECT_EQ message).
 constexpr char kFramingCheck[] = "wrong reply to request";
@@ -58,7 +46,7 @@ TEST(PlantedFraming, FoundShrunkToTheSegmentCutAndReplayed) {
   Result found = run(absl::StrCat(binary(), " --gtest_filter=PlantedNet.OneReadIsNotOneMessage --twinloop_shrink",
                                   " --twinloop_shrink_seconds=20 --twinloop_replay_dir=", dir));
   ASSERT_NE(found.exit_code, 0) << "the planted framing bug was not found:\n" << found.output;
-  const std::string seed = find(found.output, R"(FAILED at seed (\d+))");
+  const std::string seed = first_match(found.output, R"(FAILED at seed (\d+))");
   ASSERT_FALSE(seed.empty()) << found.output;
   EXPECT_THAT(found.output, HasSubstr("what failed (assertion)"));
   EXPECT_THAT(found.output, HasSubstr(kFramingCheck));
@@ -74,16 +62,16 @@ TEST(PlantedFraming, FoundShrunkToTheSegmentCutAndReplayed) {
   EXPECT_THAT(found.output, HasSubstr(" in flight ("));
 
   // The printed command reproduces this seed's failure.
-  const std::string command = find(found.output, R"((\S+ --gtest_filter=\S+ --twinloop_seed=\d+))");
+  const std::string command = first_match(found.output, R"((\S+ --gtest_filter=\S+ --twinloop_seed=\d+))");
   ASSERT_FALSE(command.empty()) << found.output;
   Result again = run(absl::StrCat(command, " --twinloop_replay_dir=", dir));
   EXPECT_NE(again.exit_code, 0) << again.output;
-  EXPECT_EQ(find(again.output, R"(FAILED at seed (\d+))"), seed) << again.output;
+  EXPECT_EQ(first_match(again.output, R"(FAILED at seed (\d+))"), seed) << again.output;
   EXPECT_THAT(again.output, HasSubstr(kFramingCheck));
 
   // Shrinking: fewer non-default decisions, and only segment cuts left.
-  const std::string original_path = find(found.output, "\nreplay file: (\\S+)");
-  const std::string minimal_path = find(found.output, "\nminimal replay file: (\\S+)");
+  const std::string original_path = first_match(found.output, "\nreplay file: (\\S+)");
+  const std::string minimal_path = first_match(found.output, "\nminimal replay file: (\\S+)");
   ASSERT_FALSE(original_path.empty()) << found.output;
   ASSERT_FALSE(minimal_path.empty()) << found.output;
   const sim::Recording original = sim::read_recording_file(original_path);
