@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
 #include "twinloop/sim/network.h"
+#include "twinloop/sim/network_test_util.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
@@ -25,88 +26,19 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using ChannelPtr = std::shared_ptr<StreamChannel>;
+using net_test::Acceptor;
+using net_test::ChannelPtr;
+using net_test::connect_to;
+using net_test::net;
+using net_test::Stream;
+using net_test::virtual_now;
 
 // ---------------------------------------------------------------------------
-// Helpers (as in network_test.cc).
+// Helpers (the shared ones: sim/network_test_util.h).
 
-absl::Duration virtual_now() { return get_running_loop().time() - absl::UnixEpoch(); }
-NetBackend& net() { return *get_running_loop().backend().net(); }
 Network& network() { return Network::of(get_running_loop()); }
 
-Coro<ChannelPtr> connect_to(SocketAddress to) {
-  Future<ChannelPtr> f = get_running_loop().create_future<ChannelPtr>();
-  net().connect(to, ConnectOptions{}, [f](std::unique_ptr<StreamChannel> ch, std::exception_ptr e) mutable {
-    if (e) {
-      f.set_exception(e);
-    } else {
-      f.set_result(ChannelPtr(std::move(ch)));
-    }
-  });
-  ChannelPtr ch = co_await f;
-  co_return ch;
-}
 
-class Acceptor final : public ChannelEvents {
- public:
-  explicit Acceptor(std::unique_ptr<StreamListener> l) : l_(std::move(l)) { l_->set_events(this); }
-  ~Acceptor() { l_->set_events(nullptr); }
-  void on_readable() override {
-    ready_.set();
-    l_->want_accept(false);
-  }
-  void on_writable() override {}
-  Coro<ChannelPtr> accept() {
-    while (true) {
-      std::unique_ptr<StreamChannel> c = l_->accept();
-      if (c) co_return ChannelPtr(std::move(c));
-      ready_.clear();
-      l_->want_accept(true);
-      co_await ready_.wait();
-    }
-  }
-  StreamListener& listener() { return *l_; }
-
- private:
-  std::unique_ptr<StreamListener> l_;
-  Event ready_;
-};
-
-// A channel a task reads and writes, waiting for readiness in between.
-class Stream final : public ChannelEvents {
- public:
-  explicit Stream(ChannelPtr ch) : ch_(std::move(ch)) { ch_->set_events(this); }
-  ~Stream() { ch_->set_events(nullptr); }
-  void on_readable() override {
-    readable_.set();
-    ch_->want_read(false);
-  }
-  void on_writable() override {
-    writable_.set();
-    ch_->want_write(false);
-  }
-  Coro<std::string> read_some() {
-    std::string buf(1 << 16, '\0');
-    while (true) {
-      const std::ptrdiff_t r = ch_->read(buf.data(), buf.size());
-      if (r >= 0) {
-        buf.resize(static_cast<size_t>(r));
-        co_return buf;
-      }
-      readable_.clear();
-      ch_->want_read(true);
-      co_await readable_.wait();
-    }
-  }
-  // Writes what fits now.
-  size_t write(std::string_view data) { return ch_->write(data.data(), data.size()); }
-  StreamChannel& channel() { return *ch_; }
-
- private:
-  ChannelPtr ch_;
-  Event readable_;
-  Event writable_;
-};
 
 // Reads inside on_readable, as a transport does, recording each read, its
 // virtual time, and the error that ended it.

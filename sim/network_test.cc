@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
+#include "twinloop/sim/network_test_util.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop::sim {
@@ -25,25 +26,16 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ChannelPtr = std::shared_ptr<StreamChannel>;
+using net_test::Acceptor;
+using net_test::ChannelPtr;
+using net_test::connect_to;
+using net_test::net;
+using net_test::Stream;
+using net_test::virtual_now;
 
-absl::Duration virtual_now() { return get_running_loop().time() - absl::UnixEpoch(); }
-NetBackend& net() { return *get_running_loop().backend().net(); }
 std::string here() { return Network::of(get_running_loop()).current_host(); }
 
 // connect() as a coroutine: the channel, or the connect error rethrown.
-Coro<ChannelPtr> connect_to(SocketAddress to) {
-  Future<ChannelPtr> f = get_running_loop().create_future<ChannelPtr>();
-  net().connect(to, ConnectOptions{}, [f](std::unique_ptr<StreamChannel> ch, std::exception_ptr e) mutable {
-    if (e) {
-      f.set_exception(e);
-    } else {
-      f.set_result(ChannelPtr(std::move(ch)));
-    }
-  });
-  ChannelPtr ch = co_await f;
-  co_return ch;
-}
 
 Coro<std::vector<SocketAddress>> resolve(std::string name, SocketAddress::Family family) {
   using Addresses = std::vector<SocketAddress>;
@@ -60,94 +52,6 @@ Coro<std::vector<SocketAddress>> resolve(std::string name, SocketAddress::Family
 }
 
 // A listener whose accept() waits for a connection.
-class Acceptor final : public ChannelEvents {
- public:
-  explicit Acceptor(std::unique_ptr<StreamListener> l) : l_(std::move(l)) { l_->set_events(this); }
-  ~Acceptor() { l_->set_events(nullptr); }
-  void on_readable() override {
-    ready_.set();
-    l_->want_accept(false);
-  }
-  void on_writable() override {}
-
-  Coro<ChannelPtr> accept() {
-    while (true) {
-      std::unique_ptr<StreamChannel> c = l_->accept();
-      if (c) co_return ChannelPtr(std::move(c));
-      ready_.clear();
-      l_->want_accept(true);
-      co_await ready_.wait();
-    }
-  }
-  StreamListener& listener() { return *l_; }
-  uint16_t port() const { return l_->local_address().port; }
-
- private:
-  std::unique_ptr<StreamListener> l_;
-  Event ready_;
-};
-
-// A channel a task reads and writes, waiting for readiness in between.
-class Stream final : public ChannelEvents {
- public:
-  explicit Stream(ChannelPtr ch) : ch_(std::move(ch)) { ch_->set_events(this); }
-  ~Stream() { ch_->set_events(nullptr); }
-  void on_readable() override {
-    ++readable_calls;
-    readable_.set();
-    ch_->want_read(false);
-  }
-  void on_writable() override {
-    ++writable_calls;
-    writable_.set();
-    ch_->want_write(false);
-  }
-
-  // What is there now, after waiting until something is; "" at the end.
-  Coro<std::string> read_some(size_t most = 1 << 20) {
-    std::string buf(most, '\0');
-    while (true) {
-      const std::ptrdiff_t r = ch_->read(buf.data(), buf.size());
-      if (r >= 0) {
-        buf.resize(static_cast<size_t>(r));
-        co_return buf;
-      }
-      readable_.clear();
-      ch_->want_read(true);
-      co_await readable_.wait();
-    }
-  }
-  Coro<std::string> read_to_eof() {
-    std::string all;
-    while (true) {
-      std::string s = co_await read_some();
-      if (s.empty()) break;
-      all += s;
-    }
-    co_return all;
-  }
-  Coro<void> wait_writable() {
-    writable_.clear();
-    ch_->want_write(true);
-    co_await writable_.wait();
-  }
-  Coro<void> write_all(std::string data) {
-    size_t off = 0;
-    while (off < data.size()) {
-      off += ch_->write(data.data() + off, data.size() - off);
-      if (off < data.size()) co_await wait_writable();
-    }
-  }
-  StreamChannel& channel() { return *ch_; }
-
-  int readable_calls = 0;
-  int writable_calls = 0;
-
- private:
-  ChannelPtr ch_;
-  Event readable_;
-  Event writable_;
-};
 
 // Reads inside on_readable, as a transport does, and records each read.
 class CallbackReader final : public ChannelEvents {
