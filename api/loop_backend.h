@@ -16,6 +16,7 @@
 //   task_key()      a new task's identity, for naming decisions (sim only)
 //   net()           the network: connections, listeners, names
 //                   (api/net_backend.h; nullptr: none)
+//   processes()     child processes (api/process_backend.h; nullptr: none)
 //   watch_signal()  start or stop delivering a POSIX signal
 //   signal_is_default()  whether a Runner may take over SIGINT for a run
 //   close()         release resources when the loop closes
@@ -49,6 +50,7 @@ inline constexpr std::string_view kTimerTie = "loop.timer_tie";
 class Context;
 class EventLoop;
 class NetBackend;
+class ProcessBackend;
 namespace internal {
 class ClockView;
 class Runnable;
@@ -116,6 +118,10 @@ class LoopBackend {
   // The loop's network (api/net_backend.h): connections, listeners, name
   // resolution. nullptr: this loop has none (the default).
   virtual NetBackend* net() { return nullptr; }
+
+  // The loop's child processes (api/process_backend.h). nullptr: this loop
+  // cannot start any (the default).
+  virtual ProcessBackend* processes() { return nullptr; }
 
   // Starts (on=true) or stops delivering signal `sig` to
   // EventLoop::deliver_signal on the loop thread.
