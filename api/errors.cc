@@ -32,6 +32,8 @@ std::exception_ptr make_system_error(int err, const std::string& what) {
     case EPIPE:
     case ESHUTDOWN:
       return std::make_exception_ptr(BrokenPipeError(what));
+    case ESRCH:
+      return std::make_exception_ptr(ProcessLookupError(what));
     default:
       return std::make_exception_ptr(std::system_error(err, std::generic_category(), what));
   }

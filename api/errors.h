@@ -27,6 +27,7 @@
 //   OSError            -> std::system_error (errno in code())
 //   ConnectionError, ConnectionRefusedError, ConnectionResetError,
 //   ConnectionAbortedError, BrokenPipeError -> the classes below (system_errors)
+//   ProcessLookupError -> twinloop::ProcessLookupError (a system_error, ESRCH)
 //   EOFError           -> twinloop::EOFError (a std::runtime_error)
 //   IncompleteReadError, LimitOverrunError -> the classes below
 #ifndef TWINLOOP_API_ERRORS_H_
@@ -129,6 +130,14 @@ class ConnectionAbortedError : public ConnectionError {
 class BrokenPipeError : public ConnectionError {
  public:
   explicit BrokenPipeError(const std::string& what) : ConnectionError(EPIPE, what) {}
+};
+
+// ESRCH: no such process (asyncio's ProcessLookupError, an OSError): a
+// signal sent through a subprocess transport that has closed.
+class ProcessLookupError : public std::system_error {
+ public:
+  explicit ProcessLookupError(const std::string& what = "no such process")
+      : std::system_error(ESRCH, std::generic_category(), what) {}
 };
 
 // The error for errno `err`: one of the connection errors above when `err`

@@ -516,6 +516,19 @@ Coro<Server> start_stream_server(ClientConnected client_connected, std::vector<S
   co_return co_await create_server_any(std::move(factory), std::move(local), std::move(host), port, server_options);
 }
 
+void set_reader_transport(const StreamReader& reader, std::shared_ptr<Transport> transport) {
+  ReaderState& r = *reader.state();
+  r.transport_ = std::move(transport);
+  if (!r.transport_) r.paused_ = false;
+}
+
+std::pair<StreamWriter, std::shared_ptr<BaseProtocol>> make_driven_writer(std::shared_ptr<Transport> transport) {
+  // The protocol's reader is its own and unused: a write-only stream.
+  auto protocol = std::make_shared<StreamProtocol>(make_ref<ReaderState>(kDefaultStreamLimit), ClientConnected());
+  StreamWriter writer(std::move(transport), protocol, Ref<ReaderState>());
+  return {std::move(writer), std::move(protocol)};
+}
+
 }  // namespace internal
 
 // ---------------------------------------------------------------- StreamReader

@@ -182,6 +182,15 @@ Coro<std::pair<StreamReader, StreamWriter>> open_stream(std::optional<SocketAddr
 Coro<Server> start_stream_server(ClientConnected client_connected, std::vector<SocketAddress> local,
                                  std::string host, uint16_t port, StreamOptions stream_options,
                                  ServerOptions server_options);
+// asyncio's StreamReader.set_transport: `reader` pauses and resumes reading
+// on `transport` (flow control above 2 * limit); nullptr detaches it.
+// (asyncio's subprocess streams feed their readers by hand.)
+void set_reader_transport(const StreamReader& reader, std::shared_ptr<Transport> transport);
+// A StreamWriter over `transport` with the protocol that drives its drain()
+// and wait_closed(): its owner forwards connection_made, pause_writing,
+// resume_writing and connection_lost to it (asyncio's
+// SubprocessStreamProtocol is the FlowControlMixin of its stdin's writer).
+std::pair<StreamWriter, std::shared_ptr<BaseProtocol>> make_driven_writer(std::shared_ptr<Transport> transport);
 }  // namespace internal
 
 // asyncio.open_connection(host, port, limit=2**16): a TCP connection as a

@@ -37,6 +37,7 @@
 #include "twinloop/api/runner.h"
 #include "twinloop/api/shield.h"
 #include "twinloop/api/streams.h"
+#include "twinloop/api/subprocess.h"
 #include "twinloop/api/task.h"
 #include "twinloop/api/task_group.h"
 #include "twinloop/api/timeouts.h"
