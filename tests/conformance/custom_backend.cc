@@ -35,6 +35,7 @@ class ForwardingBackend final : public LoopBackend {
   void watch_signal(int sig, bool on) override { inner_.watch_signal(sig, on); }
   bool signal_is_default(int sig) override { return inner_.signal_is_default(sig); }
   NetBackend* net() override { return inner_.net(); }
+  ProcessBackend* processes() override { return inner_.processes(); }
   void close() override { inner_.close(); }
 
  private:
