@@ -32,6 +32,9 @@ Stdlib only. Environment knobs:
                   also the asyncio servers (streams, streams with glibc malloc
                   tuned [diag], Protocol). Needs the anchors (the client is
                   theirs): without them the echo rows are skipped.
+  SUBPROC_ROWS=1  workload 5's rows (spawn /bin/true and wait, 2,000 times: raw
+                  posix_spawn + pidfd REF, asio, twinloop's real loop; with
+                  PYTHON_ROWS=1 also asyncio); 0 drops them
   ECHO_DIAG=1     adds the diagnostic echo row "streams, read(65536)" (a
                   std::string per read, asyncio's literal code)
   ONLY=substr     rows whose workload key, row key or system label contains
@@ -77,6 +80,7 @@ SYNC_ROWS = os.environ.get("SYNC_ROWS", "1") != "0"
 GATHER_ROWS = os.environ.get("GATHER_ROWS", "1") != "0"
 ECHO_ROWS = os.environ.get("ECHO_ROWS", "1") != "0"
 ECHO_DIAG = os.environ.get("ECHO_DIAG") == "1"
+SUBPROC_ROWS = os.environ.get("SUBPROC_ROWS", "1") != "0"
 ONLY = [t for t in os.environ.get("ONLY", "").split(",") if t]
 QUICK = os.environ.get("QUICK") == "1"
 
@@ -86,6 +90,7 @@ SPAWN_N = 1_000_000 // div
 VS_TASKS, VS_ITERS = 10_000 // div, 100
 QUEUE_ITEMS = 1_000_000 // div
 LOCK_PAIRS = 1_000_000 // div
+SUBPROC_K = 2000 // div
 REAL_SCALE = 1000
 # Workload 4 (the anchors' counts).
 ECHO_CONNS, ECHO_TOTAL, ECHO_MSG = 64, 200_000 // div, 64
@@ -103,6 +108,7 @@ W = {
     "qthru": ("Q queue throughput (1 M items, 1 producer / 1 consumer)", "ns/item", "ns_per_op",
               False),
     "lock": ("L Lock acquire/release (1 M pairs)", "ns/pair", "ns_per_op", False),
+    "subproc": (f"5 subprocess spawn ({SUBPROC_K:,} x /bin/true)", "spawns/s", "per_s", True),
     "echo_rr": (f"4a TCP echo {ECHO_MSG} B x {ECHO_CONNS} conns ({ECHO_TOTAL:,} round trips)",
                 "round trips/s", "rt_per_s", True),
     "echo_bulk": (f"4b TCP echo bulk {BULK_BYTES / (1 << 30):g} GiB, {BULK_CHUNK // 1024} KiB writes",
@@ -210,6 +216,18 @@ def rows():
                 add("lock", k, f"twinloop {loop}: {what}",
                     [OURS, f"lock-{loop}", tasks, LOCK_PAIRS // tasks, style, yld], ours=True,
                     tags=i3)
+
+    # Workload 5 (issue 12): spawn /bin/true and wait, K times in a row.
+    if SUBPROC_ROWS:
+        if have_anchors:
+            add("subproc", "raw", "raw C++ posix_spawn + pidfd + epoll (REF)",
+                [anchor("build", "raw_subproc"), SUBPROC_K], ref=True)
+            add("subproc", "asio", "asio: posix_spawn + pidfd stream_descriptor",
+                [anchor("build", "asio_anchors"), "subproc", SUBPROC_K])
+            if PYTHON_ROWS:
+                add("subproc", "asyncio", "Python asyncio create_subprocess_exec", apy("subproc", SUBPROC_K))
+        add("subproc", "ours-real", "twinloop real: create_subprocess_exec + wait",
+            [OURS, "subproc-real", SUBPROC_K], ours=True)
 
     # Workload 4: every server driven by the anchors' echo_client (no client,
     # no echo rows).
@@ -500,6 +518,12 @@ def main():
                lambda o, r: o / r, lambda v: v >= 0.85, ">= 0.85")
         target(f"echo bulk {what}: twinloop / raw epoll >= 0.90 (MB/s)", "echo_bulk", k, "raw",
                lambda o, r: o / r, lambda v: v >= 0.90, ">= 0.90")
+
+    # issue 12: subprocess spawns per second.
+    target("subprocess spawn real: twinloop / raw >= 0.95 (spawns/s)", "subproc", "ours-real", "raw",
+           lambda o, r: o / r, lambda v: v >= 0.95, ">= 0.95")
+    target("subprocess spawn real: twinloop / asio >= 0.95 (spawns/s)", "subproc", "ours-real", "asio",
+           lambda o, a: o / a, lambda v: v >= 0.95, ">= 0.95")
 
     # ---- comparisons without a target (issue 3): per-round ratios, median.
     comparisons = []

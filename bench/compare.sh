@@ -15,6 +15,9 @@
 #   ONLY=echo bench/compare.sh         the TCP echo rows only (workload 4: request/response and
 #                                      bulk; twinloop's echo_server next to raw epoll, libuv, asio;
 #                                      with PYTHON_ROWS=1 also the asyncio servers)
+#   ONLY=subproc bench/compare.sh      workload 5 only: spawn /bin/true and wait (raw posix_spawn +
+#                                      pidfd REF, asio, twinloop's real loop)
+#   SUBPROC_ROWS=0 bench/compare.sh    drop workload 5's rows
 #   ECHO_ROWS=0 bench/compare.sh       drop the TCP echo rows (on by default, ~40 s per round)
 #   ECHO_DIAG=1 bench/compare.sh       add the echo row "streams, read(65536)" (a string per read)
 #   ONLY=pingpong bench/compare.sh     rows whose workload / key / system contains the text
@@ -84,6 +87,8 @@ if [[ -d $SHARED ]]; then
   pid_asio=$!
   wait "$pid_raw"
   wait "$pid_asio"
+  # Workload 5's limit reference.
+  $CXX $ANCHOR_CXXFLAGS -o "$A/build/raw_subproc" "$A/cpp/raw_subproc.cpp"
   if [[ ${ECHO_ROWS:-1} != 0 ]]; then
     # Workload 4: the common client, the raw epoll reference and libuv's
     # server (a missing libuv fails only its own rows).

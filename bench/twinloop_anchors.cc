@@ -21,6 +21,9 @@
 //                                            sleep(0) inside the critical section with
 //                                            `yield` (the default); ns_per_op = per pair
 //
+// Workload 5 (bench/subprocess_workload.h):
+//   twinloop_anchors subproc-real K          K x (spawn /bin/true, wait), in a row
+//
 // Prints one line, in raw_sched.cpp's format: RESULT <key>=<value> ...
 // Only the workload is timed (steady clock, inside the main coroutine), not
 // loop creation or shutdown. Exits 1 if the workload's checksum is wrong.
@@ -29,6 +32,7 @@
 #include <cstring>
 #include <string>
 
+#include "twinloop/bench/subprocess_workload.h"
 #include "twinloop/bench/sync_workloads.h"
 #include "twinloop/bench/workloads.h"
 
@@ -44,7 +48,8 @@ int usage(const char* argv0) {
                "       spawn-sim N [each|gather] | vsleep-sim T I | vsleep-real T I SCALE |\n"
                "       queue-pingpong-{real,sim} N [unbounded|bounded|MAXSIZE] |\n"
                "       queue-throughput-{real,sim} N MAXSIZE |\n"
-               "       lock-{real,sim} TASKS ROUNDS [acquire|scoped] [yield|noyield]\n",
+               "       lock-{real,sim} TASKS ROUNDS [acquire|scoped] [yield|noyield] |\n"
+               "       subproc-real K\n",
                argv0);
   return 2;
 }
@@ -162,6 +167,11 @@ int main(int argc, char** argv) {
                 r.overlaps, r.check);
     if (r.overlaps != 0) return fail("lock: tasks inside the critical section together", r.overlaps, 0);
     if (r.check != r.pairs) return fail("lock critical sections", r.check, r.pairs);
+  } else if (workload == "subproc" && loop == Loop::kReal) {
+    const twinloop_bench::SubprocResult r = twinloop_bench::subprocess_spawns(n);
+    std::printf("RESULT spawns=%ld wall_s=%.6f per_s=%.1f failures=%ld\n", r.spawns, r.wall_s,
+                static_cast<double>(r.spawns) / r.wall_s, r.failures);
+    if (r.failures != 0) return fail("subproc: children that did not exit 0", r.failures, 0);
   } else {
     return usage(argv[0]);
   }
