@@ -593,7 +593,8 @@ std::unique_ptr<ProcessChannel> EpollProcesses::spawn(const SpawnRequest& reques
 
   auto child = std::make_shared<Child>();
   child->pid = pid;
-  children_.emplace(pid, child);
+  // A pid of ours reaped by someone else and reused: the new child's.
+  children_[pid] = child;
   bool watched = false;
   if (!g_force_waiters.load(std::memory_order_relaxed) && g_have_pidfd.load(std::memory_order_relaxed)) {
     const int pidfd = pidfd_open(pid);
@@ -638,7 +639,25 @@ std::unique_ptr<ProcessChannel> EpollProcesses::spawn(const SpawnRequest& reques
 void EpollProcesses::reap(Child& child, bool known_exited) {
   if (child.exited) return;
   int status = 0;
-  const pid_t r = wait_for(child.pid, &status, known_exited ? 0 : WNOHANG);
+  pid_t r = -1;
+  bool asked = false;
+  if (child.pidfd >= 0) {
+    // waitid(P_PIDFD) (Linux 5.4) reaps exactly this child, even if its pid
+    // was reaped elsewhere and reused meanwhile.
+    siginfo_t info{};
+    int w;
+    do {
+      w = ::waitid(static_cast<idtype_t>(3 /* P_PIDFD */), static_cast<id_t>(child.pidfd), &info,
+                   WEXITED | (known_exited ? 0 : WNOHANG));
+    } while (w < 0 && errno == EINTR);
+    if (w == 0 || errno != EINVAL) {
+      asked = true;
+      if (w == 0 && info.si_pid == 0) return;  // still running (a spurious wake-up)
+      r = w == 0 ? child.pid : -1;
+      if (w == 0) status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
+    }
+  }
+  if (!asked) r = wait_for(child.pid, &status, known_exited ? 0 : WNOHANG);
   if (r == 0) return;  // still running (a spurious wake-up)
   int rc;
   if (r < 0) {

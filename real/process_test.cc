@@ -354,6 +354,22 @@ TEST_P(ProcessTest, OnExitAfterTheExitStillRunsLater) {
   EXPECT_EQ(late->returncode, 3);
 }
 
+TEST_P(ProcessTest, AChildReapedElsewhereReports255) {
+  // asyncio: "Unknown child process pid %d, will report returncode 255".
+  std::unique_ptr<ProcessChannel> child = processes().spawn(command({"/bin/sleep", "30"}));
+  std::shared_ptr<Exit> exit = watch_exit(*child);
+  ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child->pid(), &status, 0), child->pid());
+  testing::internal::CaptureStderr();
+  const bool done = run_until([&] { return exit->done; });
+  const std::string warning = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(exit->returncode, 255);
+  EXPECT_NE(warning.find(absl::StrCat("pid ", child->pid())), std::string::npos) << warning;
+  EXPECT_EQ(epoll_processes().running(), 0u);
+}
+
 // ---- pipes
 
 TEST_P(ProcessTest, PipesRoundTripThroughCatBeyondThePipeBuffer) {
