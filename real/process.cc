@@ -109,7 +109,8 @@ class FdCloser {
     for (int fd : fds_) ::close(fd);
     fds_.clear();
   }
-  void release() { fds_.clear(); }
+  // `fd` has another owner now.
+  void forget(int fd) { fds_.erase(std::remove(fds_.begin(), fds_.end(), fd), fds_.end()); }
 
  private:
   std::vector<int> fds_;
@@ -366,8 +367,8 @@ int cwd_error(const std::string& cwd) {
 
 // A new pipe: `parent` gets the parent's end (non-blocking), `child` the
 // child's, moved to 3 or above when it is 0..2 (so that the dup2 onto one
-// standard stream never clobbers the source of another; the low fd stays in
-// `spare` until the spawn is over).
+// standard stream never clobbers the source of another; the low fd stays
+// open in `child_side` until the spawn is over, so no later pipe gets it).
 void make_pipe(bool child_reads, int* parent, int* child, FdCloser& child_side, FdCloser& parent_side) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) throw_system_error(errno, "pipe2");
@@ -631,8 +632,8 @@ std::unique_ptr<ProcessChannel> EpollProcesses::spawn(const SpawnRequest& reques
   for (int fd = 0; fd < 3; ++fd) {
     if (parent_fd[fd] < 0) continue;
     channel->pipes_[fd] = std::make_unique<PipeChannel>(&backend_, parent_fd[fd], /*write_end=*/fd == 0);
+    parent_side.forget(parent_fd[fd]);
   }
-  parent_side.release();
   return channel;
 }
 
