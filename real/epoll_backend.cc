@@ -24,6 +24,7 @@
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/net_backend.h"
 #include "twinloop/real/net.h"
+#include "twinloop/real/process.h"
 
 // ThreadSanitizer (GCC 12, LLVM 14) does not intercept epoll_pwait2. Without
 // an interceptor it cannot tell that the thread is blocked in a system call,
@@ -271,9 +272,19 @@ void EpollBackend::attach(EventLoop& loop) {
   loop_ = &loop;
   pool_ = std::make_unique<ThreadPool>(loop, max_workers_);
   net_ = std::make_unique<EpollNet>(*this, loop);
+  processes_ = std::make_unique<EpollProcesses>(*this, loop);
 }
 
 NetBackend* EpollBackend::net() { return net_.get(); }
+
+ProcessBackend* EpollBackend::processes() { return processes_.get(); }
+
+sigset_t EpollBackend::watched_signals() const {
+  sigset_t set;
+  sigemptyset(&set);
+  for (const auto& [sig, action] : saved_actions_) sigaddset(&set, sig);
+  return set;
+}
 
 int64_t EpollBackend::time_ns() {
   timespec ts;
@@ -529,6 +540,8 @@ void EpollBackend::close() {
   closed_ = true;
   while (!saved_actions_.empty()) watch_signal(saved_actions_.begin()->first, false);
   if (pool_) pool_->shutdown();
+  // Before the watches are detached: it releases its pidfds' own.
+  if (processes_) processes_->close();
   // The loop has dropped its ready queue, so no watch is queued. Owners keep
   // their sockets (closing them later only closes the fd); the network's own
   // watches (connects in progress) delete themselves here.

@@ -20,6 +20,8 @@
 //   net       non-blocking TCP (IPv4, IPv6) and Unix stream sockets on the
 //             same epoll instance (real/net.h: EpollNet); names resolved
 //             with getaddrinfo on the executor.
+//   processes posix_spawn; pipes and pidfds on the same epoll instance
+//             (real/process.h: EpollProcesses).
 //
 // Readiness (FdWatch below): every socket the network uses is an FdWatch,
 // registered with this backend's epoll instance, level-triggered, with
@@ -82,7 +84,8 @@
 namespace twinloop::real {
 
 class EpollBackend;
-class EpollNet;  // real/net.h
+class EpollNet;        // real/net.h
+class EpollProcesses;  // real/process.h
 
 // A file descriptor watched by an EpollBackend's epoll instance, and the one
 // notification it may have waiting on the loop's ready queue (see the header
@@ -182,8 +185,10 @@ class EpollBackend final : public LoopBackend {
   // first (close() joins the workers, unlike asyncio's shutdown(wait=False):
   // no thread may outlive the loop it reports to). Connects in progress are
   // abandoned (socket closed, callback destroyed without running); channels
-  // and listeners stay open but are no longer watched. Then the backend's
-  // file descriptors are closed. Idempotent.
+  // and listeners stay open but are no longer watched. Children still
+  // running are named on stderr and reaped in the background
+  // (EpollProcesses::close). Then the backend's file descriptors are closed.
+  // Idempotent.
   void close() override;
 
   // The executor's thread limit.
@@ -194,6 +199,14 @@ class EpollBackend final : public LoopBackend {
   // The network (real/net.h): TCP and Unix stream sockets on this epoll
   // instance. Available once attached.
   NetBackend* net() override;
+
+  // Child processes (real/process.h): posix_spawn, pipes and pidfds on this
+  // epoll instance. Available once attached.
+  ProcessBackend* processes() override;
+
+  // The signals this loop watches (watch_signal): a child starts with them
+  // at their default action.
+  sigset_t watched_signals() const;
 
   // epoll_ctl calls made for FdWatches so far (tests check that an
   // unchanged interest set costs none).
@@ -232,6 +245,7 @@ class EpollBackend final : public LoopBackend {
 
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<EpollNet> net_;
+  std::unique_ptr<EpollProcesses> processes_;
 
   FdWatch* watches_ = nullptr;  // live watches (FdWatch::prev_ / next_)
   uint64_t interest_changes_ = 0;
