@@ -182,6 +182,12 @@ Coro<std::pair<StreamReader, StreamWriter>> open_stream(std::optional<SocketAddr
 Coro<Server> start_stream_server(ClientConnected client_connected, std::vector<SocketAddress> local,
                                  std::string host, uint16_t port, StreamOptions stream_options,
                                  ServerOptions server_options);
+// A reader and a writer over the connected `channel`, on `loop`, as
+// open_connection makes them (the transport's connection_made runs next
+// iteration, then reading starts). The simulated loop's programs get their
+// pipes this way (sim/process.cc).
+std::pair<StreamReader, StreamWriter> stream_over_channel(EventLoop& loop, std::unique_ptr<StreamChannel> channel,
+                                                          StreamOptions options);
 }  // namespace internal
 
 // asyncio.open_connection(host, port, limit=2**16): a TCP connection as a
