@@ -506,6 +506,15 @@ Coro<std::pair<StreamReader, StreamWriter>> open_stream(std::optional<SocketAddr
   co_return std::pair<StreamReader, StreamWriter>(StreamReader(std::move(reader)), std::move(writer));
 }
 
+std::pair<StreamReader, StreamWriter> stream_over_channel(EventLoop& loop, std::unique_ptr<StreamChannel> channel,
+                                                          StreamOptions options) {
+  Ref<ReaderState> reader = make_ref<ReaderState>(options.limit);
+  auto protocol = std::make_shared<StreamProtocol>(reader, ClientConnected());
+  std::shared_ptr<Transport> transport = make_stream_transport(loop, std::move(channel), protocol, nullptr, Future<void>());
+  StreamWriter writer(std::move(transport), protocol, reader);
+  return {StreamReader(std::move(reader)), std::move(writer)};
+}
+
 Coro<Server> start_stream_server(ClientConnected client_connected, std::vector<SocketAddress> local, std::string host,
                                  uint16_t port, StreamOptions stream_options, ServerOptions server_options) {
   const size_t limit = stream_options.limit;

@@ -191,6 +191,12 @@ void set_reader_transport(const StreamReader& reader, std::shared_ptr<Transport>
 // resume_writing and connection_lost to it (asyncio's
 // SubprocessStreamProtocol is the FlowControlMixin of its stdin's writer).
 std::pair<StreamWriter, std::shared_ptr<BaseProtocol>> make_driven_writer(std::shared_ptr<Transport> transport);
+// A reader and a writer over the connected `channel`, on `loop`, as
+// open_connection makes them (the transport's connection_made runs next
+// iteration, then reading starts). The simulated loop's programs get their
+// pipes this way (sim/process.cc).
+std::pair<StreamReader, StreamWriter> stream_over_channel(EventLoop& loop, std::unique_ptr<StreamChannel> channel,
+                                                          StreamOptions options);
 }  // namespace internal
 
 // asyncio.open_connection(host, port, limit=2**16): a TCP connection as a

@@ -111,6 +111,42 @@
 //     value: the microseconds above the link's minimum latency after the
 //        unblocking; 0: the minimum.
 //     drawn by: whoever unblocks the link (heal, heal_all, release).
+//   process.pipe_latency_us (kProcessPipeLatencyUs)
+//     n: 21. value: the microseconds until one transfer into a simulated
+//        pipe (sim/process.h) is readable; 0: at once (the next iteration).
+//     drawn by: the writing task (the program's, or the parent's), or the
+//        loop when a transport writes from a writability notification.
+//   process.signal_latency_us (kProcessSignalLatencyUs)
+//     n: 21. value: the microseconds until a signal sent to a simulated
+//        process arrives; 0: the next iteration. drawn by: the sender.
+//   process.exit_latency_us (kProcessExitLatencyUs)
+//     n: 101. value: the microseconds from a simulated process's end (its
+//        pipes closed) to its parent observing the exit; 0: the next
+//        iteration. drawn by: whoever ended it (the loop, mostly).
+//   fault.swarm.process_<kind>, fault.fire.process_<kind> (kinds:
+//   spawn_failures, crashes, hangs, slow_output, chunked_output,
+//   exit_failures)
+//     as fault.swarm.<kind> and fault.fire.<kind>, with n = 1,000,000 and
+//     the profile's chance per spawn as rate * tick; swarm's drawn in
+//     World::inject, fire's at each spawn by the spawning task.
+//   process.spawn_errno (kProcessSpawnErrno)
+//     n: 2. value: a spawn failure's errno: 0 ENOENT, 1 EAGAIN.
+//   process.crash_signal (kProcessCrashSignal)
+//     n: 3. value: a crash's signal: 0 SIGKILL, 1 SIGSEGV, 2 SIGABRT.
+//   process.crash_after_us (kProcessCrashAfterUs)
+//     n: FaultProfile::process_crash_max in whole microseconds, plus 1.
+//     value: the virtual microseconds from the spawn to the crash.
+//   process.slow_us (kProcessSlowUs)
+//     n: FaultProfile::process_slow_max in whole microseconds, plus 1.
+//     value: a slow-output process's extra latency for one transfer; 0:
+//        none. drawn by: as process.pipe_latency_us.
+//   process.chunk_bytes (kProcessChunkBytes)
+//     n: min(bytes asked and available, 512). value: a chunked read's
+//        length minus 1; 0: one byte. drawn by: the reading code.
+//   process.exit_status (kProcessExitStatus)
+//     n: 255. value: the status replacing a successful exit, minus 1.
+//     All fault parameters are drawn at the spawn, by the spawning task,
+//     except process.slow_us and process.chunk_bytes.
 //
 // <site> is a twinloop::buggify site's name, or "file:line" without one
 // (api/buggify.h).
@@ -153,6 +189,16 @@ inline constexpr std::string_view kDiskSyncLatencyUs = "disk.sync_latency_us";
 inline constexpr std::string_view kDiskTornFate = "disk.torn_fate";
 inline constexpr std::string_view kDiskTornPrefix = "disk.torn_prefix";
 inline constexpr std::string_view kNetReleaseLatencyUs = "net.release_latency_us";
+// The simulated processes (sim/process.h).
+inline constexpr std::string_view kProcessPipeLatencyUs = "process.pipe_latency_us";
+inline constexpr std::string_view kProcessSignalLatencyUs = "process.signal_latency_us";
+inline constexpr std::string_view kProcessExitLatencyUs = "process.exit_latency_us";
+inline constexpr std::string_view kProcessSpawnErrno = "process.spawn_errno";
+inline constexpr std::string_view kProcessCrashSignal = "process.crash_signal";
+inline constexpr std::string_view kProcessCrashAfterUs = "process.crash_after_us";
+inline constexpr std::string_view kProcessSlowUs = "process.slow_us";
+inline constexpr std::string_view kProcessChunkBytes = "process.chunk_bytes";
+inline constexpr std::string_view kProcessExitStatus = "process.exit_status";
 // Prefixes: the site is the prefix followed by the buggify site's name.
 inline constexpr std::string_view kBuggifyEnabledPrefix = "buggify.enabled:";
 inline constexpr std::string_view kBuggifyFirePrefix = "buggify.fire:";

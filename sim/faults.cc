@@ -30,6 +30,13 @@ void check_rate(double rate, const char* name) {
   }
 }
 
+void check_chance(double chance, const char* name) {
+  if (!std::isfinite(chance) || chance < 0 || chance > 1) {
+    throw std::invalid_argument(
+        absl::StrFormat("FaultProfile: %s must be a chance per spawn in [0, 1], got %g", name, chance));
+  }
+}
+
 void check_duration(absl::Duration d, const char* name) {
   if (d < absl::ZeroDuration()) {
     throw std::invalid_argument(absl::StrCat("FaultProfile: ", name, " must be >= 0, got ", absl::FormatDuration(d)));
@@ -64,6 +71,14 @@ void World::inject(const FaultProfile& profile) {
   check_rate(profile.slow_links_per_s, "slow_links_per_s");
   check_rate(profile.crashes_per_s, "crashes_per_s");
   check_rate(profile.clock_jumps_per_s, "clock_jumps_per_s");
+  check_chance(profile.process_spawn_failures, "process_spawn_failures");
+  check_chance(profile.process_crashes, "process_crashes");
+  check_chance(profile.process_hangs, "process_hangs");
+  check_chance(profile.process_slow_output, "process_slow_output");
+  check_chance(profile.process_chunked_output, "process_chunked_output");
+  check_chance(profile.process_exit_failures, "process_exit_failures");
+  check_duration(profile.process_crash_max, "process_crash_max");
+  check_duration(profile.process_slow_max, "process_slow_max");
   if (profile.tick <= absl::ZeroDuration()) throw std::invalid_argument("FaultProfile: tick must be > 0");
   check_duration(profile.duration, "duration");
   check_duration(profile.partition_max, "partition_max");
@@ -100,6 +115,35 @@ void World::inject(const FaultProfile& profile) {
   }
   stop_injecting();
   torn_writes_ = profile.torn_writes;
+  // The process kinds apply per spawn, from now on (so that a spawn right
+  // after inject() draws them); swarm mode draws their subset here.
+  ProcessFaultChances chances{
+      .spawn_failures = profile.process_spawn_failures,
+      .crashes = profile.process_crashes,
+      .crash_max = profile.process_crash_max,
+      .hangs = profile.process_hangs,
+      .slow_output = profile.process_slow_output,
+      .slow_max = profile.process_slow_max,
+      .chunked_output = profile.process_chunked_output,
+      .exit_failures = profile.process_exit_failures,
+  };
+  process_kinds_.clear();
+  for (auto [name, chance] : std::initializer_list<std::pair<const char*, double*>>{
+           {"process_spawn_failures", &chances.spawn_failures},
+           {"process_crashes", &chances.crashes},
+           {"process_hangs", &chances.hangs},
+           {"process_slow_output", &chances.slow_output},
+           {"process_chunked_output", &chances.chunked_output},
+           {"process_exit_failures", &chances.exit_failures},
+       }) {
+    if (*chance == 0) continue;
+    if (profile.swarm && backend_.choose(std::string(draw_sites::kFaultSwarmPrefix) + name, 2) == 0) {
+      *chance = 0;
+      continue;
+    }
+    process_kinds_.push_back(name);
+  }
+  process_faults_ = chances;
   // The injector is the world's: a task on the implicit host, in a fresh
   // context, so that no crash ends it.
   TaskOptions options;
@@ -127,6 +171,7 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
     }
     enabled.push_back(k.name);
   }
+  for (const std::string& k : process_kinds_) enabled.push_back(k);
   enabled_kinds_ = absl::StrJoin(enabled, " ");
   // The report shows which kinds this run drew from (swarm mode's subset).
   fault(absl::StrCat("fault injection for ", absl::FormatDuration(p.duration), p.swarm ? " (swarm)" : "", ": ",

@@ -71,6 +71,31 @@ struct FaultProfile {
   // At inject(), each host's clock gets a drawn drift in
   // [-clock_drift_max_ppm, clock_drift_max_ppm] (0: none).
   double clock_drift_max_ppm = 0;
+  // Process faults (sim/process.h). Each is a chance per spawn in [0, 1]
+  // (not a rate): while the injection runs, every spawn on the simulated
+  // loop draws each kind that has one ("fault.fire.process_<kind>"), on
+  // any host.
+  //  - spawn_failures: spawn() raises ENOENT or EAGAIN (drawn).
+  //  - crashes: the process is killed by SIGKILL, SIGSEGV or SIGABRT
+  //    (drawn) after a drawn virtual delay in [0, process_crash_max] (whole
+  //    microseconds), unless it has exited by then.
+  //  - hangs: the program never runs; the process ends only when a signal
+  //    kills it (it handles none).
+  //  - slow_output: every transfer of its stdout and stderr takes a drawn
+  //    extra latency in [0, process_slow_max].
+  //  - chunked_output: its parent reads its stdout and stderr in drawn
+  //    small pieces (1 to 512 bytes).
+  //  - exit_failures: a successful exit (0) becomes a drawn status in
+  //    [1, 255].
+  double process_spawn_failures = 0;
+  double process_crashes = 0;
+  absl::Duration process_crash_max = absl::Seconds(1);
+  double process_hangs = 0;
+  double process_slow_output = 0;
+  absl::Duration process_slow_max = absl::Milliseconds(50);
+  double process_chunked_output = 0;
+  double process_exit_failures = 0;
+
   // Crashes tear unsynced disk writes (sim/disk.h) instead of losing them
   // whole.
   bool torn_writes = false;

@@ -14,6 +14,7 @@
 #include "twinloop/sim/disk.h"
 #include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/network.h"
+#include "twinloop/sim/process.h"
 
 namespace twinloop::sim {
 
@@ -160,7 +161,15 @@ World& SimBackend::world() {
   return *world_;
 }
 
+ProcessBackend* SimBackend::processes() { return &process_table(); }
+
+Processes& SimBackend::process_table() {
+  if (!processes_) processes_ = std::make_unique<Processes>(*this);
+  return *processes_;
+}
+
 void SimBackend::close() {
+  if (processes_) processes_->shutdown();
   if (world_) world_->shutdown();
   network_->shutdown();
 }

@@ -131,6 +131,7 @@ class TimeLimitError : public std::runtime_error {
 class Network;
 class World;
 class Disk;
+class Processes;
 
 class SimBackend final : public LoopBackend, public internal::StepObserver {
  public:
@@ -149,6 +150,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   bool buggify(std::string_view site) override;
   uint64_t task_key(uint64_t parent_key, std::string_view base) override;
   NetBackend* net() override;
+  // The simulated programs (sim/process.h), made on first use.
+  ProcessBackend* processes() override;
   void close() override;
 
   void on_event(internal::EventKind kind, uint64_t id) override;
@@ -163,6 +166,9 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // first use. Null until then.
   World& world();
   const World* world_if_any() const { return world_.get(); }
+  // The simulated processes (sim/process.h); made on first use.
+  Processes& process_table();
+  const Processes* processes_if_any() const { return processes_.get(); }
 
   uint64_t event_hash() const { return hash_; }
   uint64_t event_count() const { return events_; }
@@ -194,6 +200,11 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   friend class World;
   // Disk::of makes the loop's disk (sim/disk.h) on first use.
   friend class Disk;
+  // The processes use the ready queue, timers and abandon like the network
+  // and the world (sim/process.h).
+  friend class Processes;
+  friend struct Pipe;
+  friend struct PipeEnd;
 
   std::string deadlock_report() const;
   // The decision named (context task, site, occurrence): see sim/choice.h.
@@ -239,6 +250,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::unique_ptr<Network> network_;
   std::unique_ptr<World> world_;
   std::unique_ptr<Disk> disk_;
+  std::unique_ptr<Processes> processes_;
 };
 
 }  // namespace twinloop::sim

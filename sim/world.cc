@@ -13,6 +13,7 @@
 #include "twinloop/sim/disk.h"
 #include "twinloop/sim/draw_sites.h"
 #include "twinloop/sim/network.h"
+#include "twinloop/sim/process.h"
 #include "twinloop/sim/sim_backend.h"
 
 namespace twinloop::sim {
@@ -192,6 +193,8 @@ std::string World::crash(std::string_view host, const CrashOptions& options) {
   // The network first, so that what the ended tasks' destructors do to
   // their connections sends nothing.
   network_down(id);
+  // Its processes (sim/process.h) die with it.
+  const size_t killed = backend_.processes_ ? backend_.processes_->host_crashed(name) : 0;
   Network& net = network();
   const size_t ended = SimBackend::abandon(loop(), [&net, id](const Context& c) {
     return net.host_in(internal::ContextAccess::state(c)) == id;
@@ -199,6 +202,7 @@ std::string World::crash(std::string_view host, const CrashOptions& options) {
   tasks_ended_ += ended;
   s.main_task.reset();
   std::string what = absl::StrFormat("crash host '%s': %d task(s) ended", name, ended);
+  if (killed > 0) absl::StrAppend(&what, ", ", killed, " process(es) killed");
   // Then its disk, if it has files: unsynced writes lost (or torn).
   if (backend_.disk_ && !backend_.disk_->list(name).empty()) {
     absl::StrAppend(&what, "; disk: ", backend_.disk_->crash(name, DiskCrashOptions{.torn = options.torn_writes}).description);

@@ -35,6 +35,8 @@
 //    closing its connection) are detached from it by host_down, so they
 //    send nothing. Callbacks h scheduled (call_soon, call_later, call_at)
 //    are cancelled. Tasks elsewhere awaiting a task of h see it cancelled.
+//  - Its processes (sim/process.h) are killed as by SIGKILL, first: their
+//    pipes close and their exits report -9 (the crash's line counts them).
 //  - Memory is gone with the tasks; what survives is what the test keeps
 //    outside them ("durable" state: the test's own objects, and the
 //    simulated disk's synced data, sim/disk.h).
@@ -166,6 +168,22 @@ class World final : private internal::ClockView {
   // Which fault kinds the current (or last) injection enabled (swarm mode
   // draws them), e.g. "partitions crashes".
   const std::string& enabled_kinds() const { return enabled_kinds_; }
+  // The process faults' chances per spawn while an injection runs (the
+  // profile's process_* fields, less the kinds swarm mode left out);
+  // nullptr when no injection runs (sim/process.h draws from them).
+  struct ProcessFaultChances {
+    double spawn_failures = 0;
+    double crashes = 0;
+    absl::Duration crash_max;
+    double hangs = 0;
+    double slow_output = 0;
+    absl::Duration slow_max;
+    double chunked_output = 0;
+    double exit_failures = 0;
+  };
+  const ProcessFaultChances* process_fault_chances() const {
+    return injector_ && process_faults_ ? &*process_faults_ : nullptr;
+  }
 
   // ---- reports
 
@@ -186,6 +204,9 @@ class World final : private internal::ClockView {
   void shutdown();
 
  private:
+  // A process's faults are the world's (fault(), fires()).
+  friend class Processes;
+
   struct Clock {
     int64_t base_loop_ns = 0;
     int64_t base_local_ns = 0;
@@ -238,6 +259,8 @@ class World final : private internal::ClockView {
   bool clock_installed_ = false;
   std::optional<Task<void>> injector_;
   std::string enabled_kinds_;
+  std::optional<ProcessFaultChances> process_faults_;
+  std::vector<std::string> process_kinds_;  // enabled by the last inject()
   bool torn_writes_ = false;
   std::vector<TimerHandle> pending_heals_;
   // Links a profile slowed, with the configuration to restore.

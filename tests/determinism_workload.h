@@ -12,9 +12,11 @@
 #ifndef TWINLOOP_TESTS_DETERMINISM_WORKLOAD_H_
 #define TWINLOOP_TESTS_DETERMINISM_WORKLOAD_H_
 
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "twinloop/api/twinloop.h"
 #include "twinloop/sim/network.h"
+#include "twinloop/sim/process.h"
 #include "twinloop/sim/simulation.h"
 
 namespace twinloop::testing {
@@ -234,6 +237,69 @@ inline Coro<uint64_t> determinism_faults() {
   co_return out * 1000003 + world.faults().size();
 }
 
+// Simulated child processes (sim/process.h): a cat fed 100 KiB through its
+// 64 KiB stdin pipe while its output is read (pipe latencies, backpressure),
+// and a sleeper ended by SIGTERM (a signal's latency, exit notices).
+inline Coro<int> determinism_cat(sim::ProgramContext& p) {
+  while (true) {
+    std::string chunk = co_await p.stdin().read(8192);
+    if (chunk.empty()) break;
+    p.stdout().write(chunk);
+    co_await p.stdout().drain();
+  }
+  co_return 0;
+}
+
+inline Coro<int> determinism_sleeper(sim::ProgramContext& p) {
+  p.stdout().write("up\n");
+  co_await sleep(absl::Seconds(100));
+  co_return 0;
+}
+
+inline Coro<uint64_t> determinism_processes() {
+  EventLoop& loop = get_running_loop();
+  sim::register_program(loop, "/bin/cat", determinism_cat);
+  sim::register_program(loop, "/bin/sleeper", determinism_sleeper);
+  ProcessBackend& procs = *loop.backend().processes();
+  SpawnRequest cat_request;
+  cat_request.argv = {"cat"};
+  cat_request.stdin_mode = Redirect::kPipe;
+  cat_request.stdout_mode = Redirect::kPipe;
+  std::unique_ptr<ProcessChannel> cat = procs.spawn(cat_request);
+  Future<int> cat_exit = loop.create_future<int>();
+  cat->on_exit([cat_exit](int rc) mutable { cat_exit.set_result(rc); });
+  std::pair<StreamReader, StreamWriter> to_cat = internal::stream_over_channel(loop, cat->take_pipe(0), StreamOptions{});
+  std::pair<StreamReader, StreamWriter> from_cat = internal::stream_over_channel(loop, cat->take_pipe(1), StreamOptions{});
+  std::string input;
+  for (int i = 0; input.size() < 100 * 1024; ++i) absl::StrAppend(&input, "row ", i, "\n");
+  to_cat.second.write(input);
+  to_cat.second.write_eof();
+  const std::string output = co_await from_cat.first.read();
+  const int cat_rc = co_await cat_exit;
+
+  SpawnRequest sleeper_request;
+  sleeper_request.argv = {"/bin/sleeper"};
+  sleeper_request.stdout_mode = Redirect::kPipe;
+  std::unique_ptr<ProcessChannel> sleeper = procs.spawn(sleeper_request);
+  Future<int> sleeper_exit = loop.create_future<int>();
+  sleeper->on_exit([sleeper_exit](int rc) mutable { sleeper_exit.set_result(rc); });
+  std::pair<StreamReader, StreamWriter> from_sleeper =
+      internal::stream_over_channel(loop, sleeper->take_pipe(1), StreamOptions{});
+  const std::string up = co_await from_sleeper.first.readline();
+  sleeper->send_signal(SIGTERM);
+  const int sleeper_rc = co_await sleeper_exit;
+  if (output != input || cat_rc != 0 || sleeper_rc != -SIGTERM || up != "up\n") {
+    throw std::runtime_error(absl::StrCat("determinism_processes: cat gave ", output.size(), " of ", input.size(),
+                                          " bytes, exit ", cat_rc, "; sleeper exit ", sleeper_rc));
+  }
+  const uint64_t folded = 1000 + static_cast<uint64_t>(cat_rc) * 100 +
+                          static_cast<uint64_t>(-sleeper_rc) + up.size();
+  to_cat.second.close();
+  from_cat.second.close();
+  from_sleeper.second.close();
+  co_return folded;
+}
+
 // Runs the workload and folds the results into one value.
 inline Coro<uint64_t> determinism_main() {
   const uint64_t ties = co_await determinism_ties();
@@ -247,7 +313,10 @@ inline Coro<uint64_t> determinism_main() {
   for (uint64_t r : results) folded = folded * 1099511628211ull + r;
   // Then the faults, on hosts of their own.
   const uint64_t faults = co_await determinism_faults();
-  co_return folded * 1099511628211ull + faults;
+  folded = folded * 1099511628211ull + faults;
+  // Then child processes.
+  const uint64_t processes = co_await determinism_processes();
+  co_return folded * 1099511628211ull + processes;
 }
 
 inline sim::Options determinism_options(uint64_t seed) {
