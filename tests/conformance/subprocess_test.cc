@@ -82,7 +82,9 @@ constexpr char kEchoTwoLines[] = "echo a; echo b";
 constexpr char kExit7[] = "exit 7";
 constexpr char kTrapTerm[] = "trap 'exit 3' TERM; echo ready; while :; do sleep 0.01; done";
 constexpr char kBigBoth[] = "head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2";
-constexpr char kEchoThenWait[] = "echo started; sleep 3600";
+// exec: the sleep holds the pipe, and kill() must reach it (dash does not
+// exec a last command by itself).
+constexpr char kEchoThenWait[] = "echo started; exec sleep 3600";
 
 // /bin/sh -c SCRIPT, for the scripts these cases run.
 Coro<int> sim_sh(sim::ProgramContext& ctx) {
