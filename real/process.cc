@@ -792,10 +792,12 @@ void EpollProcesses::close() {
     running.push_back(pid);
     if (c.waiter) continue;  // its waiter reaps it, now that the loop is gone
     try {
+      // A named copy: clang 14 cannot capture a structured binding.
+      const pid_t reap = pid;
       run_detached(
-          [pid] {
+          [reap] {
             int st;
-            wait_for(pid, &st, 0);
+            wait_for(reap, &st, 0);
           },
           "twinloop_reap");
     } catch (...) {
