@@ -257,6 +257,16 @@ void SimBackend::record_event(internal::EventKind kind, uint64_t id) {
   e.kind = kind;
   e.id = id;
   e.hash = hash_;
+  // For the determinism report (describe_nondeterminism).
+  event_contexts_.push_back(context_key());
+  event_decisions_.push_back(decisions_.size());
+}
+
+std::vector<std::string> SimBackend::event_tasks() const {
+  std::vector<std::string> out;
+  out.reserve(event_contexts_.size());
+  for (uint64_t key : event_contexts_) out.push_back(task_path(key));
+  return out;
 }
 
 std::vector<EventRecord> SimBackend::last_events() const {

@@ -176,6 +176,11 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // With Options::record: every decision and event so far.
   const std::vector<Decision>& decisions() const { return decisions_; }
   const std::vector<EventRecord>& events() const { return events_log_; }
+  // With Options::record, per event: the path of the task it ran in ("":
+  // the loop) and the decisions drawn before it (Recording::event_tasks,
+  // event_decisions).
+  std::vector<std::string> event_tasks() const;
+  const std::vector<uint64_t>& event_decisions() const { return event_decisions_; }
 
   // Built-in probes (api/probes.h; docs/exploration.md, "Probes"): a
   // sometimes(value) named `name` ("fault fired: crashes"). The simulator's
@@ -247,6 +252,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::map<uint64_t, std::string> task_paths_;
   std::vector<Decision> decisions_;
   std::vector<EventRecord> events_log_;
+  std::vector<uint64_t> event_contexts_;
+  std::vector<uint64_t> event_decisions_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;
   // The built-in probes' entries, by the text_hash of the draw site or of
   // the probe's name (lookups only, never iterated), and the last draw

@@ -824,11 +824,9 @@ std::optional<std::string> determinism_mismatch(Body body, const Options& option
   const SeedOutcome b = run_once(body, seeded(options, seed, true));
   std::optional<Divergence> d = first_divergence(a.recording.events, b.recording.events);
   if (!d) return std::nullopt;
-  return absl::StrCat("nondeterministic: two runs of seed ", seed, " differ at event ", d->index, ": run 1 ",
-                      d->expected ? describe_event(*d->expected) : std::string("ended"), ", run 2 ",
-                      d->actual ? describe_event(*d->actual) : std::string("ended"),
-                      " (something other than the seed decides: the wall clock, an address, an unordered "
-                      "container, a thread, OS randomness?)");
+  return absl::StrCat("nondeterministic: ", describe_nondeterminism(seed, a.recording, b.recording, *d),
+                      "something other than the seed decides: the wall clock, an address, an unordered "
+                      "container, a thread, OS randomness?");
 }
 
 // One seed as the sweep sees it: failed, or (when sampled) nondeterministic.
