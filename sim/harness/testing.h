@@ -52,8 +52,8 @@
 //
 // Probes (api/probes.h). A sweep tallies every probe its runs reached (the
 // user's, and the built-in ones: "fault fired: <kind>", "buggify fired:
-// <site>", "draw <site> took a non-default value") and, when one of them is
-// a must-hit never hit (a sometimes that never held), prints
+// <site>"; and "draw <site> took a non-default value", listed but not a
+// must-hit) and, when one of them was never hit, prints
 //   twinloop: Suite.Name: probes: k/m hit; never hit: sometimes 'x', ...
 // A failed always() or a reached unreachable() fails its run (kind "probe").
 //
@@ -173,7 +173,11 @@ struct ProbeTally {
   // a sometimes never true; the others are hit once reached.
   size_t must_hit() const;
   std::vector<std::string> never_hit() const;  // "sometimes 'x'", sorted by name
-  // "probes: k/m hit; never hit: sometimes 'x', ..." ("probes: m/m hit").
+  // The draw sites drawn but always answered 0 (their built-in probes
+  // "draw <site> took a non-default value" are listed, not must-hit).
+  std::vector<std::string> draws_at_default() const;
+  // "probes: k/m hit; never hit: sometimes 'x', ...; drawn, always 0: site, ..."
+  // ("probes: m/m hit").
   std::string summary() const;
 };
 

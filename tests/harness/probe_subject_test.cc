@@ -44,6 +44,14 @@ TWINLOOP_SIM_TEST(Probes, UnreachableReached) {
   if (d > absl::Milliseconds(9)) TWINLOOP_UNREACHABLE("subject: a 9 ms executor");
 }
 
+// Every draw answers 0 (a chooser): the site's built-in probe is listed as
+// "drawn, always 0" but is no must-hit.
+TWINLOOP_SIM_TEST_WITH_OPTIONS(Probes, DrawAlwaysZero,
+                               (sim::Options{.chooser = [](std::string_view, uint64_t) -> uint64_t { return 0; }})) {
+  EXPECT_EQ(get_running_loop().backend().choose("subject.always_zero", 4), 0u);
+  co_return;
+}
+
 Coro<void> idle_main() { co_await sleep(absl::Hours(1)); }
 
 // Crashes at a rate too low to fire in 10 s: "fault fired: crashes" is

@@ -57,6 +57,14 @@ TEST(RequireProbes, OnByDefaultInACiStyleRunAndTheVariableTurnsItOff) {
   EXPECT_EQ(off.exit_code, 0) << off.output;
 }
 
+TEST(RequireProbes, ADrawSiteAlwaysAtItsDefaultIsListedButNotRequired) {
+  // Probes.DrawAlwaysZero draws a site whose answer is always 0.
+  Result r = run("--gtest_filter=Probes.DrawAlwaysZero --twinloop_seeds=30 --twinloop_require_probes");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("drawn, always 0: subject.always_zero"));
+  EXPECT_THAT(r.output, Not(HasSubstr("never hit")));
+}
+
 TEST(RequireProbes, PassesWhenTheSometimesHolds) {
   Result r = run("--gtest_filter=Probes.SometimesHolds --twinloop_seeds=50 --twinloop_require_probes");
   EXPECT_EQ(r.exit_code, 0) << r.output;
