@@ -33,6 +33,7 @@
 #include "twinloop/api/gather.h"
 #include "twinloop/api/graph.h"
 #include "twinloop/api/locks.h"
+#include "twinloop/api/probes.h"
 #include "twinloop/api/queues.h"
 #include "twinloop/api/runner.h"
 #include "twinloop/api/shield.h"

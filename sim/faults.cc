@@ -57,7 +57,12 @@ bool World::fires(std::string_view site, double rate, absl::Duration tick) {
   const auto k = static_cast<uint64_t>(std::llround(p * static_cast<double>(kChanceScale)));
   if (k == 0) return false;
   // 0 (the default, and where shrinking goes) never fires.
-  return backend_.choose(site, kChanceScale) >= kChanceScale - k;
+  const bool fired = backend_.choose(site, kChanceScale) >= kChanceScale - k;
+  // Every kind drawn here has its probe (docs/exploration.md, "Probes").
+  if (site.substr(0, draw_sites::kFaultFirePrefix.size()) == draw_sites::kFaultFirePrefix) {
+    backend_.note_probe(absl::StrCat("fault fired: ", std::string(site.substr(draw_sites::kFaultFirePrefix.size()))), fired);
+  }
+  return fired;
 }
 
 const std::string& World::draw_host(const std::vector<std::string>& hosts) {
@@ -170,6 +175,8 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
       continue;
     }
     enabled.push_back(k.name);
+    // Reached from the start, whether or not a tick comes.
+    backend_.note_probe(absl::StrCat("fault fired: ", k.name), false);
   }
   for (const std::string& k : process_kinds_) enabled.push_back(k);
   enabled_kinds_ = absl::StrJoin(enabled, " ");

@@ -162,4 +162,57 @@ std::string describe_divergence(const Divergence& d) {
                       d.actual ? describe_event(*d.actual) : std::string("the end of the run"));
 }
 
+namespace {
+
+// "  [task /a#0]  draws: site = v of n, ..." for event i of `r` (what it
+// knows of it).
+std::string event_context(const Recording& r, size_t i) {
+  std::string out;
+  if (i < r.event_tasks.size()) {
+    absl::StrAppend(&out, "  [", r.event_tasks[i].empty() ? std::string("the loop") : "task " + r.event_tasks[i], "]");
+  }
+  if (i < r.event_decisions.size()) {
+    const uint64_t from = i == 0 ? 0 : r.event_decisions[i - 1];
+    const uint64_t to = std::min<uint64_t>(r.event_decisions[i], r.decisions.size());
+    std::string draws;
+    for (uint64_t k = from; k < to; ++k) {
+      const Decision& d = r.decisions[k];
+      absl::StrAppend(&draws, draws.empty() ? "" : ", ", d.site, " = ", d.value, " of ", d.n,
+                      d.task.empty() ? std::string() : " in " + d.task);
+    }
+    if (!draws.empty()) absl::StrAppend(&out, "  draws before it: ", draws);
+  }
+  return out;
+}
+
+std::string event_line(const Recording& r, size_t i) {
+  if (i >= r.events.size()) return absl::StrCat("#", i, " (the run had ended)");
+  return absl::StrCat("#", i, " ", describe_event(r.events[i]), event_context(r, i));
+}
+
+}  // namespace
+
+std::string describe_nondeterminism(uint64_t seed, const Recording& previous, const Recording& current,
+                                    const Divergence& d, size_t recent) {
+  std::string s = absl::StrCat("two runs of seed ", seed, " differ at event ", d.index, " (of ",
+                               previous.events.size(), " and ", current.events.size(), "):\n");
+  absl::StrAppend(&s, "  previous run:  ", event_line(previous, d.index), "\n");
+  absl::StrAppend(&s, "  current run:   ", event_line(current, d.index), "\n");
+  if (d.expected && d.actual && d.expected->time_ns == d.actual->time_ns && d.expected->kind == d.actual->kind &&
+      d.expected->id == d.actual->id) {
+    absl::StrAppendFormat(&s,
+                          "  (the same event, but the running event hash differs: %016x against %016x; the runs "
+                          "differ earlier in a way the events do not show)\n",
+                          d.expected->hash, d.actual->hash);
+  }
+  const size_t first = d.index > recent ? d.index - recent : 0;
+  if (first < d.index) {
+    absl::StrAppend(&s, "recent events (the same in both runs):\n");
+    for (size_t i = first; i < d.index; ++i) absl::StrAppend(&s, "  ", event_line(current, i), "\n");
+  } else {
+    absl::StrAppend(&s, "(no event before it: the runs differ from the start)\n");
+  }
+  return s;
+}
+
 }  // namespace twinloop::sim

@@ -75,6 +75,12 @@ struct Recording {
   std::map<std::string, int64_t> options = {};
   std::vector<Decision> decisions = {};
   std::vector<EventRecord> events = {};
+  // For reports only, not in replay files (empty in a recording read from
+  // one): per event, the path of the task it ran in ("" for the loop
+  // itself: a callback, a timer, the network) and how many decisions had
+  // been drawn when it happened.
+  std::vector<std::string> event_tasks = {};
+  std::vector<uint64_t> event_decisions = {};
 };
 
 // Decisions that are not the default (value != 0).
@@ -126,6 +132,22 @@ std::optional<Divergence> first_divergence(const std::vector<EventRecord>& expec
 // #3, got t=1s callback #9". When the two events agree on time, kind and id
 // and only the running event hash differs, it says so and shows both hashes.
 std::string describe_divergence(const Divergence& d);
+
+// The determinism self-check's report (the harness's
+// --twinloop_check_determinism), in the manner of loom's "NONDETERMINISTIC
+// EXECUTION DETECTED" (tokio-rs/loom PR #184): the previous run's event and
+// the current run's side by side, each with the task it ran in and the
+// draws made since the event before it, then the `recent` events before
+// them (the same in both runs), oldest first:
+//
+//   two runs of seed 3 differ at event 5 (of 9 and 9):
+//     previous run:  #5 t=1.000234s timer_due #2  [task /guarded#0]
+//     current run:   #5 t=1.000871s timer_due #2  [task /guarded#0]
+//   recent events (the same in both runs):
+//     #4 t=0 task_step #1  [task /guarded#0]  draws: executor.latency_us = 3 of 10001
+//     ...
+std::string describe_nondeterminism(uint64_t seed, const Recording& previous, const Recording& current,
+                                    const Divergence& d, size_t recent = 8);
 
 }  // namespace twinloop::sim
 

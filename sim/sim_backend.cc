@@ -124,7 +124,8 @@ uint64_t& SimBackend::counter(Counters& c, uint64_t slot) {
 
 uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   if (n <= 1) return 0;
-  const uint64_t slot = slot_key(context, text_hash(site));
+  const uint64_t site_hash = text_hash(site);
+  const uint64_t slot = slot_key(context, site_hash);
   const uint64_t occurrence = counter(occurrences_, slot)++;
   const uint64_t key = draw_key(slot, occurrence);
   ++draws_;
@@ -143,7 +144,27 @@ uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   // so a replay file) would hold a decision no run can make.
   TWINLOOP_CHECK(value < n, "a drawn value is in [0, n)") << "site " << site << ", value " << value << ", n " << n;
   if (record_) decisions_.push_back(Decision{task_path(context), std::string(site), occurrence, n, value});
+  ::twinloop::internal::probe_hit(draw_probe(site_hash, site), value != 0);
   return value;
+}
+
+::twinloop::internal::ProbeEntry& SimBackend::draw_probe(uint64_t site_hash, std::string_view site) {
+  if (last_draw_probe_ != nullptr && last_draw_probe_hash_ == site_hash) return *last_draw_probe_;
+  ::twinloop::internal::ProbeEntry*& e = draw_probes_[site_hash];
+  if (e == nullptr) {
+    e = &::twinloop::internal::probe_entry(ProbeKind::kSometimes,
+                                           absl::StrCat("draw ", std::string(site), " took a non-default value"), nullptr, 0,
+                                           false);
+  }
+  last_draw_probe_hash_ = site_hash;
+  last_draw_probe_ = e;
+  return *e;
+}
+
+void SimBackend::note_probe(std::string_view name, bool value) {
+  ::twinloop::internal::ProbeEntry*& e = named_probes_[text_hash(name)];
+  if (e == nullptr) e = &::twinloop::internal::probe_entry(ProbeKind::kSometimes, name, nullptr, 0, false);
+  ::twinloop::internal::probe_hit(*e, value);
 }
 
 uint64_t SimBackend::task_key(uint64_t parent_key, std::string_view base) {
@@ -193,10 +214,14 @@ bool SimBackend::buggify(std::string_view site) {
   }
   BuggifySite& s = it->second;
   ++s.evaluations;
-  if (!s.enabled) return false;
+  if (s.probe == nullptr) {
+    s.probe = &::twinloop::internal::probe_entry(ProbeKind::kSometimes, absl::StrCat("buggify fired: ", std::string(site)), nullptr,
+                                                 0, false);
+  }
   // An enabled site fires with probability 1/4 each time it is evaluated.
-  const bool fire = choose(draw_sites::buggify_fire(site), 4) == 3;
+  const bool fire = s.enabled && choose(draw_sites::buggify_fire(site), 4) == 3;
   s.fired += fire;
+  ::twinloop::internal::probe_hit(*s.probe, fire);
   return fire;
 }
 
@@ -241,6 +266,16 @@ void SimBackend::record_event(internal::EventKind kind, uint64_t id) {
   e.kind = kind;
   e.id = id;
   e.hash = hash_;
+  // For the determinism report (describe_nondeterminism).
+  event_contexts_.push_back(context_key());
+  event_decisions_.push_back(decisions_.size());
+}
+
+std::vector<std::string> SimBackend::event_tasks() const {
+  std::vector<std::string> out;
+  out.reserve(event_contexts_.size());
+  for (uint64_t key : event_contexts_) out.push_back(task_path(key));
+  return out;
 }
 
 std::vector<EventRecord> SimBackend::last_events() const {

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/loop_backend.h"
+#include "twinloop/api/probes.h"
 #include "twinloop/sim/choice.h"
 #include "twinloop/sim/recording.h"
 
@@ -181,12 +182,28 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   // With Options::record: every decision and event so far.
   const std::vector<Decision>& decisions() const { return decisions_; }
   const std::vector<EventRecord>& events() const { return events_log_; }
+  // With Options::record, per event: the path of the task it ran in ("":
+  // the loop) and the decisions drawn before it (Recording::event_tasks,
+  // event_decisions).
+  std::vector<std::string> event_tasks() const;
+  const std::vector<uint64_t>& event_decisions() const { return event_decisions_; }
+
+  // Built-in probes (api/probes.h; docs/exploration.md, "Probes"): a
+  // sometimes(value) named `name` ("fault fired: crashes"). The simulator's
+  // own probes: every draw site drawn is "draw <site> took a non-default
+  // value" (in draw()), every buggify site evaluated is "buggify fired:
+  // <site>", every fault kind a profile enables is "fault fired: <kind>"
+  // (World::fires, for every site named draw_sites::kFaultFirePrefix +
+  // <kind>). Probes never influence the run.
+  void note_probe(std::string_view name, bool value);
 
   // A buggify site as this run saw it.
   struct BuggifySite {
     bool enabled = false;
     uint64_t evaluations = 0;
     uint64_t fired = 0;
+    // Its "buggify fired: <site>" probe.
+    ::twinloop::internal::ProbeEntry* probe = nullptr;
   };
   // Every site evaluated so far, by key.
   const std::map<std::string, BuggifySite, std::less<>>& buggify_sites() const { return buggify_; }
@@ -246,7 +263,17 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::map<uint64_t, std::string> task_paths_;
   std::vector<Decision> decisions_;
   std::vector<EventRecord> events_log_;
+  std::vector<uint64_t> event_contexts_;
+  std::vector<uint64_t> event_decisions_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;
+  // The built-in probes' entries, by the text_hash of the draw site or of
+  // the probe's name (lookups only, never iterated), and the last draw
+  // site's (draws come in runs of one site).
+  ::twinloop::internal::ProbeEntry& draw_probe(uint64_t site_hash, std::string_view site);
+  absl::flat_hash_map<uint64_t, ::twinloop::internal::ProbeEntry*> draw_probes_;
+  absl::flat_hash_map<uint64_t, ::twinloop::internal::ProbeEntry*> named_probes_;
+  uint64_t last_draw_probe_hash_ = 0;
+  ::twinloop::internal::ProbeEntry* last_draw_probe_ = nullptr;
   std::unique_ptr<Network> network_;
   std::unique_ptr<World> world_;
   std::unique_ptr<Disk> disk_;

@@ -29,6 +29,8 @@ Recording Simulation::recording() const {
   r.options = recorded_options(options_);
   r.decisions = backend_->decisions();
   r.events = backend_->events();
+  r.event_tasks = backend_->event_tasks();
+  r.event_decisions = backend_->event_decisions();
   return r;
 }
 

@@ -196,6 +196,9 @@ struct Report {
   uint64_t index;
   uint64_t failed;
 };
+// A Report whose index is kNewsTag announces `failed` bytes of news
+// (SweepOptions::worker_news) that follow it.
+constexpr uint64_t kNewsTag = ~uint64_t{0};
 
 struct SharedState {
   std::atomic<uint64_t> running{0};    // index + 1 of the seed being run, 0: none
@@ -265,6 +268,17 @@ bool send_all(int fd, const void* data, size_t len) {
       std::memcpy(&k, buf + off, sizeof k);
       shared->running.store(k + 1, std::memory_order_relaxed);
       const bool failed = run_guarded(run_seed, seed_at(o.first_seed, o.shard, k));
+      if (o.worker_news) {
+        // Before the seed's verdict, so the parent has it when it counts.
+        std::string news = o.worker_news();
+        if (!news.empty()) {
+          send_held();
+          const Report tag{kNewsTag, news.size()};
+          if (!send_all(fd, &tag, sizeof tag) || !send_all(fd, news.data(), news.size())) {
+            worker_exit(3, o.worker_output);
+          }
+        }
+      }
       held[nheld++] = Report{k, failed ? 1u : 0u};
       // A failure is sent before it counts as completed: a held-back
       // completed seed is always a pass.
@@ -354,6 +368,9 @@ class ForkedSweep {
     std::deque<uint64_t> queue;  // sent, not yet reported, in running order
     char partial[sizeof(Report)] = {};
     size_t partial_len = 0;
+    // News being received (SweepOptions::worker_news): bytes still due.
+    uint64_t news_due = 0;
+    std::string news;
     bool eof = false;
     bool closing = false;  // told there is no more work
     uint64_t done = 0;  // reports received
@@ -468,6 +485,18 @@ class ForkedSweep {
 
   void consume(Worker& w, const char* data, size_t len) {
     while (len > 0) {
+      if (w.news_due > 0) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(w.news_due, len));
+        w.news.append(data, n);
+        data += n;
+        len -= n;
+        w.news_due -= n;
+        if (w.news_due == 0) {
+          if (o_.absorb_news) o_.absorb_news(w.news);
+          w.news.clear();
+        }
+        continue;
+      }
       const size_t take_n = std::min(len, sizeof(Report) - w.partial_len);
       std::memcpy(w.partial + w.partial_len, data, take_n);
       w.partial_len += take_n;
@@ -477,6 +506,10 @@ class ForkedSweep {
       w.partial_len = 0;
       Report report;
       std::memcpy(&report, w.partial, sizeof report);
+      if (report.index == kNewsTag) {
+        w.news_due = report.failed;
+        continue;
+      }
       if (w.queue.empty() || w.queue.front() != report.index) {
         throw std::logic_error(absl::StrFormat("sweep: worker %d reported seed index %d out of order", w.pid,
                                                report.index));

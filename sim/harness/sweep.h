@@ -123,6 +123,14 @@ struct SweepOptions {
   Shard shard{};  // ({}: no -Wmissing-field-initializers with designated initializers)
   // jobs > 1: keep the workers' stdout/stderr (default: /dev/null).
   bool worker_output = false;
+  // jobs > 1: what a worker learnt that the parent should know besides the
+  // verdicts (the harness: probes first hit). After each seed a worker calls
+  // worker_news(); a non-empty answer is sent to the parent, which hands it
+  // to absorb_news() before that seed's verdict is counted. What a worker
+  // learnt in a seed it crashed in (or after the parent killed it, when it
+  // stops early) is lost. Unused with jobs == 1 (one process: nothing to tell).
+  std::function<std::string()> worker_news = nullptr;
+  std::function<void(const std::string&)> absorb_news = nullptr;
 };
 
 struct SweepResult {

@@ -24,11 +24,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "twinloop/api/errors.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/graph.h"
+#include "twinloop/api/probes.h"
 #include "gtest/gtest-spi.h"
 #include "twinloop/sim/choice.h"
 #include "twinloop/sim/harness/replay_file.h"
@@ -70,6 +73,7 @@ constexpr Knob kKnobs[] = {
     {"twinloop_max_failures", "TWINLOOP_MAX_FAILURES", KnobType::kCount},
     {"twinloop_progress", "TWINLOOP_PROGRESS", KnobType::kBool},
     {"twinloop_replay_dir", "TWINLOOP_REPLAY_DIR", KnobType::kText},
+    {"twinloop_require_probes", "TWINLOOP_REQUIRE_PROBES", KnobType::kBool},
 };
 
 // Every other TWINLOOP_* environment variable the project uses, anywhere.
@@ -410,6 +414,99 @@ bool sampled(uint64_t seed, double fraction) {
   return u < fraction;
 }
 
+// ---------------------------------------------------------------- probes
+
+// The tally of the sweep running in this process (nullptr: none), and in a
+// worker process what of it the parent already knows (kept equal to the
+// tally in the parent, so that a worker forked later starts from it).
+ProbeTally*& sweep_tally() {
+  static ProbeTally* t = nullptr;
+  return t;
+}
+ProbeTally& sent_tally() {
+  static ProbeTally t;
+  return t;
+}
+
+// News for the parent (SweepOptions::worker_news): one line per probe whose
+// bits grew, "<bits> <kind> <percent-escaped name>".
+std::string probe_news() {
+  ProbeTally* t = sweep_tally();
+  if (t == nullptr) return "";
+  std::string out;
+  ProbeTally& sent = sent_tally();
+  for (const auto& [key, bits] : t->bits) {
+    uint8_t& known = sent.bits[key];
+    if ((known | bits) == known) continue;
+    known |= bits;
+    absl::StrAppend(&out, static_cast<int>(bits), " ", static_cast<int>(key.second), " ", percent_escape(key.first),
+                    "\n");
+  }
+  return out;
+}
+
+void absorb_probe_news(const std::string& news) {
+  ProbeTally* t = sweep_tally();
+  if (t == nullptr) return;
+  for (absl::string_view line : absl::StrSplit(news, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(' ', 2));
+    int bits = 0;
+    int kind = 0;
+    std::string name;
+    if (f.size() != 3 || !absl::SimpleAtoi(f[0], &bits) || !absl::SimpleAtoi(f[1], &kind) || bits < 0 || bits > 3 ||
+        kind < 0 || kind > static_cast<int>(ProbeKind::kUnreachable) ||
+        !percent_unescape(std::string_view(f[2].data(), f[2].size()), &name)) {
+      std::fprintf(stderr, "twinloop: a worker sent malformed probe news: %s\n",
+                   quote_bytes(std::string_view(line.data(), line.size())).c_str());
+      continue;
+    }
+    const std::pair<std::string, ProbeKind> key(name, static_cast<ProbeKind>(kind));
+    t->bits[key] |= static_cast<uint8_t>(bits);
+    sent_tally().bits[key] |= static_cast<uint8_t>(bits);
+  }
+}
+
+// "sometimes 'name' = true"
+std::string describe_probe(const std::string& name, ProbeKind kind) {
+  return absl::StrCat(probe_kind_name(kind), " ", quote_bytes(name, 200));
+}
+
+// One run's probes: first hits go to the outcome and the sweep's tally,
+// failures fail the run.
+class RunProbes : public ::twinloop::internal::ProbeObserver {
+ public:
+  RunProbes(SeedOutcome* out, std::function<void(const std::string&)> fail) : out_(out), fail_(std::move(fail)) {
+    ::twinloop::internal::begin_probe_run();
+    previous_ = ::twinloop::internal::set_probe_observer(this);
+  }
+  ~RunProbes() override { ::twinloop::internal::set_probe_observer(previous_); }
+  RunProbes(const RunProbes&) = delete;
+  RunProbes& operator=(const RunProbes&) = delete;
+
+  void on_first_hit(const ::twinloop::internal::ProbeEntry& e, bool value) override {
+    out_->probe_hits.push_back(absl::StrCat(describe_probe(e.name, e.kind), " = ", value ? "true" : "false"));
+    if (ProbeTally* t = sweep_tally()) {
+      t->bits[{e.name, e.kind}] |= static_cast<uint8_t>(value ? ::twinloop::internal::kProbeSeenTrue : ::twinloop::internal::kProbeSeenFalse);
+    }
+  }
+  void on_failure(const ::twinloop::internal::ProbeEntry&, const std::string& message) override { fail_(message); }
+
+ private:
+  SeedOutcome* out_;
+  std::function<void(const std::string&)> fail_;
+  ::twinloop::internal::ProbeObserver* previous_ = nullptr;
+};
+
+// CI-style runs require probes unless told otherwise: under Bazel, a sweep
+// (part) of at least the default seed count.
+constexpr uint64_t kCiStyleSeeds = 100;
+bool probes_required(uint64_t seeds_in_part) {
+  const Config& c = config();
+  if (c.require_probes) return *c.require_probes;
+  const char* target = std::getenv("TEST_TARGET");
+  return target != nullptr && *target != '\0' && seeds_in_part >= kCiStyleSeeds;
+}
+
 // ---------------------------------------------------------------- the simulated tests of this binary
 
 std::string shell_quote(const std::string& s) {
@@ -727,11 +824,9 @@ std::optional<std::string> determinism_mismatch(Body body, const Options& option
   const SeedOutcome b = run_once(body, seeded(options, seed, true));
   std::optional<Divergence> d = first_divergence(a.recording.events, b.recording.events);
   if (!d) return std::nullopt;
-  return absl::StrCat("nondeterministic: two runs of seed ", seed, " differ at event ", d->index, ": run 1 ",
-                      d->expected ? describe_event(*d->expected) : std::string("ended"), ", run 2 ",
-                      d->actual ? describe_event(*d->actual) : std::string("ended"),
-                      " (something other than the seed decides: the wall clock, an address, an unordered "
-                      "container, a thread, OS randomness?)");
+  return absl::StrCat("nondeterministic: ", describe_nondeterminism(seed, a.recording, b.recording, *d),
+                      "something other than the seed decides: the wall clock, an address, an unordered "
+                      "container, a thread, OS randomness?");
 }
 
 // One seed as the sweep sees it: failed, or (when sampled) nondeterministic.
@@ -953,6 +1048,11 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
   read.count("twinloop_max_failures", &c.max_failures);
   read.boolean("twinloop_progress", &c.progress);
   read.text("twinloop_replay_dir", &c.replay_dir);
+  if (read.find("twinloop_require_probes")) {
+    bool require = false;
+    read.boolean("twinloop_require_probes", &require);
+    c.require_probes = require;
+  }
 
   // Contradictions.
   const Given* seed = read.find("twinloop_seed");
@@ -978,7 +1078,7 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
   if (seed || replay) {
     std::string unused;
     for (const char* flag : {"twinloop_seeds", "twinloop_first_seed", "twinloop_jobs", "twinloop_max_failures",
-                             "twinloop_progress"}) {
+                             "twinloop_progress", "twinloop_require_probes"}) {
       if (const Given* g = read.find(flag)) absl::StrAppend(&unused, unused.empty() ? "" : ", ", g->as_written());
     }
     if (!unused.empty() && errors.empty()) {
@@ -1007,6 +1107,54 @@ const Config& config() {
   return c;
 }
 
+namespace {
+// The simulator's draw-site probes ("draw <site> took a non-default value"):
+// listed, never must-hit (a site drawn in a few runs only, or whose other
+// answers this test cannot reach, says little about the test).
+constexpr absl::string_view kDrawProbePrefix = "draw ";
+constexpr absl::string_view kDrawProbeSuffix = " took a non-default value";
+bool advisory(const std::pair<std::string, ProbeKind>& key) {
+  return key.second == ProbeKind::kSometimes && absl::StartsWith(key.first, kDrawProbePrefix) &&
+         absl::EndsWith(key.first, kDrawProbeSuffix);
+}
+}  // namespace
+
+size_t ProbeTally::must_hit() const {
+  size_t n = 0;
+  for (const auto& [key, b] : bits) n += key.second != ProbeKind::kUnreachable && !advisory(key);
+  return n;
+}
+
+std::vector<std::string> ProbeTally::never_hit() const {
+  std::vector<std::string> out;
+  for (const auto& [key, b] : bits) {
+    if (key.second == ProbeKind::kSometimes && !advisory(key) && (b & ::twinloop::internal::kProbeSeenTrue) == 0) {
+      out.push_back(describe_probe(key.first, key.second));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> ProbeTally::draws_at_default() const {
+  std::vector<std::string> out;
+  for (const auto& [key, b] : bits) {
+    if (advisory(key) && (b & ::twinloop::internal::kProbeSeenTrue) == 0) {
+      out.push_back(key.first.substr(kDrawProbePrefix.size(),
+                                     key.first.size() - kDrawProbePrefix.size() - kDrawProbeSuffix.size()));
+    }
+  }
+  return out;
+}
+
+std::string ProbeTally::summary() const {
+  const std::vector<std::string> never = never_hit();
+  std::string s = absl::StrCat("probes: ", must_hit() - never.size(), "/", must_hit(), " hit");
+  if (!never.empty()) absl::StrAppend(&s, "; never hit: ", absl::StrJoin(never, ", "));
+  const std::vector<std::string> draws = draws_at_default();
+  if (!draws.empty()) absl::StrAppend(&s, "; drawn, always 0: ", absl::StrJoin(draws, ", "));
+  return s;
+}
+
 const char* SeedOutcome::kind_name(Kind kind) {
   switch (kind) {
     case Kind::kNone:
@@ -1025,6 +1173,8 @@ const char* SeedOutcome::kind_name(Kind kind) {
       return "nondeterminism";
     case Kind::kDidNotConverge:
       return "did not converge";
+    case Kind::kProbe:
+      return "probe";
   }
   return "unknown";  // not reached: every enumerator is listed
 }
@@ -1035,6 +1185,16 @@ SeedOutcome run_once(Body body, const Options& options) {
   {
     FirstFailure first{&out};
     Capture capture(&results, &first);
+    // Probes: a failed always / a reached unreachable fails the run (even
+    // if the code catches the AssertionError, as a failed ASSERT_* stays
+    // failed).
+    RunProbes probes(&out, [&out, &first](const std::string& message) {
+      if (EventLoop* loop = running_loop_or_null()) {
+        first.tasks(*loop);
+        first.network(*loop);
+      }
+      set_failure(&out, SeedOutcome::Kind::kProbe, message);
+    });
     Simulation sim(options);
     // Errors nobody retrieved (a failed task never awaited, an exception in
     // a callback) fail the run: under simulation they are bugs.
@@ -1045,6 +1205,9 @@ SeedOutcome run_once(Body body, const Options& options) {
           std::rethrow_exception(context.exception);
         } catch (const FatalFailure&) {
           return;  // an ASSERT_* in a task: already recorded
+        } catch (const AssertionError& e) {
+          if (out.kind == SeedOutcome::Kind::kProbe) return;  // a probe's: already recorded
+          absl::StrAppend(&what, ": ", exception_text(e));
         } catch (const std::exception& e) {
           absl::StrAppend(&what, ": ", exception_text(e));
         } catch (...) {
@@ -1065,6 +1228,11 @@ SeedOutcome run_once(Body body, const Options& options) {
       set_failure(&out, SeedOutcome::Kind::kTimeLimit, e.what());
     } catch (const DidNotConvergeError& e) {
       set_failure(&out, SeedOutcome::Kind::kDidNotConverge, e.what());
+    } catch (const AssertionError& e) {
+      // A probe's failure (already recorded), or one thrown by hand.
+      if (out.kind != SeedOutcome::Kind::kProbe) {
+        set_failure(&out, SeedOutcome::Kind::kException, absl::StrCat("the test body raised ", exception_text(e)));
+      }
     } catch (const CancelledError& e) {
       set_failure(&out, SeedOutcome::Kind::kException, absl::StrCat("the test body was cancelled: CancelledError(", e.what(), ")"));
     } catch (const std::exception& e) {
@@ -1124,8 +1292,25 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   so.progress = c.progress;
   so.shard = Shard{part, parts};
   const std::function<bool(uint64_t)> run_seed = [&](uint64_t seed) { return seed_fails(body, options, seed); };
-  SweepResult r = sweep_runner() ? sweep_runner()(so, run_seed) : run_sweep(so, run_seed);
+  // The probes this sweep's runs reach (with jobs > 1 the workers send
+  // theirs as news).
+  ProbeTally tally;
+  sweep_tally() = &tally;
+  sent_tally() = ProbeTally{};
+  so.worker_news = probe_news;
+  so.absorb_news = absorb_probe_news;
+  SweepResult r;
+  try {
+    r = sweep_runner() ? sweep_runner()(so, run_seed) : run_sweep(so, run_seed);
+  } catch (...) {
+    sweep_tally() = nullptr;
+    throw;
+  }
+  sweep_tally() = nullptr;
   if (c.progress || c.jobs != 1) std::fprintf(stderr, "twinloop: %s: %s\n", name.c_str(), format_rate(r).c_str());
+  const std::vector<std::string> never = tally.never_hit();
+  if (!tally.bits.empty()) ::testing::Test::RecordProperty("twinloop_probes", tally.summary());
+  if (!never.empty() || !tally.draws_at_default().empty() || c.progress) std::fprintf(stderr, "twinloop: %s: %s\n", name.c_str(), tally.summary().c_str());
   // A sweep that found nothing must have run every seed it was given: a
   // test that passes without running its seeds would lie.
   const uint64_t asked = shard_seed_count(so.seeds, so.shard);
@@ -1137,6 +1322,19 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
                             ") and found no failure: the seeds it did not run were not tested. This is a bug in the "
                             "harness (sim/harness/sweep.cc, sim/harness/testing.cc).\n========\n"));
     return;
+  }
+  // Must-hit probes never hit: a failure when required, if nothing else failed
+  // (a failing sweep stopped early; its failures say more).
+  if (r.failed_seeds.empty() && !never.empty() && probes_required(asked)) {
+    std::string s = absl::StrCat("\n======== twinloop: ", name, ": ", never.size(), " must-hit probe",
+                                 never.size() == 1 ? " was" : "s were", " never hit in ", r.seeds_run, " seeds (",
+                                 tally.summary(), "):\n");
+    for (const std::string& p : never) absl::StrAppend(&s, "  ", p, "\n");
+    absl::StrAppend(&s,
+                    "a sometimes() that never held, a fault kind that never fired or a draw that never left its "
+                    "default means this sweep did not test what it seems to (docs/exploration.md, \"Probes\"); "
+                    "run more seeds, fix the profile, or pass --twinloop_require_probes=0\n========\n");
+    add_report(s);
   }
   size_t reported = 0;
   for (uint64_t seed : r.failed_seeds) {

@@ -45,6 +45,17 @@
 //   --twinloop_progress[=0|1|true|false] TWINLOOP_PROGRESS  live progress line on stderr
 //   --twinloop_replay_dir=DIR     TWINLOOP_REPLAY_DIR       where replay files go (default:
 //                                                           $TEST_UNDECLARED_OUTPUTS_DIR, else $TMPDIR)
+//   --twinloop_require_probes[=0|1|true|false] TWINLOOP_REQUIRE_PROBES  fail a sweep in which a
+//                                                           must-hit probe was never hit (default: on
+//                                                           in CI-style runs: under Bazel, a sweep of
+//                                                           at least 100 seeds; docs/exploration.md)
+//
+// Probes (api/probes.h). A sweep tallies every probe its runs reached (the
+// user's, and the built-in ones: "fault fired: <kind>", "buggify fired:
+// <site>"; and "draw <site> took a non-default value", listed but not a
+// must-hit) and, when one of them was never hit, prints
+//   twinloop: Suite.Name: probes: k/m hit; never hit: sometimes 'x', ...
+// A failed always() or a reached unreachable() fails its run (kind "probe").
 //
 // Bazel / GoogleTest sharding: with GTEST_TOTAL_SHARDS = K (Bazel's
 // shard_count), each test is registered as K parts ("Name/part_0_of_K", ...)
@@ -62,11 +73,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "twinloop/api/coro.h"
+#include "twinloop/api/probes.h"
 #include "gtest/gtest.h"
 #include "twinloop/sim/harness/sweep.h"
 #include "twinloop/sim/recording.h"
@@ -87,6 +101,8 @@ struct Config {
   int max_failures = 1;
   bool progress = false;
   std::string replay_dir;
+  // Unset: CI-style default (see above).
+  std::optional<bool> require_probes;
   // Said once on stderr before the tests run: given flags that have no
   // effect ("--twinloop_seed=3 given: only seed 3 runs; --twinloop_seeds=50
   // not used").
@@ -118,6 +134,7 @@ struct SeedOutcome {
     kUnhandledError,  // "unhandled error": the loop's exception handler was called
     kNondeterminism,  // "nondeterminism": the same seed ran differently
     kDidNotConverge,  // "did not converge": World::converge's condition failed (liveness)
+    kProbe,           // "probe": an always() failed or an unreachable() was reached (api/probes.h)
   };
   // The kind as reports and replay files print it (see above).
   static const char* kind_name(Kind kind);
@@ -143,6 +160,25 @@ struct SeedOutcome {
   Recording recording;  // if the run recorded
   // GoogleTest failures of the run, to re-report them.
   std::vector<::testing::TestPartResult> failures;
+  // Probes first hit in this run, in the order they were hit:
+  // "sometimes 'name' = true".
+  std::vector<std::string> probe_hits;
+};
+
+// What a sweep's runs did to the probes (api/probes.h), by (name, kind):
+// bit 1 seen true, bit 2 seen false.
+struct ProbeTally {
+  std::map<std::pair<std::string, ProbeKind>, uint8_t> bits;
+  // The must-hit probes (everything but unreachable) and those never hit:
+  // a sometimes never true; the others are hit once reached.
+  size_t must_hit() const;
+  std::vector<std::string> never_hit() const;  // "sometimes 'x'", sorted by name
+  // The draw sites drawn but always answered 0 (their built-in probes
+  // "draw <site> took a non-default value" are listed, not must-hit).
+  std::vector<std::string> draws_at_default() const;
+  // "probes: k/m hit; never hit: sometimes 'x', ...; drawn, always 0: site, ..."
+  // ("probes: m/m hit").
+  std::string summary() const;
 };
 
 using Body = Coro<void> (*)();

@@ -12,6 +12,10 @@ namespace twinloop::planted {
 namespace {
 
 TWINLOOP_SIM_TEST(Nondeterministic, WallClockDecidesASleep) {
+  // Deterministic events first (a drawn executor latency, a timer), so that
+  // the determinism report has recent events and draws to show.
+  co_await to_thread([] {});
+  co_await sleep(absl::Milliseconds(1));
   const auto now = std::chrono::steady_clock::now().time_since_epoch();
   const int64_t us = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() % 1000;
   co_await sleep(absl::Microseconds(1 + us));

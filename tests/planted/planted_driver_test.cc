@@ -180,6 +180,13 @@ TEST(DeterminismCheck, FlagsTheWallClockDependentTest) {
   EXPECT_NE(checked.exit_code, 0) << checked.output;
   EXPECT_THAT(checked.output, HasSubstr("what failed (nondeterminism)"));
   EXPECT_THAT(checked.output, HasSubstr("differ at event"));
+  // The report shows both runs' events side by side, where they ran, the
+  // draws before them and the events before them (as loom's does).
+  EXPECT_THAT(checked.output, HasSubstr("\n    previous run:  #"));
+  EXPECT_THAT(checked.output, HasSubstr("\n    current run:   #"));
+  EXPECT_THAT(checked.output, HasSubstr("recent events (the same in both runs):"));
+  EXPECT_THAT(checked.output, HasSubstr("[task /guarded#0]"));
+  EXPECT_THAT(checked.output, HasSubstr("draws before it: executor.latency_us = "));
 }
 
 TEST(DeterminismCheck, PassesOnDeterministicTests) {
