@@ -178,7 +178,11 @@ Coro<void> World::inject_faults(FaultProfile p, std::vector<std::string> hosts) 
     // Reached from the start, whether or not a tick comes.
     backend_.note_probe(absl::StrCat("fault fired: ", k.name), false);
   }
-  for (const std::string& k : process_kinds_) enabled.push_back(k);
+  for (const std::string& k : process_kinds_) {
+    enabled.push_back(k);
+    // A process fault kind is drawn per spawn: reached from the start too.
+    backend_.note_probe(absl::StrCat("fault fired: ", k), false);
+  }
   enabled_kinds_ = absl::StrJoin(enabled, " ");
   // The report shows which kinds this run drew from (swarm mode's subset).
   fault(absl::StrCat("fault injection for ", absl::FormatDuration(p.duration), p.swarm ? " (swarm)" : "", ": ",
