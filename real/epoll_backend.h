@@ -80,6 +80,7 @@
 #include "absl/functional/any_invocable.h"
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/loop_backend.h"
+#include "twinloop/api/net_backend.h"
 
 namespace twinloop::real {
 
@@ -148,6 +149,45 @@ class FdWatch : private internal::Runnable {
   bool dispatching_ = false;
   bool stopped_ = false;
   bool released_ = false;
+};
+
+// The watch behind a byte-stream channel (a socket, a listener, a pipe): what
+// its owner wants (read, write) and whom it tells (ChannelEvents). It
+// outlives its owner while a notification is queued (FdWatch). Used by
+// real/net.cc and real/process.cc.
+class ChannelWatch final : public FdWatch {
+ public:
+  ChannelWatch(EpollBackend* backend, int fd) : FdWatch(backend, fd) {}
+
+  void want(bool read, bool write) {
+    want_read_ = read;
+    want_write_ = write;
+    set_interest((read ? uint32_t{EPOLLIN} : 0) | (write ? uint32_t{EPOLLOUT} : 0));
+  }
+  bool want_read() const { return want_read_; }
+  bool want_write() const { return want_write_; }
+  void set_events(ChannelEvents* events) { events_ = events; }
+
+  // Stops watching and forgets the owner; the fd is the caller's to close.
+  void stop() {
+    events_ = nullptr;
+    want_read_ = want_write_ = false;
+    stop_watching();
+  }
+
+ private:
+  ~ChannelWatch() override = default;
+
+  void on_ready(uint32_t events) override {
+    // Each direction only while it is still wanted: the owner may change its
+    // mind (or close) in between, even inside on_readable.
+    if ((events & EPOLLIN) && want_read_ && events_) events_->on_readable();
+    if ((events & EPOLLOUT) && want_write_ && events_) events_->on_writable();
+  }
+
+  ChannelEvents* events_ = nullptr;
+  bool want_read_ = false;
+  bool want_write_ = false;
 };
 
 struct EpollBackendOptions {

@@ -178,44 +178,7 @@ void set_nodelay(int fd) {
 
 // ---- readiness
 
-// The watch behind a channel or a listener: what its owner wants and whom it
-// tells. It outlives its owner while a notification is queued (FdWatch).
-class SocketWatch final : public FdWatch {
- public:
-  SocketWatch(EpollBackend* backend, int fd) : FdWatch(backend, fd) {}
-
-  void want(bool read, bool write) {
-    want_read_ = read;
-    want_write_ = write;
-    set_interest((read ? uint32_t{EPOLLIN} : 0) | (write ? uint32_t{EPOLLOUT} : 0));
-  }
-  bool want_read() const { return want_read_; }
-  bool want_write() const { return want_write_; }
-  void set_events(ChannelEvents* events) { events_ = events; }
-
-  // Stops watching and forgets the owner; the fd is the caller's to close.
-  void stop() {
-    events_ = nullptr;
-    want_read_ = want_write_ = false;
-    stop_watching();
-  }
-
- private:
-  ~SocketWatch() override = default;
-
-  void on_ready(uint32_t events) override {
-    // Each direction only while it is still wanted: the owner may change its
-    // mind (or close) in between, even inside on_readable.
-    if ((events & EPOLLIN) && want_read_ && events_) events_->on_readable();
-    if ((events & EPOLLOUT) && want_write_ && events_) events_->on_writable();
-  }
-
-  ChannelEvents* events_ = nullptr;
-  bool want_read_ = false;
-  bool want_write_ = false;
-};
-
-void close_socket(SocketWatch* watch, int& fd, bool abort) {
+void close_socket(ChannelWatch* watch, int& fd, bool abort) {
   if (fd < 0) return;
   watch->stop();  // before close(2): the fd number may be reused at once
   if (abort) {
@@ -231,7 +194,7 @@ void close_socket(SocketWatch* watch, int& fd, bool abort) {
 class SocketChannel final : public StreamChannel {
  public:
   // Takes `fd`, a connected non-blocking socket.
-  SocketChannel(EpollBackend* backend, int fd) : fd_(fd), watch_(new SocketWatch(backend, fd)) {}
+  SocketChannel(EpollBackend* backend, int fd) : fd_(fd), watch_(new ChannelWatch(backend, fd)) {}
   SocketChannel(const SocketChannel&) = delete;
   SocketChannel& operator=(const SocketChannel&) = delete;
   ~SocketChannel() override {
@@ -286,7 +249,7 @@ class SocketChannel final : public StreamChannel {
 
  private:
   int fd_;
-  SocketWatch* watch_;  // released by the destructor
+  ChannelWatch* watch_;  // released by the destructor
 };
 
 // Makes a channel of `fd`, closing `fd` if that fails.
@@ -304,7 +267,7 @@ std::unique_ptr<StreamChannel> adopt_channel(EpollBackend* backend, int fd) {
 class SocketListener final : public StreamListener {
  public:
   SocketListener(EpollBackend* backend, int fd, int family, bool nodelay)
-      : fd_(fd), family_(family), nodelay_(nodelay), watch_(new SocketWatch(backend, fd)) {}
+      : fd_(fd), family_(family), nodelay_(nodelay), watch_(new ChannelWatch(backend, fd)) {}
   SocketListener(const SocketListener&) = delete;
   SocketListener& operator=(const SocketListener&) = delete;
   ~SocketListener() override {
@@ -386,7 +349,7 @@ class SocketListener final : public StreamListener {
   int fd_;
   const int family_;
   const bool nodelay_;
-  SocketWatch* watch_;  // released by the destructor
+  ChannelWatch* watch_;  // released by the destructor
   bool cleanup_ = false;
   std::string cleanup_path_;
   dev_t cleanup_dev_ = 0;

@@ -44,9 +44,12 @@
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
 #include "twinloop/real/run.h"
+#include "twinloop/tests/proc_probes.h"
 
 namespace twinloop::real {
 namespace {
+
+using ::twinloop::test_util::open_fds;
 
 constexpr char kLocal[] = "127.0.0.1";
 // How long one case may take before it fails as hung.
@@ -59,25 +62,6 @@ constexpr int kManyConnections = 5000;
 uint16_t port_of(const Server& server) { return server.sockets().at(0).port; }
 
 // ---- process probes
-
-// The open file descriptors, each with what it is ("socket:[123]",
-// "anon_inode:[eventpoll]", a path), by number.
-std::map<int, std::string> open_fds() {
-  std::map<int, std::string> fds;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return fds;
-  const int own = ::dirfd(dir);
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] == '.') continue;
-    const int fd = std::atoi(entry->d_name);
-    if (fd == own) continue;
-    char target[256] = {};
-    const ssize_t n = ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), target, sizeof target - 1);
-    fds[fd] = n > 0 ? std::string(target, static_cast<size_t>(n)) : "?";
-  }
-  ::closedir(dir);
-  return fds;
-}
 
 std::string describe_fds(const std::map<int, std::string>& fds) {
   std::string out;

@@ -35,9 +35,12 @@
 #include "twinloop/api/net_backend.h"
 #include "twinloop/real/epoll_backend.h"
 #include "twinloop/real/run.h"
+#include "twinloop/tests/proc_probes.h"
 
 namespace twinloop::real {
 namespace {
+
+using ::twinloop::test_util::open_fds;
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kPatience = std::chrono::seconds(10);
@@ -85,21 +88,6 @@ std::string what_of(const std::exception_ptr& e) {
   } catch (...) {
     return "?";
   }
-}
-
-// The open file descriptors of this process.
-std::set<int> open_fds() {
-  std::set<int> fds;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return fds;
-  const int own = ::dirfd(dir);
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] == '.') continue;
-    const int fd = std::atoi(entry->d_name);
-    if (fd != own) fds.insert(fd);
-  }
-  ::closedir(dir);
-  return fds;
 }
 
 // A Unix socket path short enough for sun_path (TEST_TMPDIR may not be).
@@ -802,8 +790,8 @@ TEST_F(NetTest, AcceptOutOfDescriptorsThrowsAndTheConnectionWaits) {
 
 TEST_F(NetTest, EveryDescriptorIsCloexecAndClosedExactlyOnce) {
   loop_->close();
-  const std::set<int> before = open_fds();
-  std::set<int> peak;
+  const std::map<int, std::string> before = open_fds();
+  std::map<int, std::string> peak;
   {
     EventLoopRef loop = new_event_loop();
     std::swap(loop, loop_);
@@ -821,7 +809,7 @@ TEST_F(NetTest, EveryDescriptorIsCloexecAndClosedExactlyOnce) {
       EXPECT_TRUE(connect(refused).error);
       EXPECT_TRUE(connect(SocketAddress::unix_path(unix_path("nobody"))).error);
       peak = open_fds();
-      for (int fd : peak) {
+      for (const auto& [fd, target] : peak) {
         if (before.count(fd)) continue;
         const int flags = ::fcntl(fd, F_GETFD);
         EXPECT_TRUE(flags >= 0 && (flags & FD_CLOEXEC)) << "fd " << fd << " is not close-on-exec";

@@ -118,40 +118,6 @@ class FdCloser {
 
 // ---- pipes
 
-// The watch behind a pipe channel: what its owner wants and whom it tells
-// (as real/net.cc's SocketWatch).
-class PipeWatch final : public FdWatch {
- public:
-  PipeWatch(EpollBackend* backend, int fd) : FdWatch(backend, fd) {}
-
-  void want(bool read, bool write) {
-    want_read_ = read;
-    want_write_ = write;
-    set_interest((read ? uint32_t{EPOLLIN} : 0) | (write ? uint32_t{EPOLLOUT} : 0));
-  }
-  bool want_read() const { return want_read_; }
-  bool want_write() const { return want_write_; }
-  void set_events(ChannelEvents* events) { events_ = events; }
-
-  void stop() {
-    events_ = nullptr;
-    want_read_ = want_write_ = false;
-    stop_watching();
-  }
-
- private:
-  ~PipeWatch() override = default;
-
-  void on_ready(uint32_t events) override {
-    if ((events & EPOLLIN) && want_read_ && events_) events_->on_readable();
-    if ((events & EPOLLOUT) && want_write_ && events_) events_->on_writable();
-  }
-
-  ChannelEvents* events_ = nullptr;
-  bool want_read_ = false;
-  bool want_write_ = false;
-};
-
 // write(2) that never raises SIGPIPE (see the header: pipes have no
 // MSG_NOSIGNAL). SIGPIPE is blocked in this thread for the call, which is
 // the thread the kernel sends it to; after EPIPE the SIGPIPE the write
@@ -192,7 +158,7 @@ class PipeChannel final : public StreamChannel {
  public:
   // Takes `fd`, a non-blocking pipe end.
   PipeChannel(EpollBackend* backend, int fd, bool write_end)
-      : fd_(fd), write_end_(write_end), watch_(new PipeWatch(backend, fd)) {}
+      : fd_(fd), write_end_(write_end), watch_(new ChannelWatch(backend, fd)) {}
   PipeChannel(const PipeChannel&) = delete;
   PipeChannel& operator=(const PipeChannel&) = delete;
   ~PipeChannel() override {
@@ -274,7 +240,7 @@ class PipeChannel final : public StreamChannel {
   int fd_;
   const bool write_end_;
   bool shut_ = false;  // shutdown_write closed the fd; reads give the end
-  PipeWatch* watch_;   // released by the destructor
+  ChannelWatch* watch_;   // released by the destructor
 };
 
 // A pidfd on epoll: readable once the child has exited.

@@ -38,69 +38,24 @@
 #include "twinloop/api/process_backend.h"
 #include "twinloop/real/epoll_backend.h"
 #include "twinloop/real/run.h"
+#include "twinloop/tests/proc_probes.h"
 
 namespace twinloop::real {
 namespace {
+
+using ::twinloop::test_util::open_fds;
+using ::twinloop::test_util::zombie_children;
+using ::twinloop::test_util::proc_stat;
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kPatience = std::chrono::seconds(10);
 
 // ---- process probes
 
-// The open file descriptors of this process.
-std::set<int> open_fds() {
-  std::set<int> fds;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return fds;
-  const int own = ::dirfd(dir);
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] == '.') continue;
-    const int fd = std::atoi(entry->d_name);
-    if (fd != own) fds.insert(fd);
-  }
-  ::closedir(dir);
-  return fds;
-}
-
-// What /proc/self/fd/<fd> points to ("anon_inode:[pidfd]", "pipe:[123]").
-std::string fd_target(int fd) {
-  char buf[256];
-  const ssize_t n = ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 size_t pidfds_open() {
   size_t n = 0;
-  for (int fd : open_fds()) n += fd_target(fd) == "anon_inode:[pidfd]";
+  for (const auto& fd : open_fds()) n += fd.second == "anon_inode:[pidfd]";
   return n;
-}
-
-// State and parent of `pid` from /proc/<pid>/stat; false if there is none.
-bool proc_stat(int pid, char* state, int* ppid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  const size_t paren = line.rfind(')');
-  if (paren == std::string::npos) return false;
-  std::istringstream rest(line.substr(paren + 1));
-  rest >> *state >> *ppid;
-  return static_cast<bool>(rest);
-}
-
-// Our children that are zombies (exited, not reaped).
-std::vector<int> zombie_children() {
-  std::vector<int> zombies;
-  DIR* dir = ::opendir("/proc");
-  if (!dir) return zombies;
-  while (const dirent* entry = ::readdir(dir)) {
-    const int pid = std::atoi(entry->d_name);
-    if (pid <= 0) continue;
-    char state = 0;
-    int ppid = 0;
-    if (proc_stat(pid, &state, &ppid) && ppid == ::getpid() && state == 'Z') zombies.push_back(pid);
-  }
-  ::closedir(dir);
-  return zombies;
 }
 
 // Whether our child `pid` is gone: reaped (no /proc entry, or the pid is
@@ -754,7 +709,7 @@ TEST_P(ProcessTest, ClosingTheLoopWithAKilledChildStillReapsIt) {
 // ---- descriptors
 
 TEST_P(ProcessTest, EveryDescriptorTheLoopOpensIsCloseOnExec) {
-  const std::set<int> before = open_fds();
+  const std::map<int, std::string> before = open_fds();
   EventLoopRef other = new_event_loop();  // epoll, eventfd, signal pipe
   NetBackend& net = *other->backend().net();
   std::unique_ptr<StreamListener> listener = net.listen(SocketAddress::inet("127.0.0.1", 0), {});
@@ -775,13 +730,13 @@ TEST_P(ProcessTest, EveryDescriptorTheLoopOpensIsCloseOnExec) {
   std::unique_ptr<ProcessChannel> child = other->backend().processes()->spawn(request);
   std::vector<std::unique_ptr<StreamChannel>> pipes;
   for (int fd = 0; fd < 3; ++fd) pipes.push_back(child->take_pipe(fd));
-  const std::set<int> after = open_fds();
+  const std::map<int, std::string> after = open_fds();
   int checked = 0;
-  for (int fd : after) {
+  for (const auto& [fd, target] : after) {
     if (before.count(fd)) continue;
     ++checked;
     const int flags = ::fcntl(fd, F_GETFD);
-    EXPECT_TRUE(flags >= 0 && (flags & FD_CLOEXEC)) << "fd " << fd << " (" << fd_target(fd) << ") lacks FD_CLOEXEC";
+    EXPECT_TRUE(flags >= 0 && (flags & FD_CLOEXEC)) << "fd " << fd << " (" << target << ") lacks FD_CLOEXEC";
   }
   // epoll, eventfd, 2 signal pipe ends, listener, 2 sockets, 3 pipes, and
   // the pidfd unless waiter threads watch.

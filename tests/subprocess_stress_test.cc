@@ -15,43 +15,13 @@
 #include "gtest/gtest.h"
 #include "twinloop/api/twinloop.h"
 #include "twinloop/real/run.h"
+#include "twinloop/tests/proc_probes.h"
 
 namespace twinloop {
 namespace {
 
-// The open file descriptors of this process.
-int open_fds() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-  closedir(d);
-  return n - 1;  // the directory's own descriptor
-}
-
-// Children of this process that have exited and not been reaped (state Z).
-int zombie_children() {
-  int n = 0;
-  DIR* d = opendir("/proc");
-  if (!d) return -1;
-  const pid_t self = getpid();
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream stat(std::string("/proc/") + e->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid ...: comm may hold spaces, so parse after ')'.
-    const size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 1));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    n += ppid == self && state == 'Z';
-  }
-  closedir(d);
-  return n;
-}
+using ::twinloop::test_util::open_fds;
+using ::twinloop::test_util::zombie_children;
 
 Coro<int> spawn_true() {
   Process p = co_await create_subprocess_exec("/bin/true");
@@ -98,25 +68,25 @@ Coro<int> concurrent_with_pipes(int n) {
 }
 
 TEST(SubprocessStress, ThousandSequentialSpawnsLeaveNoZombieAndNoFd) {
-  const int fds_before = open_fds();
+  const int fds_before = static_cast<int>(open_fds().size());
   ASSERT_GT(fds_before, 0);
   EXPECT_EQ(real::run(sequential(1000)), 0);
-  EXPECT_EQ(zombie_children(), 0);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(static_cast<int>(zombie_children().size()), 0);
+  EXPECT_EQ(static_cast<int>(open_fds().size()), fds_before);
 }
 
 TEST(SubprocessStress, HundredConcurrentSpawnsLeaveNoZombieAndNoFd) {
-  const int fds_before = open_fds();
+  const int fds_before = static_cast<int>(open_fds().size());
   EXPECT_EQ(real::run(concurrent(100)), 0);
-  EXPECT_EQ(zombie_children(), 0);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(static_cast<int>(zombie_children().size()), 0);
+  EXPECT_EQ(static_cast<int>(open_fds().size()), fds_before);
 }
 
 TEST(SubprocessStress, HundredConcurrentSpawnsWithPipesLeaveNoZombieAndNoFd) {
-  const int fds_before = open_fds();
+  const int fds_before = static_cast<int>(open_fds().size());
   EXPECT_EQ(real::run(concurrent_with_pipes(100)), 0);
-  EXPECT_EQ(zombie_children(), 0);
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(static_cast<int>(zombie_children().size()), 0);
+  EXPECT_EQ(static_cast<int>(open_fds().size()), fds_before);
 }
 
 }  // namespace
