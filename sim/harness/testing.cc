@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <climits>
 #include <cstdint>
@@ -34,6 +35,7 @@
 #include "twinloop/api/probes.h"
 #include "gtest/gtest-spi.h"
 #include "twinloop/sim/choice.h"
+#include "twinloop/sim/harness/explore.h"
 #include "twinloop/sim/harness/replay_file.h"
 #include "twinloop/sim/harness/shrink.h"
 #include "twinloop/sim/harness/sweep.h"
@@ -74,6 +76,11 @@ constexpr Knob kKnobs[] = {
     {"twinloop_progress", "TWINLOOP_PROGRESS", KnobType::kBool},
     {"twinloop_replay_dir", "TWINLOOP_REPLAY_DIR", KnobType::kText},
     {"twinloop_require_probes", "TWINLOOP_REQUIRE_PROBES", KnobType::kBool},
+    {"twinloop_explore", "TWINLOOP_EXPLORE", KnobType::kText},
+    {"twinloop_branch_energy", "TWINLOOP_BRANCH_ENERGY", KnobType::kSeedCount},
+    {"twinloop_exhaustive", "TWINLOOP_EXHAUSTIVE", KnobType::kCount},
+    {"twinloop_exhaustive_values", "TWINLOOP_EXHAUSTIVE_VALUES", KnobType::kSeedCount},
+    {"twinloop_exhaustive_max_runs", "TWINLOOP_EXHAUSTIVE_MAX_RUNS", KnobType::kSeed},
 };
 
 // Every other TWINLOOP_* environment variable the project uses, anywhere.
@@ -485,6 +492,11 @@ class RunProbes : public ::twinloop::internal::ProbeObserver {
 
   void on_first_hit(const ::twinloop::internal::ProbeEntry& e, bool value) override {
     out_->probe_hits.push_back(absl::StrCat(describe_probe(e.name, e.kind), " = ", value ? "true" : "false"));
+    size_t drawn = 0;
+    if (EventLoop* loop = running_loop_or_null()) {
+      if (auto* sim = dynamic_cast<SimBackend*>(&loop->backend())) drawn = sim->choices_made();
+    }
+    out_->probe_hit_decisions.push_back(drawn);
     if (ProbeTally* t = sweep_tally()) {
       t->bits[{e.name, e.kind}] |= static_cast<uint8_t>(value ? ::twinloop::internal::kProbeSeenTrue : ::twinloop::internal::kProbeSeenFalse);
     }
@@ -884,10 +896,13 @@ void record_seed_properties(uint64_t first_seed, uint64_t asked, uint64_t run, c
   ::testing::Test::RecordProperty("twinloop_failed_seeds", listed);
 }
 
+void report_outcome(const std::string& name, Body body, const Options& options, SeedOutcome o,
+                    const std::string& suffix, const std::string& label, std::vector<std::string> commands,
+                    const std::string& extra);
+
 // Re-runs a failing seed with recording, writes its replay file, shrinks it
 // if asked, and reports it.
 void report_seed(const std::string& name, Body body, const Options& options, uint64_t seed) {
-  const Config& c = config();
   SeedOutcome o = run_once(body, seeded(options, seed, true));
   if (!o.failed) {
     if (std::optional<std::string> mismatch = determinism_mismatch(body, options, seed)) {
@@ -900,8 +915,17 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
     }
   }
   const std::string seed_arg = absl::StrCat("--twinloop_seed=", seed);
-  std::vector<std::string> commands = commands_for(name, seed_arg);
-  const SavedReplay saved = write_replay(name, absl::StrCat("seed", seed), o.recording, failure_text(o), commands[0]);
+  report_outcome(name, body, options, std::move(o), absl::StrCat("seed", seed), absl::StrCat("seed ", seed),
+                 commands_for(name, seed_arg), "");
+}
+
+// Writes the failing run `o`'s replay file (as `suffix`), shrinks it if
+// asked, and reports it as failing at `label`.
+void report_outcome(const std::string& name, Body body, const Options& options, SeedOutcome o,
+                    const std::string& suffix, const std::string& label, std::vector<std::string> commands,
+                    const std::string& extra) {
+  const Config& c = config();
+  const SavedReplay saved = write_replay(name, suffix, o.recording, failure_text(o), commands.empty() ? "" : commands[0]);
   std::string replay_lines = saved.describe("replay file");
   if (saved.error.empty()) {
     for (const std::string& cmd : commands_for(name, absl::StrCat("--twinloop_replay=", saved.user_path()))) {
@@ -928,7 +952,7 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
     so.time_budget = absl::Seconds(c.shrink_seconds);
     ShrinkResult sr = shrink(o.recording, fails, so);
     const std::string min_failure = sr.minimal.failure.empty() ? failure_text(o) : sr.minimal.failure;
-    const SavedReplay min = write_replay(name, absl::StrCat("seed", seed, ".min"), sr.minimal, min_failure, "");
+    const SavedReplay min = write_replay(name, absl::StrCat(suffix, ".min"), sr.minimal, min_failure, "");
     absl::StrAppend(&replay_lines, "shrunk in ", sr.runs, " runs", sr.budget_exhausted ? " (budget exhausted)" : "",
                     ":\n  before: ", describe(sr.before), "\n  after:  ", describe(sr.after), "\n");
     if (min_failure != failure_text(o))
@@ -940,7 +964,7 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
       }
     }
   }
-  report_failure(o, format_report(name, absl::StrCat("seed ", seed), o, replay_lines, commands, ""));
+  report_failure(o, format_report(name, label, o, replay_lines, commands, extra));
 }
 
 // The verdict of a replay: did the recorded failure reproduce, and do the
@@ -983,6 +1007,153 @@ void run_replay(const std::string& name, Body body, const Options& options, cons
                                       absl::StrCat("replay file: ", c.replay, "\n"),
                                       commands_for(name, absl::StrCat("--twinloop_replay=", c.replay)),
                                       absl::StrCat("verdict: ", verdict, "\n")));
+  }
+}
+
+// ---------------------------------------------------------------- exploration (sim/harness/explore.h)
+
+// The built-in draw probes are not branched on: the draw buckets cover them.
+bool is_draw_probe_hit(const std::string& hit) {
+  return absl::StartsWith(hit, "sometimes 'draw ") && absl::StrContains(hit, " took a non-default value'");
+}
+
+// One run of the body for the explorers: `forced` replayed by key, the rest
+// from `seed` (or 0).
+ExploreRun explore_run(Body body, const Options& options, uint64_t seed, const std::vector<Decision>& forced,
+                       bool default_fallback) {
+  Options o = options;
+  o.seed = seed;
+  o.record = true;
+  if (!forced.empty() || default_fallback) {
+    auto plan = std::make_shared<Recording>();
+    plan->seed = seed;
+    plan->decisions = forced;
+    o.replay = std::move(plan);
+    o.fallback = default_fallback ? Options::Fallback::kDefault : Options::Fallback::kSeed;
+  }
+  SeedOutcome out = run_once(body, o);
+  ExploreRun r;
+  r.failed = out.failed;
+  r.decisions = std::move(out.recording.decisions);
+  for (size_t i = 0; i < out.probe_hits.size(); ++i) {
+    if (is_draw_probe_hit(out.probe_hits[i])) continue;
+    r.hits.emplace_back(out.probe_hits[i], out.probe_hit_decisions[i]);
+  }
+  return r;
+}
+
+// Re-runs a failing explored run from its decisions and reports it.
+void report_explored(const std::string& name, Body body, const Options& options, uint64_t seed,
+                     const std::vector<Decision>& decisions, const std::string& suffix, const std::string& label,
+                     const std::string& extra) {
+  Recording plan;
+  plan.seed = seed;
+  plan.decisions = decisions;
+  Options o = options;
+  o.seed = seed;
+  o.record = true;
+  o.replay = std::make_shared<Recording>(plan);
+  SeedOutcome out = run_once(body, o);
+  if (!out.failed) {
+    set_failure(&out, SeedOutcome::Kind::kNondeterminism,
+                absl::StrCat(label, " failed in the exploration but passed when replayed from its decisions"));
+  }
+  report_outcome(name, body, options, std::move(out), suffix, label, {}, extra);
+}
+
+// A progress line on stderr, updated in place.
+void progress_line(const std::string& text, bool last) {
+  std::fprintf(stderr, "\r%s%s", text.c_str(), last ? "\n" : "");
+  std::fflush(stderr);
+}
+
+void run_branching(const std::string& name, const Options& options, Body body, int part) {
+  const Config& c = config();
+  if (part != 0) return skip(absl::StrCat("--twinloop_explore=branch explores in part 0 of ", name, " (one tree)"));
+  BranchOptions bo;
+  bo.first_seed = c.first_seed;
+  bo.runs = c.seeds;
+  bo.energy = c.branch_energy;
+  if (c.progress) {
+    bo.progress = [&name](uint64_t runs, size_t prefixes) {
+      if (runs % 500 == 0) progress_line(absl::StrCat("twinloop: ", name, ": branching: ", runs, " runs, ", prefixes, " prefixes kept"), false);
+    };
+  }
+  ProbeTally tally;
+  sweep_tally() = &tally;
+  BranchResult r;
+  try {
+    r = explore_branches(bo, [&](uint64_t seed, const std::vector<Decision>& forced, bool fallback) {
+      return explore_run(body, options, seed, forced, fallback);
+    });
+  } catch (...) {
+    sweep_tally() = nullptr;
+    throw;
+  }
+  sweep_tally() = nullptr;
+  if (c.progress) std::fprintf(stderr, "\n");
+  const uint64_t done = r.runs.size();
+  std::string line = absl::StrCat("branching from seed ", c.first_seed, ": ", done, " runs (", r.fresh_runs, " fresh, ",
+                                  done - r.fresh_runs, " from ", r.prefixes, " kept prefixes), ", r.features,
+                                  " features, tree digest ", absl::Hex(r.digest, absl::kZeroPad16));
+  if (r.failed) {
+    absl::StrAppend(&line, ", first failure at run ", r.failed_run + 1, " (",
+                    r.runs[r.failed_run].prefix < 0 ? std::string("fresh")
+                                                    : absl::StrCat("prefix ", r.runs[r.failed_run].prefix, " of ",
+                                                                   r.runs[r.failed_run].prefix_decisions, " decisions"),
+                    ", seed ", r.failing_seed, ")");
+  } else {
+    absl::StrAppend(&line, ", no failure");
+  }
+  if (r.diverged) absl::StrAppend(&line, "; WARNING: ", r.diverged, " branch runs did not repeat their prefix (nondeterminism)");
+  std::fprintf(stderr, "twinloop: %s: %s\n", name.c_str(), line.c_str());
+  ::testing::Test::RecordProperty("twinloop_branching", line);
+  if (!tally.bits.empty()) ::testing::Test::RecordProperty("twinloop_probes", tally.summary());
+  const std::vector<std::string> never = tally.never_hit();
+  if (!never.empty() || c.progress) std::fprintf(stderr, "twinloop: %s: %s\n", name.c_str(), tally.summary().c_str());
+  if (r.failed) {
+    report_explored(name, body, options, r.failing_seed, r.failing_decisions, absl::StrCat("branch", r.failed_run + 1),
+                    absl::StrCat("run ", r.failed_run + 1, " of the branching exploration from seed ", c.first_seed),
+                    absl::StrCat("exploration: ", line, "\n  (the same exploration: --twinloop_explore=branch "
+                                 "--twinloop_first_seed=", c.first_seed, " --twinloop_seeds=", c.seeds,
+                                 " --twinloop_branch_energy=", c.branch_energy, ")\n"));
+    return;
+  }
+  if (!never.empty() && probes_required(done)) {
+    add_report(absl::StrCat("\n======== twinloop: ", name, ": must-hit probes never hit in ", done,
+                            " explored runs (", tally.summary(), ")\n========\n"));
+  }
+}
+
+void run_exhaustive(const std::string& name, const Options& options, Body body, int part, int parts) {
+  const Config& c = config();
+  ExhaustiveOptions eo;
+  eo.bound = *c.exhaustive;
+  eo.values_per_draw = c.exhaustive_values;
+  eo.max_runs = c.exhaustive_max_runs;
+  eo.shard = Shard{part, parts};
+  const std::string who = parts > 1 ? absl::StrCat(name, " (part ", part, " of ", parts, ")") : name;
+  const auto start = std::chrono::steady_clock::now();  // for the progress line only
+  auto last = start;
+  eo.progress = [&](uint64_t runs) {
+    if (!c.progress && runs % 10000 != 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(250)) return;
+    last = now;
+    progress_line(absl::StrCat("twinloop: ", who, ": exhaustive, bound ", eo.bound, ": ", runs, " runs"), false);
+  };
+  const ExhaustiveResult r = explore_exhaustive(eo, [&](uint64_t seed, const std::vector<Decision>& forced, bool fallback) {
+    return explore_run(body, options, seed, forced, fallback);
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (last != start) std::fprintf(stderr, "\n");
+  const std::string verdict = r.verdict(eo.bound, eo.values_per_draw);
+  std::fprintf(stderr, "twinloop: %s: %s (%.2f s)\n", who.c_str(), verdict.c_str(), seconds);
+  ::testing::Test::RecordProperty("twinloop_exhaustive_verdict", verdict);
+  if (r.failed) {
+    report_explored(name, body, options, eo.seed, r.failing_decisions, absl::StrCat("exhaustive", r.runs),
+                    absl::StrCat("run ", r.runs, " of the exhaustive runs within bound ", eo.bound),
+                    absl::StrCat("verdict: ", verdict, "\n"));
   }
 }
 
@@ -1053,6 +1224,22 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
     read.boolean("twinloop_require_probes", &require);
     c.require_probes = require;
   }
+  if (const Given* g = read.find("twinloop_explore")) {
+    if (g->value == "branch") {
+      c.branch = true;
+    } else if (g->value != "seeds") {
+      errors.push_back(absl::StrCat("bad value ", quote_bytes(g->value), " for ", g->source,
+                                    ": expected seeds or branch (flag --twinloop_explore, variable TWINLOOP_EXPLORE)"));
+    }
+  }
+  read.uint("twinloop_branch_energy", &c.branch_energy, 1);
+  if (read.find("twinloop_exhaustive")) {
+    int k = 0;
+    read.count("twinloop_exhaustive", &k);
+    c.exhaustive = k;
+  }
+  read.uint("twinloop_exhaustive_values", &c.exhaustive_values, 1);
+  read.uint("twinloop_exhaustive_max_runs", &c.exhaustive_max_runs, 0);
 
   // Contradictions.
   const Given* seed = read.find("twinloop_seed");
@@ -1069,6 +1256,54 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
   if (replay && c.check_determinism > 0) {
     errors.push_back(absl::StrCat(read.find("twinloop_check_determinism")->as_written(), " does not apply to ",
                                   replay->as_written(), ": the determinism check runs seeds"));
+  }
+  // Exploration modes: one at a time, and not with a single seed or a replay.
+  const Given* exhaustive = read.find("twinloop_exhaustive");
+  const Given* explore = read.find("twinloop_explore");
+  if (exhaustive && c.branch) {
+    errors.push_back(absl::StrCat(explore->as_written(), " and ", exhaustive->as_written(),
+                                  " contradict each other: one explores by branching, the other enumerates every "
+                                  "schedule within a bound; give one of them"));
+  }
+  for (const Given* mode : {c.branch ? explore : nullptr, exhaustive}) {
+    if (mode == nullptr) continue;
+    for (const Given* single : {seed, replay}) {
+      if (single == nullptr) continue;
+      errors.push_back(absl::StrCat(mode->as_written(), " and ", single->as_written(),
+                                    " contradict each other: one explores many runs, the other runs one; give one "
+                                    "of them"));
+    }
+  }
+  {
+    std::vector<std::pair<const char*, bool>> needs = {{"twinloop_branch_energy", c.branch},
+                                                       {"twinloop_exhaustive_values", c.exhaustive.has_value()},
+                                                       {"twinloop_exhaustive_max_runs", c.exhaustive.has_value()}};
+    for (const auto& [flag, applies] : needs) {
+      const Given* g = read.find(flag);
+      if (g == nullptr || applies) continue;
+      errors.push_back(absl::StrCat(g->as_written(), " applies only to ",
+                                    std::string_view(flag) == "twinloop_branch_energy" ? "--twinloop_explore=branch"
+                                                                                        : "--twinloop_exhaustive=K",
+                                    ", which is not given"));
+    }
+  }
+  if ((c.branch || exhaustive) && errors.empty()) {
+    std::string unused;
+    std::vector<const char*> flags = {"twinloop_jobs", "twinloop_max_failures", "twinloop_check_determinism"};
+    if (exhaustive) {
+      flags.push_back("twinloop_seeds");
+      flags.push_back("twinloop_first_seed");
+    }
+    for (const char* flag : flags) {
+      if (const Given* g = read.find(flag)) absl::StrAppend(&unused, unused.empty() ? "" : ", ", g->as_written());
+    }
+    if (!unused.empty()) {
+      c.notes.push_back(absl::StrCat("twinloop: ", (exhaustive ? exhaustive : explore)->as_written(),
+                                     " given: the exploration runs in this process, one run at a time, and stops "
+                                     "at its first failure",
+                                     exhaustive ? " (every unforced draw answers 0: no seed decides)" : "", "; ",
+                                     unused, " not used"));
+    }
   }
   if (c.seeds - 1 > UINT64_MAX - c.first_seed) {
     errors.push_back(absl::StrCat("the seed range passes the largest seed (2^64 - 1): ", c.seeds, " seeds from ",
@@ -1284,6 +1519,8 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
     if (failed) report_seed(name, body, options, *c.seed);
     return;
   }
+  if (c.exhaustive) return run_exhaustive(name, options, body, part, parts);
+  if (c.branch) return run_branching(name, options, body, part);
   SweepOptions so;
   so.first_seed = c.first_seed;
   so.seeds = c.seeds;

@@ -49,6 +49,17 @@
 //                                                           must-hit probe was never hit (default: on
 //                                                           in CI-style runs: under Bazel, a sweep of
 //                                                           at least 100 seeds; docs/exploration.md)
+//   --twinloop_explore=seeds|branch TWINLOOP_EXPLORE        seeds: the plain sweep (default); branch:
+//                                                           coverage-guided branching over --twinloop_seeds
+//                                                           runs from --twinloop_first_seed (docs/exploration.md)
+//   --twinloop_branch_energy=E    TWINLOOP_BRANCH_ENERGY    runs a prefix kept for a probe that held may
+//                                                           start (1000; other prefixes E/50)
+//   --twinloop_exhaustive=K       TWINLOOP_EXHAUSTIVE       run every schedule with at most K non-default
+//                                                           draws, depth first (sharded like the seeds)
+//   --twinloop_exhaustive_values=V TWINLOOP_EXHAUSTIVE_VALUES values tried per draw with more than V + 1
+//                                                           answers (8; the verdict then says "capped")
+//   --twinloop_exhaustive_max_runs=N TWINLOOP_EXHAUSTIVE_MAX_RUNS stop after N runs (0: no limit; the
+//                                                           verdict then says "stopped")
 //
 // Probes (api/probes.h). A sweep tallies every probe its runs reached (the
 // user's, and the built-in ones: "fault fired: <kind>", "buggify fired:
@@ -103,6 +114,13 @@ struct Config {
   std::string replay_dir;
   // Unset: CI-style default (see above).
   std::optional<bool> require_probes;
+  // Exploration (sim/harness/explore.h): branching instead of the plain
+  // sweep, or bounded exhaustive runs with bound *exhaustive.
+  bool branch = false;
+  uint64_t branch_energy = 1000;
+  std::optional<int> exhaustive;
+  uint64_t exhaustive_values = 8;
+  uint64_t exhaustive_max_runs = 0;
   // Said once on stderr before the tests run: given flags that have no
   // effect ("--twinloop_seed=3 given: only seed 3 runs; --twinloop_seeds=50
   // not used").
@@ -163,6 +181,8 @@ struct SeedOutcome {
   // Probes first hit in this run, in the order they were hit:
   // "sometimes 'name' = true".
   std::vector<std::string> probe_hits;
+  // Per probe_hits entry: the decisions drawn when it was hit.
+  std::vector<size_t> probe_hit_decisions;
 };
 
 // What a sweep's runs did to the probes (api/probes.h), by (name, kind):
