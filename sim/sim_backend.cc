@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "twinloop/api/graph.h"
 #include "twinloop/api/internal/check.h"
 #include "twinloop/api/task.h"
@@ -23,6 +25,7 @@ SimBackend::SimBackend(const Options& options)
       jitter_(options.step_jitter_max > absl::ZeroDuration()),
       jitter_max_us_(jitter_ ? static_cast<uint64_t>(absl::ToInt64Microseconds(options.step_jitter_max)) : 0),
       choices_(options.seed),
+      strategy_(options.strategy, options.seed),
       record_(options.record || options.replay) {
   // A negative bound leaves executor.latency_us no possible answer.
   if (options.executor_latency_max < absl::ZeroDuration()) {
@@ -35,8 +38,13 @@ SimBackend::SimBackend(const Options& options)
 
 SimBackend::~SimBackend() = default;
 
+namespace {
+constexpr char kStrategySourcePrefix[] = "strategy_source_";
+constexpr size_t kStrategySourcePrefixSize = sizeof(kStrategySourcePrefix) - 1;
+}  // namespace
+
 std::map<std::string, int64_t> recorded_options(const Options& options) {
-  return {
+  std::map<std::string, int64_t> out = {
       {"buggify", options.buggify ? 1 : 0},
       {"executor_latency_max_us", absl::ToInt64Microseconds(options.executor_latency_max)},
       {"net_bandwidth", static_cast<int64_t>(options.net_bandwidth)},
@@ -49,6 +57,21 @@ std::map<std::string, int64_t> recorded_options(const Options& options) {
       {"step_jitter_max_us", absl::ToInt64Microseconds(options.step_jitter_max)},
       {"time_limit_us", absl::ToInt64Microseconds(options.time_limit)},
   };
+  // A uniform run records nothing of its strategy: replay files written
+  // before strategies existed read as uniform, and uniform runs' files are
+  // unchanged.
+  const StrategyOptions& s = options.strategy;
+  if (s.kind != StrategyKind::kUniform) {
+    out["strategy"] = static_cast<int64_t>(s.kind);
+    out["strategy_depth"] = s.depth;
+    out["strategy_draws"] = static_cast<int64_t>(s.draws);
+    out["strategy_sources"] = static_cast<int64_t>(s.sources);
+    out["strategy_chains_named"] = s.chains_named ? 1 : 0;
+    for (const auto& [source, count] : s.source_draws) {
+      out[absl::StrCat(kStrategySourcePrefix, absl::Hex(source, absl::kZeroPad16))] = static_cast<int64_t>(count);
+    }
+  }
+  return out;
 }
 
 Options options_for_replay(const Recording& recording, Options base) {
@@ -65,6 +88,30 @@ Options options_for_replay(const Recording& recording, Options base) {
     if (name == "shuffle_equal_timers") base.shuffle_equal_timers = v != 0;
     if (name == "step_jitter_max_us") base.step_jitter_max = absl::Microseconds(v);
     if (name == "time_limit_us") base.time_limit = absl::Microseconds(v);
+  }
+  // The recorded strategy, or uniform when none is recorded.
+  base.strategy = {};
+  const auto strategy = recording.options.find("strategy");
+  if (strategy != recording.options.end()) {
+    if (strategy->second < 0 || strategy->second >= static_cast<int64_t>(StrategyKind::kPortfolio)) {
+      throw std::invalid_argument(absl::StrCat("the recording's option strategy is ", strategy->second,
+                                               ": expected 0 (uniform), 1 (pct), 2 (pctcp) or 3 (urw)"));
+    }
+    StrategyOptions& s = base.strategy;
+    s.kind = static_cast<StrategyKind>(strategy->second);
+    for (const auto& [name, v] : recording.options) {
+      if (name == "strategy_depth") s.depth = static_cast<uint32_t>(std::max<int64_t>(v, 1));
+      if (name == "strategy_draws") s.draws = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+      if (name == "strategy_sources") s.sources = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+      if (name == "strategy_chains_named") s.chains_named = v != 0;
+      if (absl::StartsWith(name, kStrategySourcePrefix)) {
+        uint64_t source = 0;
+        if (!absl::SimpleHexAtoi(name.substr(kStrategySourcePrefixSize), &source)) {
+          throw std::invalid_argument(absl::StrCat("the recording's option ", name, " does not name a source in hex"));
+        }
+        s.source_draws[source] = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+      }
+    }
   }
   return base;
 }
@@ -137,8 +184,16 @@ uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
     value = std::min(*recorded, n - 1);
   } else if (options_.replay && options_.fallback == Options::Fallback::kDefault) {
     value = 0;
-  } else {
+  } else if (strategy_.uniform()) {
     value = choices_.value(key, n);
+  } else {
+    value = strategy_.value(choices_, key, draw_source(site, context), n, draws_ - 1);
+  }
+  if (options_.pilot) {
+    bool named = false;
+    ++options_.pilot->draws;
+    ++options_.pilot->source_draws[draw_source(site, context, &named)];
+    options_.pilot->chains_named |= named;
   }
   // Past n - 1 the caller would index past its range, and a recording (and
   // so a replay file) would hold a decision no run can make.

@@ -41,6 +41,7 @@
 #include "twinloop/api/probes.h"
 #include "twinloop/sim/choice.h"
 #include "twinloop/sim/recording.h"
+#include "twinloop/sim/strategy.h"
 
 namespace twinloop::sim {
 
@@ -108,6 +109,12 @@ struct Options {
   // If set, every draw comes from here instead (answers are clamped to
   // [0, n)); a RapidCheck property draws through its generators this way.
   std::function<uint64_t(std::string_view site, uint64_t n)> chooser = nullptr;
+  // How a draw that neither `replay` nor `chooser` answers is decided
+  // (sim/strategy.h): uniform (the seed's value) unless set. Recorded in
+  // replay files (recorded_options) when not uniform.
+  StrategyOptions strategy = {};
+  // If set, the run counts its draws per source here (the strategies' pilot run).
+  Pilot* pilot = nullptr;
 };
 
 // The options a recording names, and Options updated from a recording
@@ -236,6 +243,7 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   bool jitter_ = false;
   uint64_t jitter_max_us_ = 0;
   ChoiceSource choices_;
+  Strategy strategy_;
   uint64_t draws_ = 0;
   EventLoop* loop_ = nullptr;
   int64_t now_ns_ = 0;

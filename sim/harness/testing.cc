@@ -81,6 +81,7 @@ constexpr Knob kKnobs[] = {
     {"twinloop_exhaustive", "TWINLOOP_EXHAUSTIVE", KnobType::kCount},
     {"twinloop_exhaustive_values", "TWINLOOP_EXHAUSTIVE_VALUES", KnobType::kSeedCount},
     {"twinloop_exhaustive_max_runs", "TWINLOOP_EXHAUSTIVE_MAX_RUNS", KnobType::kSeed},
+    {"twinloop_strategy", "TWINLOOP_STRATEGY", KnobType::kText},
 };
 
 // Every other TWINLOOP_* environment variable the project uses, anywhere.
@@ -824,9 +825,27 @@ void report_failure(const SeedOutcome& o, const std::string& report) {
   add_report(report);
 }
 
+// The strategy of the running test's seeds (--twinloop_strategy) and its
+// pilot run, set by run_sim_test while it runs seeds; null: uniform.
+struct StrategyPlan {
+  StrategyKind kind = StrategyKind::kUniform;
+  Pilot pilot;
+};
+const StrategyPlan*& strategy_plan() {
+  static const StrategyPlan* plan = nullptr;
+  return plan;
+}
+
+// The strategy options seed `seed` runs under.
+StrategyOptions strategy_for_seed(const StrategyPlan& plan, uint64_t seed) {
+  const StrategyKind kind = plan.kind == StrategyKind::kPortfolio ? portfolio_strategy(seed) : plan.kind;
+  return strategy_options(kind, plan.pilot);
+}
+
 Options seeded(Options options, uint64_t seed, bool record) {
   options.seed = seed;
   options.record = record;
+  if (const StrategyPlan* plan = strategy_plan()) options.strategy = strategy_for_seed(*plan, seed);
   return options;
 }
 
@@ -915,8 +934,14 @@ void report_seed(const std::string& name, Body body, const Options& options, uin
     }
   }
   const std::string seed_arg = absl::StrCat("--twinloop_seed=", seed);
+  std::vector<std::string> commands = commands_for(name, seed_arg);
+  // The seed runs as it did only under the same strategy (and pilot run).
+  if (const StrategyPlan* plan = strategy_plan()) {
+    const std::string flag = absl::StrCat("--twinloop_strategy=", std::string(strategy_name(plan->kind)));
+    for (std::string& cmd : commands) absl::StrAppend(&cmd, absl::StartsWith(cmd, "bazel test ") ? " --test_arg=" : " ", flag);
+  }
   report_outcome(name, body, options, std::move(o), absl::StrCat("seed", seed), absl::StrCat("seed ", seed),
-                 commands_for(name, seed_arg), "");
+                 std::move(commands), "");
 }
 
 // Writes the failing run `o`'s replay file (as `suffix`), shrinks it if
@@ -964,7 +989,14 @@ void report_outcome(const std::string& name, Body body, const Options& options, 
       }
     }
   }
-  report_failure(o, format_report(name, label, o, replay_lines, commands, extra));
+  std::string with_strategy = extra;
+  if (!o.recording.options.empty()) {
+    const StrategyOptions st = options_for_replay(o.recording, options).strategy;
+    if (st.kind != StrategyKind::kUniform) {
+      absl::StrAppend(&with_strategy, "strategy: ", describe_strategy(st), " (recorded in the replay file)\n");
+    }
+  }
+  report_failure(o, format_report(name, label, o, replay_lines, commands, with_strategy));
 }
 
 // The verdict of a replay: did the recorded failure reproduce, and do the
@@ -1240,6 +1272,22 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
   }
   read.uint("twinloop_exhaustive_values", &c.exhaustive_values, 1);
   read.uint("twinloop_exhaustive_max_runs", &c.exhaustive_max_runs, 0);
+  const Given* strategy = read.find("twinloop_strategy");
+  if (strategy) {
+    if (std::optional<StrategyKind> k = parse_strategy(lower(strategy->value))) {
+      c.strategy = *k;
+    } else {
+      std::vector<std::string> names;
+      for (StrategyKind k : {StrategyKind::kUniform, StrategyKind::kPct, StrategyKind::kPctcp, StrategyKind::kUrw,
+                             StrategyKind::kPortfolio}) {
+        names.push_back(std::string(strategy_name(k)));
+      }
+      errors.push_back(absl::StrCat("bad value ", quote_bytes(strategy->value), " for ", strategy->source,
+                                    ": expected uniform, pct, pctcp, urw or portfolio (flag --twinloop_strategy, "
+                                    "variable TWINLOOP_STRATEGY); did you mean ",
+                                    closest(lower(strategy->value), names), "?"));
+    }
+  }
 
   // Contradictions.
   const Given* seed = read.find("twinloop_seed");
@@ -1256,6 +1304,15 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
   if (replay && c.check_determinism > 0) {
     errors.push_back(absl::StrCat(read.find("twinloop_check_determinism")->as_written(), " does not apply to ",
                                   replay->as_written(), ": the determinism check runs seeds"));
+  }
+  if (strategy && replay) {
+    errors.push_back(absl::StrCat(strategy->as_written(), " and ", replay->as_written(),
+                                  " contradict each other: a replay runs under the strategy its file records"));
+  }
+  if (strategy && (c.branch || read.find("twinloop_exhaustive"))) {
+    errors.push_back(absl::StrCat(strategy->as_written(), " applies only to seed sweeps and --twinloop_seed=N: ",
+                                  (c.branch ? read.find("twinloop_explore") : read.find("twinloop_exhaustive"))->as_written(),
+                                  " decides its own draws"));
   }
   // Exploration modes: one at a time, and not with a single seed or a replay.
   const Given* exhaustive = read.find("twinloop_exhaustive");
@@ -1511,6 +1568,31 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
     if (part != 0) return skip(absl::StrCat("replaying ", c.replay, " in part 0 of ", name));
     run_replay(name, body, options, replay.recording);
     return;
+  }
+  // The strategy's pilot run (sim/strategy.h): every draw answers 0; it
+  // measures k and the sources, the same whatever the seed range.
+  StrategyPlan plan;
+  struct ClearPlan {
+    ~ClearPlan() { strategy_plan() = nullptr; }
+  } clear_plan;
+  if (c.strategy != StrategyKind::kUniform && !c.exhaustive && !c.branch) {
+    plan.kind = c.strategy;
+    Options po = options;
+    po.chooser = [](std::string_view, uint64_t) -> uint64_t { return 0; };
+    po.pilot = &plan.pilot;
+    (void)run_once(body, po);
+    strategy_plan() = &plan;
+    std::string line = absl::StrCat("twinloop: ", name, ": strategy ", std::string(strategy_name(c.strategy)), " (pilot run: ",
+                                    plan.pilot.draws, " draws from ", plan.pilot.source_draws.size(), " sources)");
+    if (c.strategy == StrategyKind::kPortfolio) {
+      absl::StrAppend(&line, "; seed % 4 = 0 uniform, 1 pct, 2 pctcp, 3 urw");
+      for (StrategyKind k : {StrategyKind::kPct, StrategyKind::kPctcp}) {
+        absl::StrAppend(&line, "\n  ", describe_strategy(strategy_options(k, plan.pilot)));
+      }
+    } else {
+      absl::StrAppend(&line, "\n  ", describe_strategy(strategy_options(c.strategy, plan.pilot)));
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
   if (c.seed) {
     if (part != 0) return skip(absl::StrCat("--twinloop_seed=", *c.seed, " runs in part 0 of ", name));

@@ -121,6 +121,9 @@ struct Config {
   std::optional<int> exhaustive;
   uint64_t exhaustive_values = 8;
   uint64_t exhaustive_max_runs = 0;
+  // How the seeds' draws are decided (sim/strategy.h, --twinloop_strategy):
+  // uniform unless given; kPortfolio rotates the others by seed.
+  StrategyKind strategy = StrategyKind::kUniform;
   // Said once on stderr before the tests run: given flags that have no
   // effect ("--twinloop_seed=3 given: only seed 3 runs; --twinloop_seeds=50
   // not used").

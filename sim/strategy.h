@@ -1,0 +1,113 @@
+// twinloop/sim/strategy.h: how a run answers its named draws when neither a
+// replay nor a chooser does (issue 14, "A portfolio of strategies";
+// docs/exploration.md, "Strategies").
+//
+// twinloop keeps asyncio's FIFO ready order, so a strategy never reorders
+// the ready queue: it decides only the values of named draws (value 0 = the
+// default: no delay, natural order, no fault). Each draw has a *source*: the
+// drawing task (its key, sim/choice.h), or the host or connection the site
+// names ("<site>@<chain>", for PCTCP; no built-in site names one today).
+//
+//   uniform  every draw is the seed's value (ChoiceSource::value): today's runs.
+//   pct      PCT (Burckhardt et al., ASPLOS 2010) adapted to draws: each source
+//            (every source of the pilot run, and any new one when it first draws)
+//            gets a seeded random priority; the highest-priority source draws the default 0, every other source a non-default value
+//            (uniform over [1, n)); at d-1 change points on the draw counter
+//            (drawn uniformly over [0, k)) the drawing source drops below every
+//            other priority. Bound printed: 1/(n * k^(d-1)).
+//   pctcp    PCTCP (Ozkan et al., OOPSLA 2018): as pct over chains (hosts,
+//            connections) when the draw sites name them, else it runs as pct
+//            over tasks and says so. Bound printed: 1/(w^2 * k^(d-1)).
+//   urw      URW (Zhao et al., ASPLOS 2025) adapted: a draw of a source with r
+//            remaining draws (its count in the pilot run minus those made so
+//            far, at least 1), when every source together has R remaining,
+//            answers the default with probability r/R, else a non-default
+//            value: a source with little left is the one held back, as URW
+//            schedules a task in proportion to its remaining events.
+//   portfolio  per seed: uniform, pct, pctcp, urw, round robin (seed % 4), as
+//            Coyote's portfolio rotates its strategies per iteration.
+//
+// The pilot run (k, the sources and their draw counts) is the run in which
+// every draw answers 0: it does not depend on the seed range, so a seed runs
+// the same in a sweep, alone and in a replay (the harness measures it once
+// per test and records what a run used in its replay file as options).
+#ifndef TWINLOOP_SIM_STRATEGY_H_
+#define TWINLOOP_SIM_STRATEGY_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "twinloop/sim/choice.h"
+
+namespace twinloop::sim {
+
+enum class StrategyKind : uint8_t { kUniform = 0, kPct = 1, kPctcp = 2, kUrw = 3, kPortfolio = 4 };
+
+// "uniform", "pct", "pctcp", "urw", "portfolio".
+std::string_view strategy_name(StrategyKind kind);
+std::optional<StrategyKind> parse_strategy(std::string_view name);
+// The strategy the portfolio gives `seed`: uniform, pct, pctcp, urw by seed % 4.
+StrategyKind portfolio_strategy(uint64_t seed);
+
+// What the pilot run measured (its draws, per source).
+struct Pilot {
+  uint64_t draws = 0;                           // k
+  std::map<uint64_t, uint64_t> source_draws;    // source -> draws in the pilot
+  bool chains_named = false;                    // some site named a host or connection
+};
+
+struct StrategyOptions {
+  // kPortfolio is resolved per seed (portfolio_strategy) before a run.
+  StrategyKind kind = StrategyKind::kUniform;
+  // PCT's depth d (d - 1 change points); 3, SCTBench's best (Thomson et al. 2016).
+  uint32_t depth = 3;
+  // The pilot run's measurements (k, the number of sources, URW's counts).
+  uint64_t draws = 0;
+  uint64_t sources = 0;
+  bool chains_named = false;
+  // Per source: its draws in the pilot (PCT gives each its priority from the
+  // start; URW weighs by them).
+  std::map<uint64_t, uint64_t> source_draws;
+};
+
+// The options a run under `kind` needs from `pilot`.
+StrategyOptions strategy_options(StrategyKind kind, const Pilot& pilot, uint32_t depth = 3);
+
+// The source of a draw: the chain the site names ("net.latency_us@h1:80"),
+// else the drawing task's key. Sets *named when the site names a chain.
+uint64_t draw_source(std::string_view site, uint64_t task_key, bool* named = nullptr);
+
+// "pct d=3 k=40 sources=3: a bug of depth 3 is found with probability >= 1/(3*40^2) = 2.1e-04 per run",
+// for reports and the sweep's line.
+std::string describe_strategy(const StrategyOptions& s);
+
+// One run's strategy state (not copyable across runs: make one per run).
+class Strategy {
+ public:
+  Strategy(const StrategyOptions& options, uint64_t seed);
+  bool uniform() const { return options_.kind == StrategyKind::kUniform; }
+  // The value in [0, n) of the draw `key` (n >= 2) from `source`, the
+  // `draw_index`-th draw of the run (from 0).
+  uint64_t value(const ChoiceSource& choices, uint64_t key, uint64_t source, uint64_t n, uint64_t draw_index);
+
+ private:
+  uint64_t priority(uint64_t source);
+  uint64_t non_default(const ChoiceSource& choices, uint64_t key, uint64_t n) const;
+
+  StrategyOptions options_;
+  uint64_t salt_;
+  std::vector<uint64_t> change_points_;  // sorted draw indices
+  size_t next_change_ = 0;
+  std::map<uint64_t, uint64_t> priorities_;
+  uint64_t highest_ = 0;
+  std::map<uint64_t, uint64_t> made_;  // URW: draws made per source
+  uint64_t remaining_total_ = 0;
+};
+
+}  // namespace twinloop::sim
+
+#endif  // TWINLOOP_SIM_STRATEGY_H_
