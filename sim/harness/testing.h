@@ -60,6 +60,8 @@
 //                                                           answers (8; the verdict then says "capped")
 //   --twinloop_exhaustive_max_runs=N TWINLOOP_EXHAUSTIVE_MAX_RUNS stop after N runs (0: no limit; the
 //                                                           verdict then says "stopped")
+//   --twinloop_strategy=S         TWINLOOP_STRATEGY         uniform (default), pct, pctcp, urw or portfolio
+//                                                           (sim/strategy.h; recorded in replay files)
 //
 // Probes (api/probes.h). A sweep tallies every probe its runs reached (the
 // user's, and the built-in ones: "fault fired: <kind>", "buggify fired:
