@@ -31,6 +31,7 @@ void TaskBase::set_name(std::string name) { name_ = std::make_unique<std::string
 
 std::string TaskBase::waiting_on() const {
   if (self_->done()) return "nothing (done)";
+  if (sleeping_) return sleep_description(timer_.when_ns_);
   if (fut_waiter_) {
     if (TaskBase* t = fut_waiter_->as_task()) return absl::StrCat("task '", t->get_name(), "'");
     return fut_waiter_->describe();
@@ -45,6 +46,17 @@ bool TaskBase::cancel_task(std::string msg) {
   // Keep fut_waiter_ after a successful cancel: if it is a task that ignores
   // the cancellation we may have to cancel it again (asyncio does the same).
   if (fut_waiter_ && fut_waiter_->cancel(msg)) return true;
+  if (sleeping_ && !sleep_woken_) {
+    // As SleepState::cancel: the sleep ends cancelled (the task wakes with
+    // CancelledError(msg) next iteration) and its timer is cancelled.
+    sleep_woken_ = true;
+    sleep_cancelled_ = true;
+    if (!msg.empty()) sleep_cancel_message_ = std::make_unique<std::string>(std::move(msg));
+    if (timer_.in_heap_ && !timer_.cancelled_) internal::LoopAccess::timer_cancelled(loop());
+    timer_.cancelled_ = true;
+    if (!loop().is_closed()) internal::LoopAccess::schedule(loop(), this);
+    return true;
+  }
   must_cancel_ = true;
   self_->set_cancel_message(std::move(msg));
   return true;
@@ -65,13 +77,15 @@ void TaskBase::run() {
   // parked_ starts true, so that one flag covers the first step as well
   // (a compare and a branch per step, not two).
   TWINLOOP_CHECK(parked_, "a task steps only while parked (never while it runs)");
-  TWINLOOP_DCHECK(!started_ || yielded_ || (fut_waiter_ && fut_waiter_->done()), "a task is resumed at most once per wake-up");
+  TWINLOOP_DCHECK(!started_ || yielded_ || (fut_waiter_ && fut_waiter_->done()) || (sleeping_ && sleep_woken_),
+                  "a task is resumed at most once per wake-up");
   bool throw_cancel = false;
   if (must_cancel_) {
     throw_cancel = true;
     must_cancel_ = false;
   }
   fut_waiter_.reset();
+  sleeping_ = false;
   yielded_ = false;
   Ref<FutureBase> keep(self_);  // finishing drops the loop's reference
   EventLoop& loop = this->loop();
@@ -191,6 +205,52 @@ void TaskBase::block_on(FutureBase& f, std::coroutine_handle<> h) {
   if (must_cancel_ && f.cancel(self_->cancel_message())) must_cancel_ = false;
 }
 
+void TaskBase::sleep_on_own_timer(int64_t when_ns, std::coroutine_handle<> h) {
+  EventLoop& loop = this->loop();
+  resume_point_ = h;
+  parked_ = true;
+  sleeping_ = true;
+  sleep_woken_ = false;
+  sleep_cancelled_ = false;
+  if (sleep_cancel_message_) [[unlikely]] sleep_cancel_message_.reset();
+  timer_busy_ = true;
+  timer_.cancelled_ = false;
+  timer_.id_ = internal::LoopAccess::next_handle_id(loop);
+  self_->add_ref();  // the heap's reference
+  internal::LoopAccess::add_timer(loop, &timer_, when_ns);
+}
+
+void TaskBase::after_own_sleep() {
+  if (sleep_cancelled_) [[unlikely]] {
+    sleep_cancelled_ = false;
+    std::unique_ptr<std::string> msg = std::move(sleep_cancel_message_);
+    throw CancelledError(msg ? std::move(*msg) : std::string());
+  }
+}
+
+void TaskSleepTimer::run() {
+  Ref<FutureBase> self = Ref<FutureBase>::adopt(task_->self_);  // the queue's reference
+  TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
+  task_->timer_busy_ = false;
+  if (cancelled_ || task_->sleep_woken_) return;
+  EventLoop& loop = task_->loop();
+  internal::LoopAccess::note(loop, EventKind::kCallback, id_);
+  // As the SleepState's set_value: the task wakes next iteration (asyncio).
+  task_->sleep_woken_ = true;
+  if (!loop.is_closed()) internal::LoopAccess::schedule(loop, task_);
+}
+
+void TaskSleepTimer::drop() { release_timer(); }
+
+void TaskSleepTimer::release_timer() {
+  task_->timer_busy_ = false;
+  task_->self_->release();
+}
+
+std::string sleep_description(int64_t when_ns) {
+  return absl::StrCat("sleep() until ", absl::FormatDuration(absl::Nanoseconds(when_ns)), " on the loop clock");
+}
+
 void TaskBase::yield_now(std::coroutine_handle<> h) {
   resume_point_ = h;
   parked_ = true;
@@ -288,9 +348,7 @@ bool SleepState::cancel(std::string msg) {
   return true;
 }
 
-std::string SleepState::describe() const {
-  return absl::StrCat("sleep() until ", absl::FormatDuration(absl::Nanoseconds(when_ns_)), " on the loop clock");
-}
+std::string SleepState::describe() const { return sleep_description(when_ns_); }
 
 }  // namespace internal
 
@@ -301,6 +359,11 @@ void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {
     return;
   }
   EventLoop& loop = task_->future().loop();
+  if (delay_ != absl::InfiniteDuration() && task_->can_sleep_on_own_timer()) [[likely]] {
+    own_timer_ = true;
+    task_->sleep_on_own_timer(internal::LoopAccess::deadline_after_ns(loop, delay_), h);
+    return;
+  }
   if (delay_ == absl::InfiniteDuration()) {
     state_ = internal::make_ref<internal::ValueHolder<void>>(loop);  // until cancelled
   } else {
@@ -315,6 +378,10 @@ void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {
 
 void SleepAwaitable::await_resume() {
   internal::after_resume(task_);
+  if (own_timer_) {
+    task_->after_own_sleep();
+    return;
+  }
   if (state_) state_->check_result();
 }
 

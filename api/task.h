@@ -51,6 +51,25 @@ namespace twinloop {
 
 namespace internal {
 
+class TaskBase;
+
+// A task's own sleep timer: a sleep() of a task whose timer is free waits
+// on this entry of the loop's timer heap instead of a SleepState future, so
+// that a sleep allocates nothing. It behaves as the SleepState it replaces,
+// event for event (a kCallback event when it fires, the task woken in the
+// next iteration; cancelling the sleep cancels the timer). While in the
+// heap or the ready queue it holds a reference to the task.
+class TaskSleepTimer final : public TimerTarget {
+ public:
+  explicit TaskSleepTimer(TaskBase* task) : task_(task) {}
+  void run() override;
+  void drop() override;
+  void release_timer() override;
+
+ private:
+  TaskBase* task_;
+};
+
 // The task machinery, independent of the result type.
 class TaskBase : public Runnable {
  public:
@@ -100,6 +119,15 @@ class TaskBase : public Runnable {
   // Called by awaitables.
   void block_on(FutureBase& f, std::coroutine_handle<> h);
   void yield_now(std::coroutine_handle<> h);
+  // sleep(): whether the task's own timer can serve a sleep now (it is in
+  // neither the timer heap nor the ready queue, and no cancel is pending,
+  // which would cancel the sleep at once: the SleepState path does that).
+  bool can_sleep_on_own_timer() const { return !timer_busy_ && !must_cancel_; }
+  // Suspends the task until `when_ns` on the loop clock, on its own timer.
+  void sleep_on_own_timer(int64_t when_ns, std::coroutine_handle<> h);
+  // After a sleep on the own timer: throws CancelledError if it was
+  // cancelled (as the SleepState's check_result would).
+  void after_own_sleep();
   bool take_pending_throw() { return std::exchange(pending_throw_, false); }
   std::string cancel_message() const { return self_->cancel_message(); }
 
@@ -138,6 +166,7 @@ class TaskBase : public Runnable {
   void after_step();
 
   EventLoop& loop() const { return self_->loop(); }
+  friend class TaskSleepTimer;
 
   FutureBase* self_;
   std::coroutine_handle<> resume_point_;
@@ -157,7 +186,21 @@ class TaskBase : public Runnable {
   // (yield_now); false while a step runs. run() checks this one flag.
   bool parked_ = true;
   bool yielded_ = false;
+  // The own timer's state: it is in the timer heap or the ready queue
+  // (timer_busy_); the task waits on it (sleeping_, from the sleep until
+  // the next step); the sleep is over (sleep_woken_: the timer fired or the
+  // sleep was cancelled; the SleepState future's done()); it was cancelled,
+  // with sleep_cancel_message_ (rare: allocated only for a message).
+  bool timer_busy_ = false;
+  bool sleeping_ = false;
+  bool sleep_woken_ = false;
+  bool sleep_cancelled_ = false;
+  std::unique_ptr<std::string> sleep_cancel_message_;
+  TaskSleepTimer timer_{this};
 };
+
+// "sleep() until <when> on the loop clock" (a sleep, for deadlock reports).
+std::string sleep_description(int64_t when_ns);
 
 // The running task; std::runtime_error naming `what` outside a task.
 TaskBase* current_task_or_throw(const char* what);
@@ -405,6 +448,7 @@ class [[nodiscard]] SleepAwaitable {
   absl::Duration delay_;
   internal::TaskBase* task_ = nullptr;
   internal::Ref<internal::FutureBase> state_;
+  bool own_timer_ = false;  // the task's own timer (no state_)
 };
 
 // Suspends the current task for `delay` (asyncio.sleep). A delay <= 0
