@@ -936,7 +936,16 @@ size_t Processes::host_crashed(std::string_view host) {
   return victims.size();
 }
 
-void Processes::shutdown() { shut_down_ = true; }
+void Processes::shutdown() {
+  shut_down_ = true;
+  // A process holds the loop (its streams' transports, its task) and the
+  // loop holds the process table: the loop's close breaks that cycle here.
+  // The loop is closed already, so the streams going now close nothing and
+  // schedule nothing.
+  std::map<int, std::shared_ptr<ProcessState>> procs = std::move(procs_);
+  procs_.clear();
+  procs.clear();
+}
 
 // ---------------------------------------------------------------------------
 

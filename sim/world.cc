@@ -296,6 +296,8 @@ void World::shutdown() {
     if (s.pending_restart) std::exchange(s.pending_restart, std::nullopt)->cancel();
     s.main_task.reset();
   }
+  // The injector's task holds the loop, which holds this world: let go.
+  injector_.reset();
   if (clock_installed_) {
     SimBackend::set_clock_view(loop(), nullptr);
     clock_installed_ = false;
