@@ -412,10 +412,9 @@ class StreamSubprocessProtocol final : public SubprocessProtocol {
 class ProcessState {
  public:
   ProcessState(std::shared_ptr<SubprocessTransport> t, std::shared_ptr<StreamSubprocessProtocol> p)
-      : transport(std::move(t)), protocol(std::move(p)), pid(transport->get_pid()) {}
+      : transport(std::move(t)), protocol(std::move(p)) {}
   std::shared_ptr<SubprocessTransport> transport;
   std::shared_ptr<StreamSubprocessProtocol> protocol;
-  int pid;
 };
 
 namespace {
@@ -489,7 +488,7 @@ Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
 Process::Process(std::shared_ptr<internal::ProcessState> state) : state_(std::move(state)) {}
 
-int Process::pid() const { return state_->pid; }
+int Process::pid() const { return state_->transport->get_pid(); }
 std::optional<int> Process::returncode() const { return state_->transport->get_returncode(); }
 StreamWriter* Process::stdin() const { return state_->protocol->stdin_ ? &*state_->protocol->stdin_ : nullptr; }
 StreamReader* Process::stdout() const { return state_->protocol->reader(1); }
