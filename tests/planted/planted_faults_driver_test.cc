@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "twinloop/sim/harness/replay_file.h"
 #include "twinloop/sim/recording.h"
+#include "twinloop/tests/planted/fault_draws.h"
 #include "twinloop/tests/subprocess.h"
 
 namespace twinloop::planted {
@@ -49,12 +50,6 @@ int faults_listed(const std::string& output) {
   return n;
 }
 
-// Non-default draws at the fault injector's sites (sim/draw_sites.h).
-size_t fault_draws(const sim::Recording& r) {
-  size_t n = 0;
-  for (const sim::Decision& d : r.decisions) n += d.value != 0 && d.site.starts_with("fault.");
-  return n;
-}
 
 struct PlantedBug {
   const char* test;   // in planted_faults_test.cc

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "twinloop/sim/harness/replay_file.h"
 #include "twinloop/sim/recording.h"
+#include "twinloop/tests/planted/fault_draws.h"
 #include "twinloop/tests/subprocess.h"
 
 namespace twinloop::planted {
@@ -30,12 +31,6 @@ Result run(const std::string& command) { return ::twinloop::test_util::run_comma
 
 std::string binary() { return ::twinloop::test_util::runfile_from_env("PLANTED_SUPERVISOR_TEST"); }
 
-// Non-default draws at the fault sites (sim/draw_sites.h).
-size_t fault_draws(const sim::Recording& r) {
-  size_t n = 0;
-  for (const sim::Decision& d : r.decisions) n += d.value != 0 && d.site.starts_with("fault.");
-  return n;
-}
 
 constexpr char kCheck[] = "'every worker slot runs a worker again' still false";
 
