@@ -470,6 +470,9 @@ void EventLoop::close_now() {
   // Callbacks on unfinished tasks (gather, TaskGroup, as_completed, shield)
   // may hold the very objects that hold these tasks: drop them first.
   for (auto& t : tasks) t->clear_callbacks();
+  // Then their frames, in creation order, even where something in a frame
+  // still holds its own task (a cycle that refcounting cannot free).
+  for (auto& t : tasks) t->as_task()->destroy_frame_at_close();
   tasks.clear();
   abandoned_.clear();
   task_origins_.clear();

@@ -352,8 +352,13 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
     transport_ = transport;
     reader_->transport_ = transport;
     if (!client_connected_) return;
+    // Called once; not kept: what the callback captures may come to hold
+    // this protocol (a future whose result is the writer), a cycle that
+    // refcounting cannot free (asyncio leaves such cycles to its collector).
+    const ClientConnected client_connected = std::move(client_connected_);
+    client_connected_ = nullptr;
     StreamWriter writer(transport, shared_from_this(), reader_);
-    Coro<void> handler = client_connected_(StreamReader(reader_), std::move(writer));
+    Coro<void> handler = client_connected(StreamReader(reader_), std::move(writer));
     task_ = create_task(std::move(handler));
     std::weak_ptr<Transport> weak = transport;
     task_.add_done_callback([weak](Future<void> task) {

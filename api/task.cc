@@ -117,6 +117,11 @@ void TaskBase::abandon() {
   internal::LoopAccess::unregister_task(loop(), this);
 }
 
+void TaskBase::destroy_frame_at_close() {
+  fut_waiter_.reset();
+  if (root_) std::exchange(root_, nullptr).destroy();
+}
+
 void TaskBase::run_timed(EventLoop& loop, bool throw_cancel) {
   // From before the event is noted: the simulated loop charges a step's
   // virtual CPU time (step jitter) when it sees the event.

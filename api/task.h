@@ -110,6 +110,13 @@ class TaskBase : public Runnable {
   // caller keeps the task alive afterwards (the ready queue or a future's
   // waiters may still name it; run() then does nothing).
   void abandon();
+  // The loop is closing and this task never finished: its frame is
+  // destroyed now, where it is parked, and the task stays pending (it can
+  // never run again). Without this, a frame that holds an object that holds
+  // the task (a StreamWriter -> its StreamProtocol -> the client_connected
+  // task) would keep the loop and everything in it alive: a cycle asyncio
+  // leaves to its garbage collector ("Task was destroyed but it is pending!").
+  void destroy_frame_at_close();
   // Runs the task in `context` itself instead of the copy of its creator's
   // (create_task's context=); before the first step.
   void use_context(const Context& context) { context_ = ContextAccess::state(context); }
