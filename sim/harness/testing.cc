@@ -1580,10 +1580,15 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
     Options po = options;
     po.chooser = [](std::string_view, uint64_t) -> uint64_t { return 0; };
     po.pilot = &plan.pilot;
-    (void)run_once(body, po);
+    {
+      const PilotScope tasks(&plan.pilot);  // pct's per-task counts
+      (void)run_once(body, po);
+    }
     strategy_plan() = &plan;
     std::string line = absl::StrCat("twinloop: ", name, ": strategy ", std::string(strategy_name(c.strategy)), " (pilot run: ",
-                                    plan.pilot.draws, " draws from ", plan.pilot.source_draws.size(), " sources)");
+                                    plan.pilot.draws, " draws from ", plan.pilot.task_draws.size(), " tasks",
+                                    plan.pilot.chains_named ? absl::StrCat(", ", plan.pilot.source_draws.size(), " chains") : "",
+                                    ")");
     if (c.strategy == StrategyKind::kPortfolio) {
       absl::StrAppend(&line, "; seed % 4 = 0 uniform, 1 pct, 2 pctcp, 3 urw");
       for (StrategyKind k : {StrategyKind::kPct, StrategyKind::kPctcp}) {
