@@ -94,9 +94,9 @@ TEST(Strategies, EachGivesTheSameRunForTheSameSeedAndPctPrintsItsBound) {
     EXPECT_GT(differ, 0) << s;
   }
   Result r = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_seeds=2 --twinloop_strategy=pct");
-  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 sources");
+  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 tasks");
   ASSERT_FALSE(k.empty()) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("pct d=3 k=", k, " sources=3: a bug of depth 3 is found with probability >= 1/(3*",
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("pct d=3 k=", k, " sources=3: a bug of depth 3 is found with probability >= 1/(2*3*",
                                                k, "^2)")));
   Result cp = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_seeds=2 --twinloop_strategy=pctcp");
   EXPECT_THAT(cp.output, HasSubstr("no draw site names a host or connection, so it ran as pct over tasks"));
@@ -108,7 +108,7 @@ TEST(Strategies, TheReplayFileRecordsTheStrategyAndReplaysUnderIt) {
   Result r = run("--gtest_filter=Strategies.ShortWorkerLast --twinloop_seeds=500 --twinloop_strategy=urw",
                  "TWINLOOP_REPLAY_DIR=" + dir);
   ASSERT_NE(r.exit_code, 0) << r.output;
-  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 sources");
+  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 tasks");
   ASSERT_FALSE(k.empty()) << r.output;
   EXPECT_THAT(r.output, HasSubstr(absl::StrCat("strategy: urw k=", k, " sources=3")));
   EXPECT_THAT(r.output, HasSubstr("--twinloop_strategy=urw"));
