@@ -7,6 +7,8 @@
 //    says chains=, not "ran as pct over tasks") and it finds the stale read
 //    from seed 0 within 50 seeds (seed 0 + 23 today; before connections
 //    were chains: 87);
+//  - pctcp finds the admin switch overtaken on another connection from
+//    seed 0 within 10 seeds (6 today; before: not in 10);
 //  - pct finds the lost wakeup from seed 8008 within 10 seeds (4 today;
 //    with only the one highest-priority task fast: 16);
 //  - each bug is found by the default uniform sweep only later than that,
@@ -44,7 +46,7 @@ TEST(PlantedOrder, TheFixedTwinsPassEverySeedUnderEveryStrategy) {
   for (const char* s : {"uniform", "pct", "pctcp", "urw"}) {
     Result r = run(absl::StrCat("--gtest_filter=PlantedOrder.*Fixed --twinloop_strategy=", s));
     EXPECT_EQ(r.exit_code, 0) << s << "\n" << r.output;
-    EXPECT_THAT(r.output, HasSubstr("[  PASSED  ] 2 tests.")) << s;
+    EXPECT_THAT(r.output, HasSubstr("[  PASSED  ] 3 tests.")) << s;
   }
 }
 
@@ -59,6 +61,20 @@ TEST(PlantedOrder, PctcpRunsOverConnectionsAndFindsTheStaleRead) {
   EXPECT_LE(found, 50u);
   EXPECT_THAT(r.output, HasSubstr("the client read its own write from the replica and got the old value"));
   Result uniform = run("--gtest_filter=PlantedOrder.StaleReadAfterARedirect --twinloop_seeds=100");
+  const uint64_t u = seeds_to_failure(uniform, 0);
+  EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", pctcp " << found;
+}
+
+TEST(PlantedOrder, PctcpFindsTheAdminSwitchOvertakenAtOnce) {
+  // One task writes on both connections: as chains they are apart.
+  Result r = run("--gtest_filter=PlantedOrder.AdminSwitchOvertakenOnAnotherConnection --twinloop_strategy=pctcp "
+                 "--twinloop_seeds=10");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  const uint64_t found = seeds_to_failure(r, 0);
+  EXPECT_GE(found, 1u) << r.output;
+  EXPECT_LE(found, 10u);
+  EXPECT_THAT(r.output, HasSubstr("the server opened a session after DRAIN was sent on the admin connection"));
+  Result uniform = run("--gtest_filter=PlantedOrder.AdminSwitchOvertakenOnAnotherConnection");
   const uint64_t u = seeds_to_failure(uniform, 0);
   EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", pctcp " << found;
 }

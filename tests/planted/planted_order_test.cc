@@ -260,5 +260,96 @@ Coro<void> replicated_store(bool fixed) {
 TWINLOOP_SIM_TEST_WITH_OPTIONS(PlantedOrder, StaleReadAfterARedirect, kLinks) { co_await replicated_store(false); }
 TWINLOOP_SIM_TEST_WITH_OPTIONS(PlantedOrder, StaleReadAfterARedirectFixed, kLinks) { co_await replicated_store(true); }
 
+// ------------------------------------- 3. an admin switch overtaken on another connection
+
+// A session server with an admin port and a data port, like a database with
+// a separate control channel. "DRAIN" on the admin port makes it refuse new
+// sessions (before a deploy); the data port speaks "HELLO" -> "HI" and
+// "SESSION" -> "OPEN" or "REFUSED".
+constexpr uint16_t kDataPort = 7000;
+constexpr uint16_t kAdminPort = 7001;
+
+struct SessionServer {
+  bool draining = false;
+  int opened_while_draining = 0;
+};
+
+Coro<void> serve_admin(SessionServer* s, StreamReader reader, StreamWriter writer) {
+  try {
+    while (true) {
+      const std::string line = co_await reader.readline();
+      if (line.empty()) break;
+      if (line == "DRAIN\n") s->draining = true;
+      writer.write("OK\n");
+      co_await writer.drain();
+    }
+  } catch (const ConnectionError&) {
+  }
+  writer.close();
+}
+
+Coro<void> serve_data(SessionServer* s, StreamReader reader, StreamWriter writer) {
+  try {
+    while (true) {
+      const std::string line = co_await reader.readline();
+      if (line.empty()) break;
+      if (line == "HELLO\n") writer.write("HI\n");
+      if (line == "SESSION\n") writer.write(s->draining ? "REFUSED\n" : "OPEN\n");
+      co_await writer.drain();
+    }
+  } catch (const ConnectionError&) {
+  }
+  writer.close();
+}
+
+// BUG (fixed = false): the deploy tool sends DRAIN on the admin connection
+// and, without waiting for its OK, goes on over the data connection,
+// assuming the server sees its messages in the order it sent them. Two
+// connections keep no order between them: when the data connection's
+// HELLO, HI and SESSION all travel faster than the one DRAIN message, the
+// server opens a session it should have refused. Both connections are the
+// tool's (one task writes on both), so only their chains, not their tasks,
+// tell them apart.
+Coro<std::string> drain_then_check(bool fixed) {
+  Conn admin = co_await connect("sessions", kAdminPort);
+  Conn data = co_await connect("sessions", kDataPort);
+  admin.writer.write("DRAIN\n");
+  co_await admin.writer.drain();
+  if (fixed) {
+    const std::string ok = co_await admin.reader.readline();
+    EXPECT_EQ(ok, "OK\n");
+  }
+  const std::string hi = co_await data.ask("HELLO\n");
+  EXPECT_EQ(hi, "HI\n");
+  const std::string session = co_await data.ask("SESSION\n");
+  co_await close(data);
+  co_await close(admin);
+  co_return session;
+}
+
+Coro<void> deploy_drain(bool fixed) {
+  sim::Network& net = sim::Network::of(get_running_loop());
+  net.add_host("sessions", "10.0.2.1");
+  net.add_host("deploy", "10.0.2.2");
+  SessionServer state;
+  ClientConnected admin_handler = [&state](StreamReader r, StreamWriter w) { return serve_admin(&state, r, w); };
+  ClientConnected data_handler = [&state](StreamReader r, StreamWriter w) { return serve_data(&state, r, w); };
+  Server admin = co_await sim::spawn_on("sessions", start(std::move(admin_handler), kAdminPort));
+  Server data = co_await sim::spawn_on("sessions", start(std::move(data_handler), kDataPort));
+  const std::string session = co_await sim::spawn_on("deploy", drain_then_check(fixed));
+  EXPECT_EQ(session, "REFUSED\n") << "the server opened a session after DRAIN was sent on the admin connection";
+  for (Server* s : {&data, &admin}) {
+    s->close();
+    co_await s->wait_closed();
+  }
+}
+
+TWINLOOP_SIM_TEST_WITH_OPTIONS(PlantedOrder, AdminSwitchOvertakenOnAnotherConnection, kLinks) {
+  co_await deploy_drain(false);
+}
+TWINLOOP_SIM_TEST_WITH_OPTIONS(PlantedOrder, AdminSwitchOvertakenOnAnotherConnectionFixed, kLinks) {
+  co_await deploy_drain(true);
+}
+
 }  // namespace
 }  // namespace twinloop::planted
