@@ -122,6 +122,7 @@ Strategy::Strategy(const StrategyOptions& options, uint64_t seed)
     // half the runs, else 2 .. sources - 1.
     const uint64_t n = options_.sources;
     const ChoiceSource h(salt_ ^ 0x66617374ull);
+    upper_ = h.value(2, 2) == 1;
     if (n >= 3 && h.value(0, 2) == 1) fast_ = 2 + h.value(1, n - 2);
     // Every source the pilot run met has its priority from the start (as
     // PCT's threads do), so a low-priority source is held back even before
@@ -130,6 +131,7 @@ Strategy::Strategy(const StrategyOptions& options, uint64_t seed)
     update_threshold();
   }
   if (options_.kind == StrategyKind::kUrw) {
+    upper_ = ChoiceSource(salt_ ^ 0x66617374ull).value(2, 2) == 1;
     for (const auto& [source, count] : options_.source_draws) remaining_total_ += count;
   }
 }
@@ -157,7 +159,8 @@ uint64_t Strategy::priority(uint64_t source) {
 }
 
 uint64_t Strategy::non_default(const ChoiceSource& choices, uint64_t key, uint64_t n) const {
-  return 1 + choices.value(mix64(key ^ salt_), n - 1);
+  const uint64_t low = upper_ ? std::max<uint64_t>(1, n / 2) : 1;
+  return low + choices.value(mix64(key ^ salt_), n - low);
 }
 
 uint64_t Strategy::value(const ChoiceSource& choices, uint64_t key, uint64_t source, uint64_t n, uint64_t draw_index) {

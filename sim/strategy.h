@@ -16,7 +16,8 @@
 //            (every task of the pilot run, and any new one when it first draws)
 //            gets a seeded random priority; the h highest-priority tasks draw
 //            the default 0 (run at once), every other a non-default value
-//            (uniform over [1, n)); at d-1 change points on the draw counter
+//            (uniform over [1, n), or over [n/2, n) in half the runs: slow
+//            is then slow, as a timeout needs); at d-1 change points on the draw counter
 //            (drawn uniformly over [0, k)) the drawing task drops below every
 //            other priority. h is 1 (PCT's one running thread) in half the
 //            runs, else uniform over [2, sources - 1]: a bug that needs two
@@ -32,7 +33,8 @@
 //            far, at least 1), when every source together has R remaining,
 //            answers the default with probability r/R, else a non-default
 //            value: a source with little left is the one held back, as URW
-//            schedules a task in proportion to its remaining events.
+//            schedules a task in proportion to its remaining events. Its
+//            non-default values are pct's (the upper half in half the runs).
 //   portfolio  per seed: uniform, pct, pctcp, urw, round robin (seed % 4), as
 //            Coyote's portfolio rotates its strategies per iteration.
 //
@@ -151,6 +153,8 @@ class Strategy {
   // PCT's fast set: the sources whose priority is at least threshold_ (the
   // fast_-th highest priority) draw the default.
   uint64_t fast_ = 1;
+  // Non-default draws from the upper half of [1, n) (half the runs).
+  bool upper_ = false;
   uint64_t threshold_ = 0;
   std::map<uint64_t, uint64_t> made_;  // URW: draws made per source
   uint64_t remaining_total_ = 0;
