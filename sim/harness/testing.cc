@@ -1067,6 +1067,9 @@ ExploreRun explore_run(Body body, const Options& options, uint64_t seed, const s
   Options o = options;
   o.seed = seed;
   o.record = true;
+  // Under --twinloop_strategy (branching only): the draws after the prefix
+  // are the strategy's for this run's seed.
+  if (const StrategyPlan* plan = strategy_plan(); plan && !default_fallback) o.strategy = strategy_for_seed(*plan, seed);
   if (!forced.empty() || default_fallback) {
     auto plan = std::make_shared<Recording>();
     plan->seed = seed;
@@ -1095,6 +1098,7 @@ void report_explored(const std::string& name, Body body, const Options& options,
   Options o = options;
   o.seed = seed;
   o.record = true;
+  if (const StrategyPlan* sp = strategy_plan()) o.strategy = strategy_for_seed(*sp, seed);
   o.replay = std::make_shared<Recording>(plan);
   SeedOutcome out = run_once(body, o);
   if (!out.failed) {
@@ -1159,7 +1163,11 @@ void run_branching(const std::string& name, const Options& options, Body body, i
                     absl::StrCat("run ", r.failed_run + 1, " of the branching exploration from seed ", c.first_seed),
                     absl::StrCat("exploration: ", line, "\n  (the same exploration: --twinloop_explore=branch "
                                  "--twinloop_first_seed=", c.first_seed, " --twinloop_seeds=", c.seeds,
-                                 " --twinloop_branch_energy=", c.branch_energy, ")\n"));
+                                 " --twinloop_branch_energy=", c.branch_energy,
+                                 c.strategy == StrategyKind::kUniform
+                                     ? std::string()
+                                     : absl::StrCat(" --twinloop_strategy=", std::string(strategy_name(c.strategy))),
+                                 ")\n"));
     return;
   }
   if (!never.empty() && probes_required(done)) {
@@ -1407,9 +1415,11 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
     errors.push_back(absl::StrCat(strategy->as_written(), " and ", replay->as_written(),
                                   " contradict each other: a replay runs under the strategy its file records"));
   }
-  if (strategy && (c.branch || read.find("twinloop_exhaustive"))) {
-    errors.push_back(absl::StrCat(strategy->as_written(), " applies only to seed sweeps and --twinloop_seed=N: ",
-                                  (c.branch ? read.find("twinloop_explore") : read.find("twinloop_exhaustive"))->as_written(),
+  // Branching's runs draw after their prefix under the strategy (by their
+  // seed); bounded exhaustive runs decide every draw themselves.
+  if (strategy && read.find("twinloop_exhaustive")) {
+    errors.push_back(absl::StrCat(strategy->as_written(), " applies only to seed sweeps, --twinloop_seed=N and "
+                                  "--twinloop_explore=branch: ", read.find("twinloop_exhaustive")->as_written(),
                                   " decides its own draws"));
   }
   // Exploration modes: one at a time, and not with a single seed or a replay.
@@ -1673,7 +1683,7 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   struct ClearPlan {
     ~ClearPlan() { strategy_plan() = nullptr; }
   } clear_plan;
-  if (c.strategy != StrategyKind::kUniform && !c.exhaustive && !c.branch) {
+  if (c.strategy != StrategyKind::kUniform && !c.exhaustive) {
     plan.kind = c.strategy;
     Options po = options;
     po.chooser = [](std::string_view, uint64_t) -> uint64_t { return 0; };

@@ -11,9 +11,15 @@
 //    seed 0 within 10 seeds (6 today; before: not in 10);
 //  - pct finds the lost wakeup from seed 8008 within 10 seeds (4 today;
 //    with only the one highest-priority task fast: 16);
+//  - --twinloop_explore=branch draws under --twinloop_strategy after each
+//    kept prefix: it finds the admin switch with pctcp, and its replay file
+//    records the strategy and reproduces the failure;
 //  - each bug is found by the default uniform sweep only later than that,
 //    or not in its 100 seeds (the bugs are deep enough to tell strategies
 //    apart: docs/exploration.md, "Strategies").
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -90,6 +96,32 @@ TEST(PlantedOrder, PctFindsTheLostWakeup) {
   Result uniform = run("--gtest_filter=PlantedOrder.LostWakeupAtStartup --twinloop_first_seed=8008");
   const uint64_t u = seeds_to_failure(uniform, 8008);
   EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", pct " << found;
+}
+
+TEST(PlantedOrder, BranchingDrawsUnderTheStrategyAndItsReplayRecordsIt) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = tmp ? tmp : "/tmp";
+  Result r = run(absl::StrCat("--gtest_filter=PlantedOrder.AdminSwitchOvertakenOnAnotherConnection --twinloop_explore=branch "
+                              "--twinloop_strategy=pctcp --twinloop_seeds=1000 --twinloop_replay_dir=",
+                              dir));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("strategy pctcp (pilot run: "));
+  EXPECT_THAT(r.output, HasSubstr("first failure at run "));
+  EXPECT_THAT(r.output, HasSubstr("strategy: pctcp d=3"));
+  EXPECT_THAT(r.output, HasSubstr("--twinloop_explore=branch --twinloop_first_seed=0 --twinloop_seeds=1000 "
+                                  "--twinloop_branch_energy=1000 --twinloop_strategy=pctcp"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("replay file: (\\S+branch[0-9]+\\.replay)"))) << r.output;
+  const std::string file = m[1];
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("option strategy 2\n"));
+  Result replay = run(absl::StrCat("--gtest_filter=PlantedOrder.AdminSwitchOvertakenOnAnotherConnection --twinloop_replay=",
+                                   file));
+  EXPECT_NE(replay.exit_code, 0) << replay.output;
+  EXPECT_THAT(replay.output, HasSubstr("recorded failure reproduced"));
+  EXPECT_THAT(replay.output, HasSubstr("the server opened a session after DRAIN was sent on the admin connection"));
 }
 
 }  // namespace
