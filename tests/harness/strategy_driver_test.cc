@@ -81,6 +81,14 @@ TEST(StrategyFlag, ParsesEveryStrategyAndRejectsATypo) {
   Result with_replay = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_strategy=pct --twinloop_replay=/nonexistent");
   EXPECT_NE(with_replay.exit_code, 0);
   EXPECT_THAT(with_replay.output, HasSubstr("a replay runs under the strategy its file records"));
+  Result exhaustive = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_strategy=pct --twinloop_exhaustive=1");
+  EXPECT_NE(exhaustive.exit_code, 0);
+  EXPECT_THAT(exhaustive.output, HasSubstr("--twinloop_exhaustive=1 decides its own draws"));
+  // Branching draws under the strategy (planted_order_driver_test).
+  Result branch = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_strategy=pct --twinloop_explore=branch "
+                      "--twinloop_seeds=5");
+  EXPECT_EQ(branch.exit_code, 0) << branch.output;
+  EXPECT_THAT(branch.output, HasSubstr("strategy pct (pilot run: "));
 }
 
 TEST(Strategies, EachGivesTheSameRunForTheSameSeedAndPctPrintsItsBound) {
