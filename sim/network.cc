@@ -986,6 +986,9 @@ Network::Listener* Network::find_listener(const Connection& c) const {
 // ---------------------------------------------------------------------------
 // Segments.
 
+// The chain kind of a connection's draws (sim/strategy.h, ChainScope).
+constexpr std::string_view kConnectionChain = "net.connection";
+
 void Network::enqueue(Flow& f, uint8_t kind, uint64_t end, uint64_t bytes, int64_t extra_ns) {
   Link& l = *f.link;
   const int64_t start = std::max(now() + extra_ns, l.busy_until_ns);
@@ -997,6 +1000,8 @@ void Network::enqueue(Flow& f, uint8_t kind, uint64_t end, uint64_t bytes, int64
   }
   int64_t latency_ns = l.latency_min_ns;
   if (l.latency_range_us != 0) {
+    // The draw's chain, for pctcp (sim/strategy.h): this connection.
+    const ChainScope chain(kConnectionChain, f.conn->id);
     latency_ns += static_cast<int64_t>(backend_.choose(draw_sites::kNetLatencyUs, l.latency_range_us + 1)) * 1000;
   }
   // Never before the segment sent before it: a connection keeps its order.
@@ -1208,6 +1213,7 @@ void Network::transmit(Flow& f) {
 }
 
 void Network::send_data(Flow& f, uint64_t bytes) {
+  const ChainScope chain(kConnectionChain, f.conn->id);  // for pctcp (sim/strategy.h)
   uint64_t pieces = 1;
   const uint64_t most = std::min<uint64_t>(max_segments_, bytes);
   if (most > 1) pieces += backend_.choose(draw_sites::kNetSegments, most);
@@ -1353,6 +1359,7 @@ void Network::unpark_link(Link& l) {
       if (s.arrival_ns <= t) {
         int64_t latency_ns = l.latency_min_ns;
         if (l.latency_range_us != 0) {
+          const ChainScope chain(kConnectionChain, id);  // for pctcp (sim/strategy.h)
           latency_ns +=
               static_cast<int64_t>(backend_.choose(draw_sites::kNetReleaseLatencyUs, l.latency_range_us + 1)) * 1000;
         }

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -436,6 +437,14 @@ ProbeTally& sent_tally() {
   return t;
 }
 
+// Every probe a run of this binary reached, as far as this process knows:
+// its own runs' first hits and what workers reported (probes reached in this
+// process are also in ProbeEntry::ever). Read by the end-of-binary report.
+std::set<std::pair<std::string, ProbeKind>>& binary_reached() {
+  static std::set<std::pair<std::string, ProbeKind>> s;
+  return s;
+}
+
 // News for the parent (SweepOptions::worker_news): one line per probe whose
 // bits grew, "<bits> <kind> <percent-escaped name>".
 std::string probe_news() {
@@ -471,6 +480,7 @@ void absorb_probe_news(const std::string& news) {
     const std::pair<std::string, ProbeKind> key(name, static_cast<ProbeKind>(kind));
     t->bits[key] |= static_cast<uint8_t>(bits);
     sent_tally().bits[key] |= static_cast<uint8_t>(bits);
+    binary_reached().insert(key);
   }
 }
 
@@ -498,6 +508,7 @@ class RunProbes : public ::twinloop::internal::ProbeObserver {
       if (auto* sim = dynamic_cast<SimBackend*>(&loop->backend())) drawn = sim->choices_made();
     }
     out_->probe_hit_decisions.push_back(drawn);
+    binary_reached().insert({e.name, e.kind});
     if (ProbeTally* t = sweep_tally()) {
       t->bits[{e.name, e.kind}] |= static_cast<uint8_t>(value ? ::twinloop::internal::kProbeSeenTrue : ::twinloop::internal::kProbeSeenFalse);
     }
@@ -1056,6 +1067,9 @@ ExploreRun explore_run(Body body, const Options& options, uint64_t seed, const s
   Options o = options;
   o.seed = seed;
   o.record = true;
+  // Under --twinloop_strategy (branching only): the draws after the prefix
+  // are the strategy's for this run's seed.
+  if (const StrategyPlan* plan = strategy_plan(); plan && !default_fallback) o.strategy = strategy_for_seed(*plan, seed);
   if (!forced.empty() || default_fallback) {
     auto plan = std::make_shared<Recording>();
     plan->seed = seed;
@@ -1084,6 +1098,7 @@ void report_explored(const std::string& name, Body body, const Options& options,
   Options o = options;
   o.seed = seed;
   o.record = true;
+  if (const StrategyPlan* sp = strategy_plan()) o.strategy = strategy_for_seed(*sp, seed);
   o.replay = std::make_shared<Recording>(plan);
   SeedOutcome out = run_once(body, o);
   if (!out.failed) {
@@ -1148,7 +1163,11 @@ void run_branching(const std::string& name, const Options& options, Body body, i
                     absl::StrCat("run ", r.failed_run + 1, " of the branching exploration from seed ", c.first_seed),
                     absl::StrCat("exploration: ", line, "\n  (the same exploration: --twinloop_explore=branch "
                                  "--twinloop_first_seed=", c.first_seed, " --twinloop_seeds=", c.seeds,
-                                 " --twinloop_branch_energy=", c.branch_energy, ")\n"));
+                                 " --twinloop_branch_energy=", c.branch_energy,
+                                 c.strategy == StrategyKind::kUniform
+                                     ? std::string()
+                                     : absl::StrCat(" --twinloop_strategy=", std::string(strategy_name(c.strategy))),
+                                 ")\n"));
     return;
   }
   if (!never.empty() && probes_required(done)) {
@@ -1189,12 +1208,99 @@ void run_exhaustive(const std::string& name, const Options& options, Body body, 
   }
 }
 
+// ---------------------------------------------------------------- after the last test
+
+// Why this run of the binary is not the whole binary ("" if it is): a
+// filtered or sharded run, or a replay, legitimately misses probes.
+std::string partial_run_reason() {
+  const std::string filter = GTEST_FLAG_GET(filter);
+  if (filter != "*") return absl::StrCat("--gtest_filter=", filter, " selected part of the binary");
+  Shard shard;
+  try {
+    shard = shard_from_env();
+  } catch (const std::exception&) {
+  }
+  if (shard.count > 1) return absl::StrCat("this is shard ", shard.index + 1, " of ", shard.count);
+  try {
+    if (!config().replay.empty()) return "--twinloop_replay runs one test";
+  } catch (const std::exception&) {
+    return "the flags were rejected";
+  }
+  return "";
+}
+
+// The end-of-binary report (docs/exploration.md, "Probes no test reached"):
+// every probe a macro declared (registered at static initialisation) that no
+// run of this binary reached, by name with file:line. It fails the binary
+// only with --twinloop_require_probes on and the whole binary run; it says
+// why it did not fail otherwise.
+void report_unreached_probes() {
+  std::vector<const ::twinloop::internal::ProbeEntry*> must;
+  std::vector<const ::twinloop::internal::ProbeEntry*> unreachable;
+  size_t declared = 0;
+  for (const ::twinloop::internal::ProbeEntry* e : ::twinloop::internal::probe_catalog()) {
+    if (!e->declared) continue;
+    ++declared;
+    if (e->ever.load(std::memory_order_relaxed) != 0 || binary_reached().count({e->name, e->kind})) continue;
+    (e->kind == ProbeKind::kUnreachable ? unreachable : must).push_back(e);
+  }
+  if (declared == 0) return;
+  const auto where = [](const ::twinloop::internal::ProbeEntry* e) {
+    return absl::StrCat("  ", describe_probe(e->name, e->kind), " at ", e->file, ":", e->line, "\n");
+  };
+  std::string out;
+  if (must.empty()) {
+    out = absl::StrCat("twinloop: probes: every always, sometimes and reachable probe declared in this binary was reached (",
+                       declared, " declared)\n");
+  } else {
+    out = absl::StrCat("twinloop: probes no test of this binary reached (", must.size(), " of ", declared,
+                       " declared):\n");
+    for (const auto* e : must) absl::StrAppend(&out, where(e));
+  }
+  if (!unreachable.empty()) {
+    absl::StrAppend(&out, "twinloop: unreachable probes never reached (as they should be; listed so that a dead one shows):\n");
+    for (const auto* e : unreachable) absl::StrAppend(&out, where(e));
+  }
+  bool fail = false;
+  if (!must.empty()) {
+    std::optional<bool> required;
+    try {
+      required = config().require_probes;
+    } catch (const std::exception&) {
+    }
+    const std::string partial = partial_run_reason();
+    if (!required.value_or(false)) {
+      absl::StrAppend(&out, "twinloop: not failing the binary for them: --twinloop_require_probes is not on",
+                      required.has_value() ? "" : " (the binary-wide check needs it given: a binary's probes may belong to code its tests do not run)",
+                      "\n");
+    } else if (!partial.empty()) {
+      absl::StrAppend(&out, "twinloop: not failing the binary for them: ", partial,
+                      ", and a partial run legitimately misses probes (run the whole binary to check them)\n");
+    } else {
+      fail = true;
+      absl::StrAppend(&out, "twinloop: FAILING the binary: --twinloop_require_probes is on and the whole binary ran, "
+                            "yet no test reached the probes above\n");
+    }
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "\n%s", out.c_str());
+  std::fflush(stderr);
+  if (fail) {
+    ::testing::internal::AssertHelper(::testing::TestPartResult::kNonFatalFailure, "twinloop", -1,
+                                      absl::StrCat(must.size(), " declared probe(s) that no test of this binary reached "
+                                                   "(--twinloop_require_probes)").c_str()) = ::testing::Message();
+  }
+}
+
 // ---------------------------------------------------------------- before any test
 
 // Parses the configuration and checks the replay file once, before any test
 // runs: on an error, GoogleTest runs no test and the binary fails.
 class HarnessEnvironment : public ::testing::Environment {
  public:
+  // After the last test: the end-of-binary probe report.
+  void TearDown() override { report_unreached_probes(); }
+
   void SetUp() override {
     static const std::string error = check();
     if (error.empty()) return;
@@ -1309,9 +1415,11 @@ Config config_from_flags_and_env(const std::vector<std::string>& argv) {
     errors.push_back(absl::StrCat(strategy->as_written(), " and ", replay->as_written(),
                                   " contradict each other: a replay runs under the strategy its file records"));
   }
-  if (strategy && (c.branch || read.find("twinloop_exhaustive"))) {
-    errors.push_back(absl::StrCat(strategy->as_written(), " applies only to seed sweeps and --twinloop_seed=N: ",
-                                  (c.branch ? read.find("twinloop_explore") : read.find("twinloop_exhaustive"))->as_written(),
+  // Branching's runs draw after their prefix under the strategy (by their
+  // seed); bounded exhaustive runs decide every draw themselves.
+  if (strategy && read.find("twinloop_exhaustive")) {
+    errors.push_back(absl::StrCat(strategy->as_written(), " applies only to seed sweeps, --twinloop_seed=N and "
+                                  "--twinloop_explore=branch: ", read.find("twinloop_exhaustive")->as_written(),
                                   " decides its own draws"));
   }
   // Exploration modes: one at a time, and not with a single seed or a replay.
@@ -1575,15 +1683,20 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
   struct ClearPlan {
     ~ClearPlan() { strategy_plan() = nullptr; }
   } clear_plan;
-  if (c.strategy != StrategyKind::kUniform && !c.exhaustive && !c.branch) {
+  if (c.strategy != StrategyKind::kUniform && !c.exhaustive) {
     plan.kind = c.strategy;
     Options po = options;
     po.chooser = [](std::string_view, uint64_t) -> uint64_t { return 0; };
     po.pilot = &plan.pilot;
-    (void)run_once(body, po);
+    {
+      const PilotScope tasks(&plan.pilot);  // pct's per-task counts
+      (void)run_once(body, po);
+    }
     strategy_plan() = &plan;
     std::string line = absl::StrCat("twinloop: ", name, ": strategy ", std::string(strategy_name(c.strategy)), " (pilot run: ",
-                                    plan.pilot.draws, " draws from ", plan.pilot.source_draws.size(), " sources)");
+                                    plan.pilot.draws, " draws from ", plan.pilot.task_draws.size(), " tasks",
+                                    plan.pilot.chains_named ? absl::StrCat(", ", plan.pilot.source_draws.size(), " chains") : "",
+                                    ")");
     if (c.strategy == StrategyKind::kPortfolio) {
       absl::StrAppend(&line, "; seed % 4 = 0 uniform, 1 pct, 2 pctcp, 3 urw");
       for (StrategyKind k : {StrategyKind::kPct, StrategyKind::kPctcp}) {

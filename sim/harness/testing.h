@@ -48,7 +48,9 @@
 //   --twinloop_require_probes[=0|1|true|false] TWINLOOP_REQUIRE_PROBES  fail a sweep in which a
 //                                                           must-hit probe was never hit (default: on
 //                                                           in CI-style runs: under Bazel, a sweep of
-//                                                           at least 100 seeds; docs/exploration.md)
+//                                                           at least 100 seeds; docs/exploration.md); given,
+//                                                           also fail a whole-binary run (no --gtest_filter,
+//                                                           not a shard) that left a declared probe unreached
 //   --twinloop_explore=seeds|branch TWINLOOP_EXPLORE        seeds: the plain sweep (default); branch:
 //                                                           coverage-guided branching over --twinloop_seeds
 //                                                           runs from --twinloop_first_seed (docs/exploration.md)
@@ -61,7 +63,8 @@
 //   --twinloop_exhaustive_max_runs=N TWINLOOP_EXHAUSTIVE_MAX_RUNS stop after N runs (0: no limit; the
 //                                                           verdict then says "stopped")
 //   --twinloop_strategy=S         TWINLOOP_STRATEGY         uniform (default), pct, pctcp, urw or portfolio
-//                                                           (sim/strategy.h; recorded in replay files)
+//                                                           (sim/strategy.h; recorded in replay files; with
+//                                                           --twinloop_explore=branch, the runs' own draws)
 //
 // Probes (api/probes.h). A sweep tallies every probe its runs reached (the
 // user's, and the built-in ones: "fault fired: <kind>", "buggify fired:
@@ -69,6 +72,8 @@
 // must-hit) and, when one of them was never hit, prints
 //   twinloop: Suite.Name: probes: k/m hit; never hit: sometimes 'x', ...
 // A failed always() or a reached unreachable() fails its run (kind "probe").
+// When the binary ends, the probes a macro declared that no test of the
+// binary reached are listed by name and file:line.
 //
 // Bazel / GoogleTest sharding: with GTEST_TOTAL_SHARDS = K (Bazel's
 // shard_count), each test is registered as K parts ("Name/part_0_of_K", ...)

@@ -81,6 +81,14 @@ TEST(StrategyFlag, ParsesEveryStrategyAndRejectsATypo) {
   Result with_replay = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_strategy=pct --twinloop_replay=/nonexistent");
   EXPECT_NE(with_replay.exit_code, 0);
   EXPECT_THAT(with_replay.output, HasSubstr("a replay runs under the strategy its file records"));
+  Result exhaustive = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_strategy=pct --twinloop_exhaustive=1");
+  EXPECT_NE(exhaustive.exit_code, 0);
+  EXPECT_THAT(exhaustive.output, HasSubstr("--twinloop_exhaustive=1 decides its own draws"));
+  // Branching draws under the strategy (planted_order_driver_test).
+  Result branch = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_strategy=pct --twinloop_explore=branch "
+                      "--twinloop_seeds=5");
+  EXPECT_EQ(branch.exit_code, 0) << branch.output;
+  EXPECT_THAT(branch.output, HasSubstr("strategy pct (pilot run: "));
 }
 
 TEST(Strategies, EachGivesTheSameRunForTheSameSeedAndPctPrintsItsBound) {
@@ -94,9 +102,9 @@ TEST(Strategies, EachGivesTheSameRunForTheSameSeedAndPctPrintsItsBound) {
     EXPECT_GT(differ, 0) << s;
   }
   Result r = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_seeds=2 --twinloop_strategy=pct");
-  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 sources");
+  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 tasks");
   ASSERT_FALSE(k.empty()) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("pct d=3 k=", k, " sources=3: a bug of depth 3 is found with probability >= 1/(3*",
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("pct d=3 k=", k, " sources=3: a bug of depth 3 is found with probability >= 1/(2*3*",
                                                k, "^2)")));
   Result cp = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_seeds=2 --twinloop_strategy=pctcp");
   EXPECT_THAT(cp.output, HasSubstr("no draw site names a host or connection, so it ran as pct over tasks"));
@@ -108,7 +116,7 @@ TEST(Strategies, TheReplayFileRecordsTheStrategyAndReplaysUnderIt) {
   Result r = run("--gtest_filter=Strategies.ShortWorkerLast --twinloop_seeds=500 --twinloop_strategy=urw",
                  "TWINLOOP_REPLAY_DIR=" + dir);
   ASSERT_NE(r.exit_code, 0) << r.output;
-  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 sources");
+  const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 tasks");
   ASSERT_FALSE(k.empty()) << r.output;
   EXPECT_THAT(r.output, HasSubstr(absl::StrCat("strategy: urw k=", k, " sources=3")));
   EXPECT_THAT(r.output, HasSubstr("--twinloop_strategy=urw"));
