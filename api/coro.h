@@ -33,7 +33,10 @@
 #define TWINLOOP_API_CORO_H_
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -86,6 +89,51 @@ struct PromiseTag {};
 // (g++ spells a template "f<int>", clang "f").
 std::string_view coroutine_function_name(const char* function);
 
+// ---- A task is one block (issue 13)
+//
+// Every Coro<T> frame comes from the per-thread pool (api/internal/pool.h)
+// with room in front of it for the state of the task it may become
+// (TaskState<T>, api/task.h) and a small header:
+//
+//   [ room for TaskState<T> | FrameHeader | coroutine frame ]
+//
+// create_task constructs the task's state in the room, so a task costs one
+// allocation (cppcoro and folly keep a task's state in its frame's promise
+// the same way). The frame is still destroyed when the coroutine finishes
+// (its parameters go then, as a Python coroutine's frame is cleared when it
+// returns); the block is freed when the task state's last reference goes.
+// A Coro that never becomes a task (an awaited one: lock.acquire()) frees
+// its block with its frame; it pays the room in bytes only (the block is
+// pooled), not in time.
+struct alignas(16) FrameHeader {
+  uint32_t block_bytes;     // the whole block, for the task state's free
+  bool task_lives = false;  // a task state lives in the room: it frees the block
+};
+// The room for a TaskState<T>: ValueHolder<T> (the future part) plus
+// TaskBase (api/task.h checks that this is enough for every T).
+inline constexpr size_t kTaskBaseBytes = 160;
+template <class T>
+constexpr size_t task_room_bytes() {
+  return (sizeof(ValueHolder<T>) + kTaskBaseBytes + 15) / 16 * 16;
+}
+template <class T>
+constexpr size_t frame_offset() {
+  return task_room_bytes<T>() + sizeof(FrameHeader);
+}
+inline FrameHeader* frame_header(void* frame) { return static_cast<FrameHeader*>(frame) - 1; }
+template <class T>
+void* allocate_frame(size_t bytes) {
+  const size_t total = bytes + frame_offset<T>();
+  char* block = static_cast<char*>(pool_allocate(total));
+  FrameHeader* h = ::new (block + task_room_bytes<T>()) FrameHeader{static_cast<uint32_t>(total)};
+  return h + 1;
+}
+template <class T>
+void free_frame(void* frame, size_t bytes) noexcept {
+  if (frame_header(frame)->task_lives) return;  // the task state frees the block
+  pool_deallocate(static_cast<char*>(frame) - frame_offset<T>(), bytes + frame_offset<T>());
+}
+
 class PromiseBase;
 // Destroys the frame of a Coro, reporting "coroutine 'f' was never awaited"
 // first if it never ran (to the loop running, or closing, on this thread;
@@ -106,11 +154,6 @@ class PromiseBase {
   // coroutine's function before its body runs (the same name every
   // co_await in it records).
   explicit PromiseBase(const char* function) { site_.function = function; }
-
-  // Coroutine frames come from the per-thread pool (api/internal/pool.h):
-  // awaiting a Coro (lock.acquire(), queue.get()) allocates a frame.
-  static void* operator new(size_t bytes) { return pool_allocate(bytes); }
-  static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -172,6 +215,9 @@ template <class T>
 class Promise : public PromiseBase {
  public:
   Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
+  // The frame, with room for a task (see FrameHeader).
+  static void* operator new(size_t bytes) { return allocate_frame<T>(bytes); }
+  static void operator delete(void* p, size_t bytes) noexcept { free_frame<T>(p, bytes); }
   Coro<T> get_return_object() noexcept;
   template <class U = T>
   void return_value(U&& v) {
@@ -188,6 +234,8 @@ template <>
 class Promise<void> : public PromiseBase {
  public:
   Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
+  static void* operator new(size_t bytes) { return allocate_frame<void>(bytes); }
+  static void operator delete(void* p, size_t bytes) noexcept { free_frame<void>(p, bytes); }
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void take() {

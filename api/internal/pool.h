@@ -22,7 +22,7 @@
 
 namespace twinloop::internal {
 
-constexpr size_t kMaxPooledBytes = 512;
+constexpr size_t kMaxPooledBytes = 1024;
 constexpr size_t kMaxPooledBlocks = 4096;
 constexpr size_t kPoolGranule = 16;
 constexpr size_t kPoolClasses = kMaxPooledBytes / kPoolGranule;
