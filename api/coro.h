@@ -121,18 +121,26 @@ constexpr size_t frame_offset() {
   return task_room_bytes<T>() + sizeof(FrameHeader);
 }
 inline FrameHeader* frame_header(void* frame) { return static_cast<FrameHeader*>(frame) - 1; }
-template <class T>
-void* allocate_frame(size_t bytes) {
-  const size_t total = bytes + frame_offset<T>();
-  char* block = static_cast<char*>(pool_allocate(total));
-  FrameHeader* h = ::new (block + task_room_bytes<T>()) FrameHeader{static_cast<uint32_t>(total)};
-  return h + 1;
-}
-template <class T>
-void free_frame(void* frame, size_t bytes) noexcept {
-  if (frame_header(frame)->task_lives) return;  // the task state frees the block
-  pool_deallocate(static_cast<char*>(frame) - frame_offset<T>(), bytes + frame_offset<T>());
-}
+// A promise's allocation functions, keyed by the room's size alone. They are
+// not members of Promise<T>: g++ 12's -Wmismatched-new-delete demangles the
+// allocation functions' names, and a T naming a class local to a coroutine
+// lambda (a protocol declared in a test body) mangles to a name its demangler
+// cannot read: an internal compiler error ("during GIMPLE pass: waccess").
+// FrameAlloc<176>::operator new mangles the same for every T.
+template <size_t Room>
+struct FrameAlloc {
+  static constexpr size_t kOffset = Room + sizeof(FrameHeader);
+  static void* operator new(size_t bytes) {
+    const size_t total = bytes + kOffset;
+    char* block = static_cast<char*>(pool_allocate(total));
+    FrameHeader* h = ::new (block + Room) FrameHeader{static_cast<uint32_t>(total)};
+    return h + 1;
+  }
+  static void operator delete(void* frame, size_t bytes) noexcept {
+    if (frame_header(frame)->task_lives) return;  // the task state frees the block
+    pool_deallocate(static_cast<char*>(frame) - kOffset, bytes + kOffset);
+  }
+};
 
 class PromiseBase;
 // Destroys the frame of a Coro, reporting "coroutine 'f' was never awaited"
@@ -212,12 +220,12 @@ class PromiseBase {
 };
 
 template <class T>
-class Promise : public PromiseBase {
+class Promise : public PromiseBase, public FrameAlloc<task_room_bytes<T>()> {
  public:
   Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
   // The frame, with room for a task (see FrameHeader).
-  static void* operator new(size_t bytes) { return allocate_frame<T>(bytes); }
-  static void operator delete(void* p, size_t bytes) noexcept { free_frame<T>(p, bytes); }
+  using FrameAlloc<task_room_bytes<T>()>::operator new;
+  using FrameAlloc<task_room_bytes<T>()>::operator delete;
   Coro<T> get_return_object() noexcept;
   template <class U = T>
   void return_value(U&& v) {
@@ -231,11 +239,11 @@ class Promise : public PromiseBase {
 };
 
 template <>
-class Promise<void> : public PromiseBase {
+class Promise<void> : public PromiseBase, public FrameAlloc<task_room_bytes<void>()> {
  public:
   Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
-  static void* operator new(size_t bytes) { return allocate_frame<void>(bytes); }
-  static void operator delete(void* p, size_t bytes) noexcept { free_frame<void>(p, bytes); }
+  using FrameAlloc<task_room_bytes<void>()>::operator new;
+  using FrameAlloc<task_room_bytes<void>()>::operator delete;
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void take() {

@@ -205,8 +205,21 @@ std::string sleep_description(int64_t when_ns);
 // The running task; std::runtime_error naming `what` outside a task.
 TaskBase* current_task_or_throw(const char* what);
 
+// TaskState's deallocation function, keyed by the room's size alone (not a
+// member of TaskState<T>: see FrameAlloc in api/coro.h, g++ 12's
+// -Wmismatched-new-delete and classes local to coroutine lambdas). Frees the
+// whole block; the frame is gone by then (see ~TaskState).
+template <size_t Room>
+struct TaskRoomFree {
+  static void* operator new(size_t) = delete;
+  static void operator delete(void* p, size_t) noexcept {
+    const FrameHeader* header = reinterpret_cast<const FrameHeader*>(static_cast<char*>(p) + Room);
+    pool_deallocate(p, header->block_bytes);
+  }
+};
+
 template <class T>
-class TaskState final : public ValueHolder<T>, public TaskBase {
+class TaskState final : public ValueHolder<T>, public TaskBase, public TaskRoomFree<task_room_bytes<T>()> {
  public:
   // Builds the task in the room in front of `root`'s frame (one block for
   // both; coro.h's FrameHeader), or in a block of its own without a frame.
@@ -231,12 +244,8 @@ class TaskState final : public ValueHolder<T>, public TaskBase {
     header->task_lives = true;
     return t;
   }
-  static void* operator new(size_t) = delete;
-  // Frees the whole block (the frame is gone by now: see ~TaskState).
-  static void operator delete(void* p, size_t) noexcept {
-    const FrameHeader* header = reinterpret_cast<const FrameHeader*>(static_cast<char*>(p) + task_room_bytes<T>());
-    pool_deallocate(p, header->block_bytes);
-  }
+  using TaskRoomFree<task_room_bytes<T>()>::operator new;
+  using TaskRoomFree<task_room_bytes<T>()>::operator delete;
 
   ~TaskState() override {
     // Test first: building the default name costs more than the rest of
