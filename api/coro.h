@@ -33,7 +33,10 @@
 #define TWINLOOP_API_CORO_H_
 
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -86,6 +89,59 @@ struct PromiseTag {};
 // (g++ spells a template "f<int>", clang "f").
 std::string_view coroutine_function_name(const char* function);
 
+// ---- A task is one block (issue 13)
+//
+// Every Coro<T> frame comes from the per-thread pool (api/internal/pool.h)
+// with room in front of it for the state of the task it may become
+// (TaskState<T>, api/task.h) and a small header:
+//
+//   [ room for TaskState<T> | FrameHeader | coroutine frame ]
+//
+// create_task constructs the task's state in the room, so a task costs one
+// allocation (cppcoro and folly keep a task's state in its frame's promise
+// the same way). The frame is still destroyed when the coroutine finishes
+// (its parameters go then, as a Python coroutine's frame is cleared when it
+// returns); the block is freed when the task state's last reference goes.
+// A Coro that never becomes a task (an awaited one: lock.acquire()) frees
+// its block with its frame; it pays the room in bytes only (the block is
+// pooled), not in time.
+struct alignas(16) FrameHeader {
+  uint32_t block_bytes;     // the whole block, for the task state's free
+  bool task_lives = false;  // a task state lives in the room: it frees the block
+};
+// The room for a TaskState<T>: ValueHolder<T> (the future part) plus
+// TaskBase (api/task.h checks that this is enough for every T).
+inline constexpr size_t kTaskBaseBytes = 160;
+template <class T>
+constexpr size_t task_room_bytes() {
+  return (sizeof(ValueHolder<T>) + kTaskBaseBytes + 15) / 16 * 16;
+}
+template <class T>
+constexpr size_t frame_offset() {
+  return task_room_bytes<T>() + sizeof(FrameHeader);
+}
+inline FrameHeader* frame_header(void* frame) { return static_cast<FrameHeader*>(frame) - 1; }
+// A promise's allocation functions, keyed by the room's size alone. They are
+// not members of Promise<T>: g++ 12's -Wmismatched-new-delete demangles the
+// allocation functions' names, and a T naming a class local to a coroutine
+// lambda (a protocol declared in a test body) mangles to a name its demangler
+// cannot read: an internal compiler error ("during GIMPLE pass: waccess").
+// FrameAlloc<176>::operator new mangles the same for every T.
+template <size_t Room>
+struct FrameAlloc {
+  static constexpr size_t kOffset = Room + sizeof(FrameHeader);
+  static void* operator new(size_t bytes) {
+    const size_t total = bytes + kOffset;
+    char* block = static_cast<char*>(pool_allocate(total));
+    FrameHeader* h = ::new (block + Room) FrameHeader{static_cast<uint32_t>(total)};
+    return h + 1;
+  }
+  static void operator delete(void* frame, size_t bytes) noexcept {
+    if (frame_header(frame)->task_lives) return;  // the task state frees the block
+    pool_deallocate(static_cast<char*>(frame) - kOffset, bytes + kOffset);
+  }
+};
+
 class PromiseBase;
 // Destroys the frame of a Coro, reporting "coroutine 'f' was never awaited"
 // first if it never ran (to the loop running, or closing, on this thread;
@@ -106,11 +162,6 @@ class PromiseBase {
   // coroutine's function before its body runs (the same name every
   // co_await in it records).
   explicit PromiseBase(const char* function) { site_.function = function; }
-
-  // Coroutine frames come from the per-thread pool (api/internal/pool.h):
-  // awaiting a Coro (lock.acquire(), queue.get()) allocates a frame.
-  static void* operator new(size_t bytes) { return pool_allocate(bytes); }
-  static void operator delete(void* p, size_t bytes) noexcept { pool_deallocate(p, bytes); }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -169,9 +220,12 @@ class PromiseBase {
 };
 
 template <class T>
-class Promise : public PromiseBase {
+class Promise : public PromiseBase, public FrameAlloc<task_room_bytes<T>()> {
  public:
   Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
+  // The frame, with room for a task (see FrameHeader).
+  using FrameAlloc<task_room_bytes<T>()>::operator new;
+  using FrameAlloc<task_room_bytes<T>()>::operator delete;
   Coro<T> get_return_object() noexcept;
   template <class U = T>
   void return_value(U&& v) {
@@ -185,9 +239,11 @@ class Promise : public PromiseBase {
 };
 
 template <>
-class Promise<void> : public PromiseBase {
+class Promise<void> : public PromiseBase, public FrameAlloc<task_room_bytes<void>()> {
  public:
   Promise(PromiseTag = {}, const char* function = __builtin_FUNCTION()) : PromiseBase(function) {}
+  using FrameAlloc<task_room_bytes<void>()>::operator new;
+  using FrameAlloc<task_room_bytes<void>()>::operator delete;
   Coro<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void take() {

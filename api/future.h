@@ -206,6 +206,11 @@ class FutureBase : public RefCounted {
   }
   void report_unretrieved(const std::string& task_name);
 
+ private:
+  // First, so that they fill RefCounted's tail padding (after its count).
+  State state_ = State::kPending;
+  bool retrieved_ = false;
+
  protected:
   TaskBase* task_ = nullptr;  // set by tasks
 
@@ -228,8 +233,6 @@ class FutureBase : public RefCounted {
   void schedule_waiter(WaiterBits w);
   void add_waiter_bits(WaiterBits w);
 
-  State state_ = State::kPending;
-  bool retrieved_ = false;
   Ref<EventLoop> loop_;
   std::exception_ptr exception_;
   // Rarely needed strings, out of line to keep futures small.

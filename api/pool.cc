@@ -22,6 +22,7 @@ struct Reaper {
   }
 };
 thread_local Reaper tls_reaper;
+constinit thread_local uint64_t tls_misses = 0;
 
 [[gnu::noinline]] void arm_reaper() {
   tls_pool_armed = true;
@@ -30,7 +31,10 @@ thread_local Reaper tls_reaper;
 
 }  // namespace
 
+uint64_t pool_misses() noexcept { return tls_misses; }
+
 void* pool_allocate_slow(size_t bytes) {
+  ++tls_misses;
   if (!kPoolEnabled || bytes == 0 || bytes > kMaxPooledBytes) return ::operator new(bytes);
   // A miss: allocate the class's full size, so the block can serve any
   // request of its class later.

@@ -212,14 +212,48 @@ std::string sleep_description(int64_t when_ns);
 // The running task; std::runtime_error naming `what` outside a task.
 TaskBase* current_task_or_throw(const char* what);
 
-template <class T>
-class TaskState final : public ValueHolder<T>, public TaskBase {
- public:
-  TaskState(EventLoop& loop, typename Coro<T>::handle_type root, std::string name)
-      : ValueHolder<T>(loop),
-        TaskBase(*this, loop, root, std::move(name), root ? root.promise().site_.function : nullptr) {
-    this->task_ = this;
+// TaskState's deallocation function, keyed by the room's size alone (not a
+// member of TaskState<T>: see FrameAlloc in api/coro.h, g++ 12's
+// -Wmismatched-new-delete and classes local to coroutine lambdas). Frees the
+// whole block; the frame is gone by then (see ~TaskState).
+template <size_t Room>
+struct TaskRoomFree {
+  static void* operator new(size_t) = delete;
+  static void operator delete(void* p, size_t) noexcept {
+    const FrameHeader* header = reinterpret_cast<const FrameHeader*>(static_cast<char*>(p) + Room);
+    pool_deallocate(p, header->block_bytes);
   }
+};
+
+template <class T>
+class TaskState final : public ValueHolder<T>, public TaskBase, public TaskRoomFree<task_room_bytes<T>()> {
+ public:
+  // Builds the task in the room in front of `root`'s frame (one block for
+  // both; coro.h's FrameHeader), or in a block of its own without a frame.
+  static TaskState* create(EventLoop& loop, typename Coro<T>::handle_type root, std::string name) {
+    static_assert(sizeof(TaskState) <= task_room_bytes<T>(), "kTaskBaseBytes (api/coro.h) is too small");
+    char* room;
+    FrameHeader* header;
+    if (root) [[likely]] {
+      room = static_cast<char*>(root.address()) - frame_offset<T>();
+      header = frame_header(root.address());
+    } else {
+      room = static_cast<char*>(pool_allocate(frame_offset<T>()));
+      header = ::new (room + task_room_bytes<T>()) FrameHeader{static_cast<uint32_t>(frame_offset<T>())};
+    }
+    TaskState* t;
+    try {
+      t = ::new (room) TaskState(loop, root, std::move(name));
+    } catch (...) {
+      if (!root) pool_deallocate(room, frame_offset<T>());
+      throw;
+    }
+    header->task_lives = true;
+    return t;
+  }
+  using TaskRoomFree<task_room_bytes<T>()>::operator new;
+  using TaskRoomFree<task_room_bytes<T>()>::operator delete;
+
   ~TaskState() override {
     // Test first: building the default name costs more than the rest of
     // the destructor.
@@ -233,6 +267,12 @@ class TaskState final : public ValueHolder<T>, public TaskBase {
   }
 
  private:
+  TaskState(EventLoop& loop, typename Coro<T>::handle_type root, std::string name)
+      : ValueHolder<T>(loop),
+        TaskBase(*this, loop, root, std::move(name), root ? root.promise().site_.function : nullptr) {
+    this->task_ = this;
+  }
+
   void on_root_done() override {
     auto h = std::coroutine_handle<Promise<T>>::from_address(root_.address());
     std::exception_ptr e = h.promise().exception_;
@@ -337,7 +377,7 @@ TaskRef eager_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options)
 namespace internal {
 template <class T>
 TaskBase* make_task_state(EventLoop& loop, std::coroutine_handle<> root, std::string name) {
-  return new TaskState<T>(loop, Coro<T>::handle_type::from_address(root.address()), std::move(name));
+  return TaskState<T>::create(loop, Coro<T>::handle_type::from_address(root.address()), std::move(name));
 }
 // Calls the loop's task factory and checks what it did; the task it made.
 TaskBase* call_task_factory(EventLoop& loop, TaskCoro& coro, TaskOptions options);
@@ -390,7 +430,7 @@ template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro) {
   check_thread_if_debug();
   if (task_factory_) [[unlikely]] return internal::create_task_by_factory<T>(*this, coro.release());
-  auto* state = new internal::TaskState<T>(*this, coro.release(), std::string());
+  auto* state = internal::TaskState<T>::create(*this, coro.release(), std::string());
   internal::LoopAccess::schedule(*this, state);
   return Task<T>(state);
 }
@@ -398,7 +438,7 @@ template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
   check_thread_if_debug();
   if (task_factory_) [[unlikely]] return internal::create_task_by_factory<T>(*this, coro.release(), std::move(options));
-  auto* state = new internal::TaskState<T>(*this, coro.release(), std::move(options.name));
+  auto* state = internal::TaskState<T>::create(*this, coro.release(), std::move(options.name));
   Task<T> task(state);
   if (options.context) state->use_context(*options.context);
   if (options.eager_start.value_or(false) && is_running()) {

@@ -8,6 +8,9 @@
 //   twinloop_anchors spawn-sim N [each|gather]    (default: each)
 //   twinloop_anchors vsleep-sim T I          T tasks x I sleeps of 1..1000 ms, virtual time
 //   twinloop_anchors vsleep-real T I SCALE   the same on the real clock, sleeps / SCALE
+//   twinloop_anchors sleepers-sim N          N tasks alive at once, each sleeping 1 ms once
+//   twinloop_anchors sleepers-real N         (issue 13's memory row): peak_rss_mib is the
+//                                            process's peak RSS (getrusage), in MiB
 // Issue 3 (bench/sync_workloads.h), each also -sim:
 //   twinloop_anchors queue-pingpong-real N [unbounded|bounded|MAXSIZE]
 //                                            N hand-offs through two Queue<long>
@@ -27,6 +30,8 @@
 // Prints one line, in raw_sched.cpp's format: RESULT <key>=<value> ...
 // Only the workload is timed (steady clock, inside the main coroutine), not
 // loop creation or shutdown. Exits 1 if the workload's checksum is wrong.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,6 +51,7 @@ int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s pingpong-real N | pingpong-sim N | spawn-real N [each|gather] |\n"
                "       spawn-sim N [each|gather] | vsleep-sim T I | vsleep-real T I SCALE |\n"
+               "       sleepers-{real,sim} N |\n"
                "       queue-pingpong-{real,sim} N [unbounded|bounded|MAXSIZE] |\n"
                "       queue-throughput-{real,sim} N MAXSIZE |\n"
                "       lock-{real,sim} TASKS ROUNDS [acquire|scoped] [yield|noyield] |\n"
@@ -97,6 +103,14 @@ int main(int argc, char** argv) {
     std::printf("RESULT tasks=%ld wall_s=%.6f ns_per_op=%.2f check=%ld\n", n, r.wall_s,
                 r.wall_s * 1e9 / n, r.check);
     if (r.check != n) return fail("spawn", r.check, n);
+  } else if (workload == "sleepers") {
+    twinloop_bench::SleepersResult r = twinloop_bench::sleepers(loop, n);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const double peak_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss: KiB
+    std::printf("RESULT tasks=%ld wall_s=%.6f ns_per_op=%.2f peak_rss_mib=%.1f bytes_per_task=%.0f check=%ld\n", n,
+                r.wall_s, r.wall_s * 1e9 / n, peak_mib, peak_mib * 1048576.0 / static_cast<double>(n), r.check);
+    if (r.check != n) return fail("sleepers", r.check, n);
   } else if (workload == "vsleep" && argc >= 4) {
     const long iters = std::atol(argv[3]);
     long scale = 1;

@@ -134,7 +134,31 @@ Coro<VsleepResult> vsleep_main(long tasks, long iters, long scale) {
   co_return r;
 }
 
+// ---------------------------------------------------------------- memory
+Coro<void> sleep_once(long& woke) {
+  co_await twinloop::sleep(absl::Milliseconds(1));
+  ++woke;
+}
+
+Coro<SleepersResult> sleepers_main(long n) {
+  SleepersResult r;
+  r.tasks = n;
+  long woke = 0;
+  const double t0 = now_s();
+  {
+    std::vector<Task<void>> tasks;
+    tasks.reserve(static_cast<size_t>(n));
+    for (long i = 0; i < n; ++i) tasks.push_back(twinloop::create_task(sleep_once(woke)));
+    for (Task<void>& t : tasks) co_await t;
+  }
+  r.wall_s = now_s() - t0;
+  r.check = woke;
+  co_return r;
+}
+
 }  // namespace
+
+SleepersResult sleepers(Loop loop, long n) { return run_on(loop, sleepers_main(n)); }
 
 std::string_view loop_name(Loop loop) { return loop == Loop::kReal ? "real" : "sim"; }
 std::string_view join_name(Join join) { return join == Join::kEach ? "each" : "gather"; }

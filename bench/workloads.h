@@ -62,6 +62,17 @@ VsleepResult vsleep(Loop loop, long tasks, long iters, long scale = 1);
 // The longest task's total sleep: the virtual time the run must end at.
 int64_t vsleep_span_ns(long tasks, long iters);
 
+// Memory (issue 13): n tasks, all created before any runs (handles kept in
+// a reserved vector, as spawn), each sleeping once for 1 ms, then awaited
+// one by one: all n are alive and sleeping at once. The peak resident set
+// (getrusage's ru_maxrss) is read by the caller after the loop closed.
+struct SleepersResult {
+  long tasks = 0;
+  double wall_s = 0;
+  long check = 0;  // tasks that woke: n
+};
+SleepersResult sleepers(Loop loop, long n);
+
 }  // namespace twinloop_bench
 
 #endif  // TWINLOOP_BENCH_WORKLOADS_H_
