@@ -352,13 +352,8 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
     transport_ = transport;
     reader_->transport_ = transport;
     if (!client_connected_) return;
-    // Called once; not kept: what the callback captures may come to hold
-    // this protocol (a future whose result is the writer), a cycle that
-    // refcounting cannot free (asyncio leaves such cycles to its collector).
-    const ClientConnected client_connected = std::move(client_connected_);
-    client_connected_ = nullptr;
     StreamWriter writer(transport, shared_from_this(), reader_);
-    Coro<void> handler = client_connected(StreamReader(reader_), std::move(writer));
+    Coro<void> handler = client_connected_(StreamReader(reader_), std::move(writer));
     task_ = create_task(std::move(handler));
     std::weak_ptr<Transport> weak = transport;
     task_.add_done_callback([weak](Future<void> task) {
@@ -468,6 +463,12 @@ class StreamProtocol final : public BufferedProtocol, public std::enable_shared_
   static constexpr size_t kReadChunk = 64 * 1024;
 
   Ref<ReaderState> reader_;
+  // Kept for the connection's life, as asyncio keeps _client_connected_cb:
+  // a lambda coroutine's captures live in this very object, not in its
+  // frame (dropping it after the call crashed ConcurrentDrains... in
+  // network_test). So a callback that captures what comes to hold this
+  // protocol (a future whose result is the writer) makes a cycle that the
+  // closing loop does not free; asyncio frees it with its collector.
   ClientConnected client_connected_;
   std::shared_ptr<Transport> transport_;
   Task<void> task_;

@@ -1005,33 +1005,6 @@ TEST_P(NetworkConformance, AClosingLoopFreesAHandlerParkedOnItsOwnWriter) {
   EXPECT_TRUE(token_seen.expired()) << "the parked handler's frame outlived its closed loop";
 }
 
-// The client_connected callback hands the writer to a future it captured:
-// future -> writer -> protocol -> callback -> future. The protocol calls the
-// callback once and lets it go, so closing the loop frees all of it.
-TEST_P(NetworkConformance, AClosingLoopFreesACallbackThatHandsItsWriterToAFuture) {
-  std::weak_ptr<int> token_seen;
-  {
-    EventLoopRef loop = new_loop();
-    loop->run_until_complete([](std::weak_ptr<int>* seen) -> Coro<void> {
-      auto token = std::make_shared<int>(1);
-      *seen = token;
-      Future<StreamWriter> handed = create_future<StreamWriter>();
-      ClientConnected handler = [handed, token](StreamReader r, StreamWriter w) mutable {
-        if (!handed.done()) handed.set_result(w);
-        return park_holding(std::move(r), std::move(w), nullptr);
-      };
-      token.reset();
-      Server server = co_await start_server(std::move(handler), kLocal, 0);
-      auto [reader, writer] = co_await open_connection(kLocal, port_of(server));
-      StreamWriter at_server = co_await handed;
-      at_server.write("y");
-      EXPECT_EQ(co_await reader.readexactly(1), "y");
-    }(&token_seen));
-    loop->close();
-  }
-  EXPECT_TRUE(token_seen.expired()) << "the client_connected callback outlived its closed loop";
-}
-
 // Echoes with read_into through a small buffer (twinloop's extension).
 Coro<void> echo_into(StreamReader reader, StreamWriter writer) {
   char buf[1000];

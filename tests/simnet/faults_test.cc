@@ -110,14 +110,23 @@ Coro<void> write_until_error(StreamWriter writer, int chunks) {
 
 // A server on "server" whose handler hands the two streams to the test
 // and waits.
-Coro<void> hand_over(Future<std::pair<StreamReader, StreamWriter>> conn, StreamReader r, StreamWriter w) {
-  if (!conn.done()) conn.set_result(std::make_pair(r, w));
+// The handler lets go of the future once it set it: the server's protocol
+// keeps the handler for the connection's life, and a future holding the
+// writer that holds that protocol would be a cycle (api/streams.cc).
+using ConnSlot = std::shared_ptr<std::optional<Future<std::pair<StreamReader, StreamWriter>>>>;
+Coro<void> hand_over(ConnSlot slot, StreamReader r, StreamWriter w) {
+  if (slot->has_value()) {
+    Future<std::pair<StreamReader, StreamWriter>> conn = std::move(**slot);
+    slot->reset();
+    if (!conn.done()) conn.set_result(std::make_pair(r, w));
+  }
   Event never("never");
   co_await never.wait();
 }
 Coro<Server> serve(Future<std::pair<StreamReader, StreamWriter>> conn) {
-  ClientConnected handler = [conn](StreamReader r, StreamWriter w) {
-    return hand_over(conn, std::move(r), std::move(w));
+  auto slot = std::make_shared<std::optional<Future<std::pair<StreamReader, StreamWriter>>>>(std::move(conn));
+  ClientConnected handler = [slot](StreamReader r, StreamWriter w) {
+    return hand_over(slot, std::move(r), std::move(w));
   };
   Server s = co_await start_server(std::move(handler), "0.0.0.0", kPort);
   co_return s;
