@@ -979,7 +979,7 @@ TEST_P(NetworkConformance, ALoopClosingOutsideDebugModeClosesQuietly) {
 // writer, and the writer holds the protocol that holds the handler's task:
 // a cycle. The closing loop destroys the unfinished task's frame, so what
 // the frame holds is freed (asyncio's collector frees the same cycle).
-Coro<void> park_holding(StreamReader, StreamWriter, std::shared_ptr<int> token) {
+Coro<void> park_holding(StreamReader, StreamWriter, [[maybe_unused]] std::shared_ptr<int> token) {
   Event never("never");
   co_await never.wait();
 }
