@@ -62,9 +62,15 @@ void log_shielded_exception(FutureBase& f) {
 
 }  // namespace
 
+namespace {
+// Out of line, so that the destructor's common path builds no string (and
+// gets no stack protector for it).
+__attribute__((noinline)) void report_unretrieved_future(FutureBase& f) { f.report_unretrieved(std::string()); }
+}  // namespace
+
 FutureBase::~FutureBase() {
   // A task reports from its own destructor, while its name still exists.
-  if (!task_) report_if_unretrieved(std::string());
+  if (!task_ && has_unretrieved_exception()) [[unlikely]] report_unretrieved_future(*this);
 }
 
 void FutureBase::report_unretrieved(const std::string& task_name) {
@@ -211,7 +217,7 @@ size_t FutureBase::remove_done_callback(uint64_t token) {
   return removed;
 }
 
-void FutureBase::add_waiter_bits(WaiterBits w) {
+void FutureBase::add_waiter_bits_slow(WaiterBits w) {
   if (more_) {
     more_->list.push_back(Entry{w, nullptr, 0, nullptr});
   } else if (waiter_) {
@@ -223,13 +229,7 @@ void FutureBase::add_waiter_bits(WaiterBits w) {
   }
 }
 
-void FutureBase::add_task_waiter(TaskBase* task) {
-  if (done()) {
-    internal::LoopAccess::schedule(*loop_, task);
-  } else {
-    add_waiter_bits(task_bits(task));
-  }
-}
+void FutureBase::schedule_task_now(TaskBase* task) { internal::LoopAccess::schedule(*loop_, task); }
 
 void FutureBase::add_link(FutureLink* link) {
   if (done()) {
@@ -269,13 +269,17 @@ std::vector<uint64_t> FutureBase::awaited_by_ids() const {
   return ids;
 }
 
+__attribute__((noinline)) void FutureBase::schedule_link(FutureLink* l) {
+  // As call_soon would: a handle id now, the callback next iteration.
+  l->future_ = this;
+  l->handle_id_ = internal::LoopAccess::next_handle_id(*loop_);
+  l->hold();
+  internal::LoopAccess::schedule(*loop_, l);
+}
+
 void FutureBase::schedule_waiter(WaiterBits w) {
-  if (FutureLink* l = as_link(w)) {
-    // As call_soon would: a handle id now, the callback next iteration.
-    l->future_ = this;
-    l->handle_id_ = internal::LoopAccess::next_handle_id(*loop_);
-    l->hold();
-    internal::LoopAccess::schedule(*loop_, l);
+  if (FutureLink* l = as_link(w)) [[unlikely]] {
+    schedule_link(l);
   } else {
     internal::LoopAccess::schedule(*loop_, reinterpret_cast<TaskBase*>(w));
   }
@@ -283,10 +287,13 @@ void FutureBase::schedule_waiter(WaiterBits w) {
 
 void FutureBase::schedule_callbacks() {
   if (const WaiterBits w = std::exchange(waiter_, 0)) {
-    if (!loop_->is_closed()) schedule_waiter(w);
+    if (!loop_->is_closed()) [[likely]] schedule_waiter(w);
     return;
   }
-  if (!more_) return;
+  if (more_) [[unlikely]] schedule_more();
+}
+
+__attribute__((noinline)) void FutureBase::schedule_more() {
   std::unique_ptr<Entries> entries = std::move(more_);
   if (loop_->is_closed()) return;  // nothing runs on a closed loop
   for (Entry& e : entries->list) {

@@ -134,7 +134,13 @@ class FutureBase : public RefCounted {
 
   // Fast path for a task awaiting this future: the task is scheduled
   // directly (no callback object), preserving registration order.
-  void add_task_waiter(TaskBase* task);
+  void add_task_waiter(TaskBase* task) {
+    if (done()) [[unlikely]] {
+      schedule_task_now(task);
+      return;
+    }
+    add_waiter_bits(task_bits(task));
+  }
   // Schedules `link` when this future finishes (see FutureLink).
   void add_link(FutureLink* link);
   // Unregisters a link that has not been scheduled yet (a no-op otherwise).
@@ -230,8 +236,19 @@ class FutureBase : public RefCounted {
   };
   uint64_t add_done_callback_in(Callback cb, ContextState* context);
   void schedule_callbacks();
+  void schedule_more();
   void schedule_waiter(WaiterBits w);
-  void add_waiter_bits(WaiterBits w);
+  void schedule_link(FutureLink* l);
+  void schedule_task_now(TaskBase* task);
+  // The common case inline (the first waiter), the rest in future.cc.
+  void add_waiter_bits(WaiterBits w) {
+    if (waiter_ == 0 && !more_) [[likely]] {
+      waiter_ = w;
+      return;
+    }
+    add_waiter_bits_slow(w);
+  }
+  void add_waiter_bits_slow(WaiterBits w);
 
   Ref<EventLoop> loop_;
   std::exception_ptr exception_;
@@ -276,12 +293,28 @@ class ValueHolder : public FutureBase {
   std::optional<Stored<T>> value_;
 };
 
+// The part of a task that an awaiter reads when the task resumes (TaskBase,
+// api/task.h, derives from it), so that the test inlines here, where
+// TaskBase is not known: did a cancel() ask to throw CancelledError in at
+// this suspension point?
+struct TaskResumeFlag {
+  bool pending_throw_ = false;
+  // TaskBase's other flags, here so that they share this struct's padding
+  // after the task's vtable pointer (api/task.h says what each means).
+  bool must_cancel_ = false;
+  bool started_ = false;
+  bool parked_ = true;
+  bool yielded_ = false;
+  bool timer_busy_ = false;
+  bool sleeping_ = false;
+  bool sleep_woken_ = false;
+};
+// Clears the flag and throws the task's CancelledError (api/task.cc).
+[[noreturn]] void throw_pending_cancel(TaskResumeFlag* task);
+
 // Suspends the current task on `f`; returns the task. Throws
 // std::runtime_error outside a task or when a task awaits itself.
-TaskBase* suspend_on(FutureBase& f, std::coroutine_handle<> h);
-// Called when the task resumes: throws the CancelledError a cancel() asked
-// to throw in at this suspension point, if any.
-void after_resume(TaskBase* task);
+TaskResumeFlag* suspend_on(FutureBase& f, std::coroutine_handle<> h);
 
 template <class T>
 class FutureAwaiter {
@@ -290,14 +323,14 @@ class FutureAwaiter {
   bool await_ready() const noexcept { return state_->done(); }
   void await_suspend(std::coroutine_handle<> h) { task_ = suspend_on(*state_, h); }
   T await_resume() {
-    if (task_) after_resume(task_);
+    if (task_ && task_->pending_throw_) [[unlikely]] throw_pending_cancel(task_);
     state_->check_result();
     if constexpr (!std::is_void_v<T>) return state_->value();
   }
 
  private:
   ValueHolder<T>* state_;
-  TaskBase* task_ = nullptr;
+  TaskResumeFlag* task_ = nullptr;
 };
 
 }  // namespace internal

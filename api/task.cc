@@ -147,16 +147,10 @@ void TaskBase::step_switching_context(bool throw_cancel) {
 }
 
 void TaskBase::step(bool throw_cancel) {
-  if (!started_) {
+  if (!started_) [[unlikely]] {
     started_ = true;
     if (throw_cancel) {
-      // Cancelled before its first step. Python throws CancelledError in at
-      // the coroutine's first line, so its body never runs; we do the same
-      // by not starting it.
-      root_.destroy();
-      root_ = nullptr;
-      self_->cancel_future(self_->cancel_message());
-      internal::LoopAccess::unregister_task(loop(), this);
+      cancel_before_first_step();
       return;
     }
   } else {
@@ -169,15 +163,27 @@ void TaskBase::step(bool throw_cancel) {
     internal::LoopAccess::unregister_task(loop(), this);
     return;
   }
-  if (!parked_) {
-    // The coroutine suspended on something that is not a twinloop awaitable:
-    // nothing would ever resume it (asyncio: "Task got bad yield").
-    root_.destroy();
-    root_ = nullptr;
-    self_->set_exception(std::make_exception_ptr(std::runtime_error(
-        "Task got bad yield: a coroutine awaited something that is not a twinloop awaitable")));
-    internal::LoopAccess::unregister_task(loop(), this);
-  }
+  if (!parked_) [[unlikely]] bad_yield();
+}
+
+void TaskBase::cancel_before_first_step() {
+  // Cancelled before its first step. Python throws CancelledError in at
+  // the coroutine's first line, so its body never runs; we do the same by
+  // not starting it.
+  root_.destroy();
+  root_ = nullptr;
+  self_->cancel_future(self_->cancel_message());
+  internal::LoopAccess::unregister_task(loop(), this);
+}
+
+void TaskBase::bad_yield() {
+  // The coroutine suspended on something that is not a twinloop awaitable:
+  // nothing would ever resume it (asyncio: "Task got bad yield").
+  root_.destroy();
+  root_ = nullptr;
+  self_->set_exception(std::make_exception_ptr(
+      std::runtime_error("Task got bad yield: a coroutine awaited something that is not a twinloop awaitable")));
+  internal::LoopAccess::unregister_task(loop(), this);
 }
 
 void TaskBase::finish_with_exception(std::exception_ptr e) {
@@ -205,9 +211,13 @@ void TaskBase::block_on(FutureBase& f, std::coroutine_handle<> h) {
   parked_ = true;
   fut_waiter_ = Ref<FutureBase>(&f);
   f.add_task_waiter(this);
+  if (must_cancel_) [[unlikely]] cancel_what_it_awaits(f);
+}
+
+void TaskBase::cancel_what_it_awaits(FutureBase& f) {
   // A cancel requested while the task ran cancels what it awaits next
   // (test_cancel_awaited_task).
-  if (must_cancel_ && f.cancel(self_->cancel_message())) must_cancel_ = false;
+  if (f.cancel(self_->cancel_message())) must_cancel_ = false;
 }
 
 void TaskBase::sleep_on_own_timer(int64_t when_ns, std::coroutine_handle<> h) {
@@ -263,22 +273,30 @@ void TaskBase::yield_now(std::coroutine_handle<> h) {
   internal::LoopAccess::schedule(loop(), this);
 }
 
+namespace {
+[[noreturn]] __attribute__((noinline)) void throw_outside_task(const char* what) {
+  throw std::runtime_error(absl::StrCat(what, " must be awaited inside a task"));
+}
+}  // namespace
+
 TaskBase* current_task_or_throw(const char* what) {
   EventLoop* loop = running_loop_or_null();
   TaskBase* t = loop ? internal::LoopAccess::current_task(*loop) : nullptr;
-  if (!t) throw std::runtime_error(absl::StrCat(what, " must be awaited inside a task"));
+  if (!t) [[unlikely]] throw_outside_task(what);
   return t;
 }
 
-TaskBase* suspend_on(FutureBase& f, std::coroutine_handle<> h) {
+TaskResumeFlag* suspend_on(FutureBase& f, std::coroutine_handle<> h) {
   TaskBase* t = current_task_or_throw("a future");
-  if (&t->future() == &f) throw std::runtime_error("Task cannot await on itself");
+  if (&t->future() == &f) [[unlikely]] throw std::runtime_error("Task cannot await on itself");
   t->block_on(f, h);
   return t;
 }
 
-void after_resume(TaskBase* task) {
-  if (task->take_pending_throw()) throw CancelledError(task->cancel_message());
+void throw_pending_cancel(TaskResumeFlag* flag) {
+  TaskBase* task = static_cast<TaskBase*>(flag);
+  task->pending_throw_ = false;
+  throw CancelledError(task->cancel_message());
 }
 
 }  // namespace internal

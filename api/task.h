@@ -71,7 +71,7 @@ class TaskSleepTimer final : public TimerTarget {
 };
 
 // The task machinery, independent of the result type.
-class TaskBase : public Runnable {
+class TaskBase : public Runnable, public TaskResumeFlag {
  public:
   // `function`: the root coroutine's function (its promise knows it).
   TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root,
@@ -125,6 +125,11 @@ class TaskBase : public Runnable {
 
   // Called by awaitables.
   void block_on(FutureBase& f, std::coroutine_handle<> h);
+  // block_on's rare path, out of line so that block_on keeps a small frame.
+  [[gnu::noinline]] void cancel_what_it_awaits(FutureBase& f);
+  // step()'s rare paths, out of line for the same reason.
+  [[gnu::noinline]] void cancel_before_first_step();
+  [[gnu::noinline]] void bad_yield();
   void yield_now(std::coroutine_handle<> h);
   // sleep(): whether the task's own timer can serve a sleep now (it is in
   // neither the timer heap nor the ready queue, and no cancel is pending,
@@ -135,7 +140,6 @@ class TaskBase : public Runnable {
   // After a sleep on the own timer: throws CancelledError if it was
   // cancelled (as the SleepState's check_result would).
   void after_own_sleep();
-  bool take_pending_throw() { return std::exchange(pending_throw_, false); }
   std::string cancel_message() const { return self_->cancel_message(); }
 
   // Registry links (EventLoop keeps unfinished tasks in creation order).
@@ -185,22 +189,18 @@ class TaskBase : public Runnable {
   uint64_t id_;
   uint64_t key_ = 0;
   int num_cancels_requested_ = 0;
-  bool must_cancel_ = false;
-  bool pending_throw_ = false;
-  bool started_ = false;
-  // Whether the task may step: it waits for its first step (so true from
-  // the start), on a future (block_on) or for the next iteration
-  // (yield_now); false while a step runs. run() checks this one flag.
-  bool parked_ = true;
-  bool yielded_ = false;
-  // The own timer's state: it is in the timer heap or the ready queue
-  // (timer_busy_); the task waits on it (sleeping_, from the sleep until
-  // the next step); the sleep is over (sleep_woken_: the timer fired or the
-  // sleep was cancelled; the SleepState future's done()); it was cancelled,
-  // with sleep_cancel_message_ (rare: allocated only for a message).
-  bool timer_busy_ = false;
-  bool sleeping_ = false;
-  bool sleep_woken_ = false;
+  // The flags live in TaskResumeFlag (api/future.h), in the padding after
+  // the vtable pointer: pending_throw_, must_cancel_, started_, and:
+  //  - parked_: whether the task may step: it waits for its first step (so
+  //    true from the start), on a future (block_on) or for the next
+  //    iteration (yield_now, yielded_); false while a step runs. run()
+  //    checks this one flag.
+  //  - the own timer's state: it is in the timer heap or the ready queue
+  //    (timer_busy_); the task waits on it (sleeping_, from the sleep until
+  //    the next step); the sleep is over (sleep_woken_: the timer fired or
+  //    the sleep was cancelled; the SleepState future's done()).
+  // It was cancelled, with sleep_cancel_message_ (rare: allocated only for a
+  // message).
   bool sleep_cancelled_ = false;
   std::unique_ptr<std::string> sleep_cancel_message_;
   TaskSleepTimer timer_{this};
@@ -211,6 +211,11 @@ std::string sleep_description(int64_t when_ns);
 
 // The running task; std::runtime_error naming `what` outside a task.
 TaskBase* current_task_or_throw(const char* what);
+// Called when the task resumes: throws the CancelledError a cancel() asked
+// to throw in at this suspension point, if any.
+inline void after_resume(TaskBase* task) {
+  if (task->pending_throw_) [[unlikely]] throw_pending_cancel(task);
+}
 
 // TaskState's deallocation function, keyed by the room's size alone (not a
 // member of TaskState<T>: see FrameAlloc in api/coro.h, g++ 12's
