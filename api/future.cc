@@ -162,8 +162,10 @@ void FutureBase::throw_result() {
   throw InvalidStateError("Result is not set.");
 }
 
+void FutureBase::throw_invalid_state() const { throw InvalidStateError("invalid state: " + describe()); }
+
 void FutureBase::set_exception(std::exception_ptr e) {
-  if (state_ != State::kPending) throw InvalidStateError("invalid state: " + describe());
+  if (state_ != State::kPending) throw_invalid_state();
   if (!e) throw std::invalid_argument("set_exception needs an exception");
   exception_ = std::move(e);
   state_ = State::kFinished;
@@ -171,7 +173,7 @@ void FutureBase::set_exception(std::exception_ptr e) {
 }
 
 void FutureBase::mark_finished() {
-  if (state_ != State::kPending) throw InvalidStateError("invalid state: " + describe());
+  if (state_ != State::kPending) [[unlikely]] throw_invalid_state();
   state_ = State::kFinished;
   schedule_callbacks();
 }

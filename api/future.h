@@ -203,6 +203,9 @@ class FutureBase : public RefCounted {
     waiter_ = 0;
     more_.reset();
   }
+  // InvalidStateError("invalid state: <describe()>"), asyncio's message for
+  // setting a done future; out of line, off the setters' common path.
+  [[noreturn, gnu::noinline]] void throw_invalid_state() const;
   // Reports a stored exception nobody retrieved to the exception handler.
   bool has_unretrieved_exception() const {
     return state_ == State::kFinished && exception_ && !retrieved_;
@@ -283,7 +286,7 @@ class ValueHolder : public FutureBase {
 
   template <class U>
   void set_value(U&& v) {
-    if (done()) throw InvalidStateError("invalid state: " + describe());
+    if (done()) [[unlikely]] throw_invalid_state();
     value_.emplace(std::forward<U>(v));
     mark_finished();
   }
