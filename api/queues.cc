@@ -76,12 +76,16 @@ void QueueCore::make_label(Op op) {
       make_ref<Label>(name_.empty() ? absl::StrCat(kind_, what) : absl::StrCat(kind_, what, " on '", name_, "'"));
 }
 
+void QueueCore::throw_other_loop() const {
+  throw std::runtime_error(absl::StrCat(describe(), " is bound to a different event loop"));
+}
+
 Future<void> QueueCore::add_waiter(Op op) {
   EventLoop& loop = get_running_loop();
-  if (!loop_) {
+  if (!loop_) [[unlikely]] {
     loop_ = Ref<EventLoop>(&loop);
-  } else if (loop_.get() != &loop) {
-    throw std::runtime_error(absl::StrCat(describe(), " is bound to a different event loop"));
+  } else if (loop_.get() != &loop) [[unlikely]] {
+    throw_other_loop();
   }
   Future<void> waiter = create_future<void>(loop);
   waiter.set_label(label(op));

@@ -153,6 +153,8 @@ class QueueCore : public RefCounted {
     return l;
   }
   void make_label(Op op);
+  // add_waiter's error, out of line (no message built on its common path).
+  [[noreturn, gnu::noinline]] void throw_other_loop() const;
 
   const int64_t maxsize_;
 
