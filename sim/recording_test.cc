@@ -159,6 +159,27 @@ TEST(Replay, ASeedSurvivesAnUnrelatedProgramChangeToo) {
   }
 }
 
+// A replay file's strategy options out of range are a damaged file: a loud
+// error naming the option, never a value clamped into range.
+TEST(Replay, AStrategyOptionOutOfRangeIsAnError) {
+  const auto error_of = [](const std::string& name, int64_t v) -> std::string {
+    Recording r = record_run(5, false);
+    r.options["strategy"] = 1;  // pct
+    r.options[name] = v;
+    try {
+      options_for_replay(r);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_THAT(error_of("strategy_depth", 0), HasSubstr("strategy_depth is 0: expected at least 1"));
+  EXPECT_THAT(error_of("strategy_draws", -1), HasSubstr("strategy_draws is -1: expected at least 0"));
+  EXPECT_THAT(error_of("strategy_sources", -2), HasSubstr("strategy_sources is -2"));
+  EXPECT_THAT(error_of("strategy_source_00000000000000ff", -1), HasSubstr("strategy_source_00000000000000ff is -1"));
+  EXPECT_EQ(error_of("strategy_depth", 2), "no error");
+}
+
 TEST(Replay, ReportsTheFirstDivergentEvent) {
   Recording r = record_run(5, false);
   // A recording whose 4th event is different from what the program does.

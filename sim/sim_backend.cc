@@ -99,17 +99,25 @@ Options options_for_replay(const Recording& recording, Options base) {
     }
     StrategyOptions& s = base.strategy;
     s.kind = static_cast<StrategyKind>(strategy->second);
+    // A value out of range is a damaged file: said, not clamped.
+    const auto at_least = [](const std::string& name, int64_t v, int64_t least) {
+      if (v < least) {
+        throw std::invalid_argument(
+            absl::StrCat("the recording's option ", name, " is ", v, ": expected at least ", least));
+      }
+      return v;
+    };
     for (const auto& [name, v] : recording.options) {
-      if (name == "strategy_depth") s.depth = static_cast<uint32_t>(std::max<int64_t>(v, 1));
-      if (name == "strategy_draws") s.draws = static_cast<uint64_t>(std::max<int64_t>(v, 0));
-      if (name == "strategy_sources") s.sources = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+      if (name == "strategy_depth") s.depth = static_cast<uint32_t>(at_least(name, v, 1));
+      if (name == "strategy_draws") s.draws = static_cast<uint64_t>(at_least(name, v, 0));
+      if (name == "strategy_sources") s.sources = static_cast<uint64_t>(at_least(name, v, 0));
       if (name == "strategy_chains_named") s.chains_named = v != 0;
       if (absl::StartsWith(name, kStrategySourcePrefix)) {
         uint64_t source = 0;
         if (!absl::SimpleHexAtoi(name.substr(kStrategySourcePrefixSize), &source)) {
           throw std::invalid_argument(absl::StrCat("the recording's option ", name, " does not name a source in hex"));
         }
-        s.source_draws[source] = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+        s.source_draws[source] = static_cast<uint64_t>(at_least(name, v, 0));
       }
     }
   }
