@@ -65,7 +65,7 @@ void log_shielded_exception(FutureBase& f) {
 namespace {
 // Out of line, so that the destructor's common path builds no string (and
 // gets no stack protector for it).
-__attribute__((noinline)) void report_unretrieved_future(FutureBase& f) { f.report_unretrieved(std::string()); }
+[[gnu::noinline]] void report_unretrieved_future(FutureBase& f) { f.report_unretrieved(std::string()); }
 }  // namespace
 
 FutureBase::~FutureBase() {
@@ -271,7 +271,7 @@ std::vector<uint64_t> FutureBase::awaited_by_ids() const {
   return ids;
 }
 
-__attribute__((noinline)) void FutureBase::schedule_link(FutureLink* l) {
+void FutureBase::schedule_link(FutureLink* l) {
   // As call_soon would: a handle id now, the callback next iteration.
   l->future_ = this;
   l->handle_id_ = internal::LoopAccess::next_handle_id(*loop_);
@@ -295,7 +295,7 @@ void FutureBase::schedule_callbacks() {
   if (more_) [[unlikely]] schedule_more();
 }
 
-__attribute__((noinline)) void FutureBase::schedule_more() {
+void FutureBase::schedule_more() {
   std::unique_ptr<Entries> entries = std::move(more_);
   if (loop_->is_closed()) return;  // nothing runs on a closed loop
   for (Entry& e : entries->list) {

@@ -239,9 +239,10 @@ class FutureBase : public RefCounted {
   };
   uint64_t add_done_callback_in(Callback cb, ContextState* context);
   void schedule_callbacks();
-  void schedule_more();
+  // schedule_callbacks' and schedule_waiter's rare cases, out of line.
+  [[gnu::noinline]] void schedule_more();
   void schedule_waiter(WaiterBits w);
-  void schedule_link(FutureLink* l);
+  [[gnu::noinline]] void schedule_link(FutureLink* l);
   void schedule_task_now(TaskBase* task);
   // The common case inline (the first waiter), the rest in future.cc.
   void add_waiter_bits(WaiterBits w) {
@@ -296,11 +297,10 @@ class ValueHolder : public FutureBase {
   std::optional<Stored<T>> value_;
 };
 
-// The part of a task that an awaiter reads when the task resumes (TaskBase,
-// api/task.h, derives from it), so that the test inlines here, where
-// TaskBase is not known: did a cancel() ask to throw CancelledError in at
-// this suspension point?
-struct TaskResumeFlag {
+// A task's flags (TaskBase, api/task.h, derives from this), here so that an
+// awaiter's resume check inlines where TaskBase is not known: did a cancel()
+// ask to throw CancelledError in at this suspension point (pending_throw_)?
+struct TaskFlags {
   bool pending_throw_ = false;
   // TaskBase's other flags, here so that they share this struct's padding
   // after the task's vtable pointer (api/task.h says what each means).
@@ -313,11 +313,11 @@ struct TaskResumeFlag {
   bool sleep_woken_ = false;
 };
 // Clears the flag and throws the task's CancelledError (api/task.cc).
-[[noreturn]] void throw_pending_cancel(TaskResumeFlag* task);
+[[noreturn]] void throw_pending_cancel(TaskFlags* task);
 
 // Suspends the current task on `f`; returns the task. Throws
 // std::runtime_error outside a task or when a task awaits itself.
-TaskResumeFlag* suspend_on(FutureBase& f, std::coroutine_handle<> h);
+TaskFlags* suspend_on(FutureBase& f, std::coroutine_handle<> h);
 
 template <class T>
 class FutureAwaiter {
@@ -333,7 +333,7 @@ class FutureAwaiter {
 
  private:
   ValueHolder<T>* state_;
-  TaskResumeFlag* task_ = nullptr;
+  TaskFlags* task_ = nullptr;
 };
 
 }  // namespace internal

@@ -274,7 +274,7 @@ void TaskBase::yield_now(std::coroutine_handle<> h) {
 }
 
 namespace {
-[[noreturn]] __attribute__((noinline)) void throw_outside_task(const char* what) {
+[[noreturn, gnu::noinline]] void throw_outside_task(const char* what) {
   throw std::runtime_error(absl::StrCat(what, " must be awaited inside a task"));
 }
 }  // namespace
@@ -286,14 +286,14 @@ TaskBase* current_task_or_throw(const char* what) {
   return t;
 }
 
-TaskResumeFlag* suspend_on(FutureBase& f, std::coroutine_handle<> h) {
+TaskFlags* suspend_on(FutureBase& f, std::coroutine_handle<> h) {
   TaskBase* t = current_task_or_throw("a future");
   if (&t->future() == &f) [[unlikely]] throw std::runtime_error("Task cannot await on itself");
   t->block_on(f, h);
   return t;
 }
 
-void throw_pending_cancel(TaskResumeFlag* flag) {
+void throw_pending_cancel(TaskFlags* flag) {
   TaskBase* task = static_cast<TaskBase*>(flag);
   task->pending_throw_ = false;
   throw CancelledError(task->cancel_message());

@@ -71,7 +71,7 @@ class TaskSleepTimer final : public TimerTarget {
 };
 
 // The task machinery, independent of the result type.
-class TaskBase : public Runnable, public TaskResumeFlag {
+class TaskBase : public Runnable, public TaskFlags {
  public:
   // `function`: the root coroutine's function (its promise knows it).
   TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> root,
@@ -189,7 +189,7 @@ class TaskBase : public Runnable, public TaskResumeFlag {
   uint64_t id_;
   uint64_t key_ = 0;
   int num_cancels_requested_ = 0;
-  // The flags live in TaskResumeFlag (api/future.h), in the padding after
+  // The flags live in TaskFlags (api/future.h), in the padding after
   // the vtable pointer: pending_throw_, must_cancel_, started_, and:
   //  - parked_: whether the task may step: it waits for its first step (so
   //    true from the start), on a future (block_on) or for the next
