@@ -56,46 +56,39 @@ TEST(PlantedOrder, TheFixedTwinsPassEverySeedUnderEveryStrategy) {
   }
 }
 
+// Runs `bug` from `first_seed` for `seeds` seeds with `flags`: it must fail
+// within them with `message`, and the default uniform sweep from the same
+// seed must find it only later (or not in its 100 seeds). Returns the run.
+Result found_before_uniform(const std::string& bug, const std::string& flags, uint64_t first_seed, uint64_t seeds,
+                            const std::string& message) {
+  const std::string filter = absl::StrCat("--gtest_filter=PlantedOrder.", bug, " --twinloop_first_seed=", first_seed);
+  Result r = run(absl::StrCat(filter, " ", flags, " --twinloop_seeds=", seeds));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  const uint64_t found = seeds_to_failure(r, first_seed);
+  EXPECT_GE(found, 1u) << r.output;
+  EXPECT_LE(found, seeds);
+  EXPECT_THAT(r.output, HasSubstr(message));
+  const uint64_t u = seeds_to_failure(run(filter), first_seed);
+  EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", " << flags << " " << found;
+  return r;
+}
+
 TEST(PlantedOrder, PctcpRunsOverConnectionsAndFindsTheStaleRead) {
-  Result r = run("--gtest_filter=PlantedOrder.StaleReadAfterARedirect --twinloop_strategy=pctcp --twinloop_seeds=50");
+  Result r = found_before_uniform("StaleReadAfterARedirect", "--twinloop_strategy=pctcp", 0, 50,
+                                  "the client read its own write from the replica and got the old value");
   EXPECT_THAT(r.output, HasSubstr(" chains)"));
   EXPECT_THAT(r.output, HasSubstr("pctcp d=3 k="));
   EXPECT_THAT(r.output, Not(HasSubstr("ran as pct over tasks")));
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  const uint64_t found = seeds_to_failure(r, 0);
-  EXPECT_GE(found, 1u) << r.output;
-  EXPECT_LE(found, 50u);
-  EXPECT_THAT(r.output, HasSubstr("the client read its own write from the replica and got the old value"));
-  Result uniform = run("--gtest_filter=PlantedOrder.StaleReadAfterARedirect --twinloop_seeds=100");
-  const uint64_t u = seeds_to_failure(uniform, 0);
-  EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", pctcp " << found;
 }
 
 TEST(PlantedOrder, PctcpFindsTheAdminSwitchOvertakenAtOnce) {
   // One task writes on both connections: as chains they are apart.
-  Result r = run("--gtest_filter=PlantedOrder.AdminSwitchOvertakenOnAnotherConnection --twinloop_strategy=pctcp "
-                 "--twinloop_seeds=10");
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  const uint64_t found = seeds_to_failure(r, 0);
-  EXPECT_GE(found, 1u) << r.output;
-  EXPECT_LE(found, 10u);
-  EXPECT_THAT(r.output, HasSubstr("the server opened a session after DRAIN was sent on the admin connection"));
-  Result uniform = run("--gtest_filter=PlantedOrder.AdminSwitchOvertakenOnAnotherConnection");
-  const uint64_t u = seeds_to_failure(uniform, 0);
-  EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", pctcp " << found;
+  found_before_uniform("AdminSwitchOvertakenOnAnotherConnection", "--twinloop_strategy=pctcp", 0, 10,
+                       "the server opened a session after DRAIN was sent on the admin connection");
 }
 
 TEST(PlantedOrder, PctFindsTheLostWakeup) {
-  Result r = run("--gtest_filter=PlantedOrder.LostWakeupAtStartup --twinloop_strategy=pct --twinloop_first_seed=8008 "
-                 "--twinloop_seeds=10");
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  const uint64_t found = seeds_to_failure(r, 8008);
-  EXPECT_GE(found, 1u) << r.output;
-  EXPECT_LE(found, 10u);
-  EXPECT_THAT(r.output, HasSubstr("deadlock"));
-  Result uniform = run("--gtest_filter=PlantedOrder.LostWakeupAtStartup --twinloop_first_seed=8008");
-  const uint64_t u = seeds_to_failure(uniform, 8008);
-  EXPECT_TRUE(u == 0 || u > found) << "uniform " << u << ", pct " << found;
+  found_before_uniform("LostWakeupAtStartup", "--twinloop_strategy=pct", 8008, 10, "deadlock");
 }
 
 TEST(PlantedOrder, BranchingDrawsUnderTheStrategyAndItsReplayRecordsIt) {
