@@ -15,7 +15,13 @@ constexpr std::string_view kNames[] = {"uniform", "pct", "pctcp", "urw", "portfo
 
 // The simulated loop runs on one thread; these are per thread so that two
 // loops on two threads (the real tests' executor, a tool) never mix.
-thread_local uint64_t t_chain = 0;          // the open ChainScope's chain, 0: none
+// The open ChainScope's chain, as given (hashed only when a draw asks for
+// its source: uniform runs never do, and network draws open one per segment).
+struct OpenChain {
+  std::string_view kind;  // empty: none
+  uint64_t id = 0;
+};
+thread_local OpenChain t_chain;
 thread_local Pilot* t_pilot = nullptr;      // the open PilotScope's pilot
 // The draw draw_source last answered: its source and its task (pct's source).
 thread_local uint64_t t_last_source = 0;
@@ -26,10 +32,11 @@ thread_local bool t_last_valid = false;
 PilotScope::PilotScope(Pilot* pilot) : previous_(t_pilot) { t_pilot = pilot; }
 PilotScope::~PilotScope() { t_pilot = previous_; }
 
-ChainScope::ChainScope(std::string_view kind, uint64_t chain) : previous_(t_chain) {
-  t_chain = mix64(text_hash(kind) ^ mix64(chain + 0x636861696eull)) | 1;  // never 0 (none)
+ChainScope::ChainScope(std::string_view kind, uint64_t chain)
+    : previous_kind_(t_chain.kind), previous_id_(t_chain.id) {
+  t_chain = OpenChain{kind, chain};
 }
-ChainScope::~ChainScope() { t_chain = previous_; }
+ChainScope::~ChainScope() { t_chain = OpenChain{previous_kind_, previous_id_}; }
 
 std::string_view strategy_name(StrategyKind kind) { return kNames[static_cast<size_t>(kind)]; }
 
@@ -65,8 +72,8 @@ uint64_t draw_source(std::string_view site, uint64_t task_key, bool* named) {
     // A chain's source is its name, whichever task draws for it.
     source = mix64(text_hash(site.substr(at + 1)) ^ 0x636861696eull);
     chain = true;
-  } else if (t_chain != 0) {
-    source = t_chain;
+  } else if (!t_chain.kind.empty()) {
+    source = mix64(text_hash(t_chain.kind) ^ mix64(t_chain.id + 0x636861696eull)) | 1;  // never 0 (none)
     chain = true;
   }
   if (named) *named = chain;

@@ -89,8 +89,9 @@ class PilotScope {
 // While it lives, the draws made on this thread belong to chain `chain` (a
 // connection's id, with `kind` telling ids of different tables apart) for
 // pctcp and urw. Used by sim/network.cc around the draws that time a
-// connection's segments. Costs two thread-local stores; changes no draw of
-// a uniform run.
+// connection's segments. `kind` must outlive the scope (a constant). Costs
+// two thread-local stores (the chain is hashed only when a non-uniform draw
+// asks for its source); changes no draw of a uniform run.
 class ChainScope {
  public:
   ChainScope(std::string_view kind, uint64_t chain);
@@ -99,7 +100,8 @@ class ChainScope {
   ChainScope& operator=(const ChainScope&) = delete;
 
  private:
-  uint64_t previous_;
+  std::string_view previous_kind_;
+  uint64_t previous_id_;
 };
 
 struct StrategyOptions {
