@@ -206,12 +206,10 @@ class FutureBase : public RefCounted {
   // InvalidStateError("invalid state: <describe()>"), asyncio's message for
   // setting a done future; out of line, off the setters' common path.
   [[noreturn, gnu::noinline]] void throw_invalid_state() const;
-  // Reports a stored exception nobody retrieved to the exception handler.
+  // Whether a stored exception was never retrieved; report_unretrieved
+  // reports it to the exception handler.
   bool has_unretrieved_exception() const {
     return state_ == State::kFinished && exception_ && !retrieved_;
-  }
-  void report_if_unretrieved(const std::string& task_name) {
-    if (has_unretrieved_exception()) report_unretrieved(task_name);
   }
   void report_unretrieved(const std::string& task_name);
 
