@@ -226,16 +226,47 @@ void EventLoop::add_timer(internal::TimerTarget* t, int64_t when_ns) {
   t->when_ns_ = when_ns;
   t->in_heap_ = true;
   if (task_keys_) t->owner_key_ = current_task_ ? current_task_->key() : 0;
-  timers_.push_back(TimerEntry{when_ns, ++timer_seq_, t});
+  t->seq_ = ++timer_seq_;
+  timers_.push_back(TimerEntry{when_ns, t->seq_, t});
   std::push_heap(timers_.begin(), timers_.end(), Later{});
+}
+
+void EventLoop::rearm_timer(internal::TimerTarget* t, int64_t when_ns) {
+  TWINLOOP_CHECK(t->in_heap_ && t->cancelled_, "a timer is re-armed only while cancelled in the heap");
+  // Its entry becomes stale, and stays counted in timers_cancelled_.
+  t->in_heap_ = false;
+  t->cancelled_ = false;
+  add_timer(t, when_ns);
+}
+
+void internal::TimerTarget::release_stale_entry() {
+  TWINLOOP_CHECK(false, "only a timer that is re-armed has stale heap entries");
+}
+
+bool EventLoop::dead(const TimerEntry& e) { return e.seq != e.handle->seq_ || e.handle->cancelled(); }
+
+void EventLoop::release_dead(const TimerEntry& e) {
+  if (e.seq != e.handle->seq_) {
+    e.handle->release_stale_entry();
+    return;
+  }
+  e.handle->in_heap_ = false;
+  e.handle->release_timer();
 }
 
 void EventLoop::move_due_timers(int64_t now) {
   due_.clear();
   while (!timers_.empty() && timers_.front().when <= now) {
     std::pop_heap(timers_.begin(), timers_.end(), Later{});
-    internal::TimerTarget* h = timers_.back().handle;
+    const TimerEntry e = timers_.back();
+    internal::TimerTarget* h = e.handle;
     timers_.pop_back();
+    if (e.seq != h->seq_) [[unlikely]] {  // a stale entry of a re-armed timer
+      TWINLOOP_CHECK(timers_cancelled_ != 0, "the heap counts its cancelled timers");
+      --timers_cancelled_;
+      h->release_stale_entry();
+      continue;
+    }
     TWINLOOP_DCHECK(h->in_heap_, "a timer in the timer heap is marked in_heap_");
     h->in_heap_ = false;
     if (h->cancelled()) {
@@ -306,9 +337,8 @@ void EventLoop::purge_cancelled_timers() {
     std::vector<TimerEntry> kept;
     kept.reserve(timers_.size() - timers_cancelled_);
     for (TimerEntry& e : timers_) {
-      if (e.handle->cancelled()) {
-        e.handle->in_heap_ = false;
-        e.handle->release_timer();
+      if (dead(e)) {
+        release_dead(e);
       } else {
         kept.push_back(e);
       }
@@ -319,14 +349,13 @@ void EventLoop::purge_cancelled_timers() {
     timers_cancelled_ = 0;
     return;
   }
-  while (!timers_.empty() && timers_.front().handle->cancelled()) {
+  while (!timers_.empty() && dead(timers_.front())) {
     std::pop_heap(timers_.begin(), timers_.end(), Later{});
-    internal::TimerTarget* h = timers_.back().handle;
+    const TimerEntry e = timers_.back();
     timers_.pop_back();
     TWINLOOP_CHECK(timers_cancelled_ != 0, "the heap counts its cancelled timers");
     --timers_cancelled_;
-    h->in_heap_ = false;
-    h->release_timer();
+    release_dead(e);
   }
 }
 
@@ -452,6 +481,10 @@ void EventLoop::close_now() {
   }
   while (!ready_.empty()) ready_.pop()->drop();
   for (TimerEntry& e : timers_) {
+    if (e.seq != e.handle->seq_) {
+      e.handle->release_stale_entry();
+      continue;
+    }
     e.handle->in_heap_ = false;
     e.handle->release_timer();
   }

@@ -118,13 +118,20 @@ class TimerTarget : public Runnable {
   uint64_t id() const { return id_; }
   // Drops the reference the heap (or the ready queue) holds.
   virtual void release_timer() = 0;
+  // Drops the reference a stale heap entry holds (see EventLoop::rearm_timer;
+  // only a timer that is re-armed has stale entries).
+  virtual void release_stale_entry();
 
   int64_t when_ns_ = 0;
   uint64_t id_ = 0;
   // The key of the task that scheduled the timer (TaskBase::key; 0 on loops
   // without task keys): the decision of a tie it leads is that task's.
   uint64_t owner_key_ = 0;
+  // The heap sequence number of the timer's live entry: an entry of this
+  // timer with another number is stale (EventLoop::rearm_timer).
+  uint64_t seq_ = 0;
   bool cancelled_ = false;
+  // Its live entry is in the heap (a stale one may be there besides).
   bool in_heap_ = false;
 
  protected:
@@ -430,6 +437,19 @@ class EventLoop : public internal::RefCounted {
   // Puts `t` in the timer heap at `when_ns`; the heap takes over one
   // reference that the caller counted.
   void add_timer(internal::TimerTarget* t, int64_t when_ns);
+  // Arms again, at `when_ns`, a timer cancelled while its entry is in the
+  // heap: that entry stays, stale (still counted cancelled, dropped when it
+  // comes up or is purged, releasing the reference it holds), and a new one
+  // goes in, taking over one more reference that the caller counted. So a
+  // task's own timer (api/task.h) serves the next sleep or wait_for at once
+  // after a cancelled one, instead of waiting for the old deadline.
+  void rearm_timer(internal::TimerTarget* t, int64_t when_ns);
+  // Whether the heap entry `e` is dead: its timer was cancelled, or it is
+  // a stale entry of a re-armed timer.
+  struct TimerEntry;
+  static bool dead(const TimerEntry& e);
+  // Drops the heap's reference of a dead entry just taken out of the heap.
+  static void release_dead(const TimerEntry& e);
   // Runs until `future` is done (run_until_complete without the result).
   void run_until_done(internal::FutureBase& future);
   void run_once_here();

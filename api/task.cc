@@ -21,13 +21,13 @@ TaskBase::TaskBase(FutureBase& self, EventLoop& loop, std::coroutine_handle<> ro
     key_ = loop.backend().task_key(parent ? parent->key_ : 0,
                                    name.empty() ? coroutine_function_name(function) : std::string_view(name));
   }
-  if (!name.empty()) name_ = std::make_unique<std::string>(std::move(name));
+  if (!name.empty()) rare().name = std::move(name);
   internal::LoopAccess::register_task(loop, this);
 }
 
-std::string TaskBase::get_name() const { return name_ ? *name_ : absl::StrCat("Task-", id_); }
+std::string TaskBase::get_name() const { return rare_ && rare_->name ? *rare_->name : absl::StrCat("Task-", id_); }
 
-void TaskBase::set_name(std::string name) { name_ = std::make_unique<std::string>(std::move(name)); }
+void TaskBase::set_name(std::string name) { rare().name = std::move(name); }
 
 std::string TaskBase::waiting_on() const {
   if (self_->done()) return "nothing (done)";
@@ -51,7 +51,11 @@ bool TaskBase::cancel_task(std::string msg) {
     // CancelledError(msg) next iteration) and its timer is cancelled.
     sleep_woken_ = true;
     sleep_cancelled_ = true;
-    if (!msg.empty()) sleep_cancel_message_ = std::make_unique<std::string>(std::move(msg));
+    if (!msg.empty()) {
+      rare().sleep_cancel_message = std::move(msg);
+    } else if (rare_) {
+      rare_->sleep_cancel_message.clear();
+    }
     if (timer_.in_heap_ && !timer_.cancelled_) internal::LoopAccess::timer_cancelled(loop());
     timer_.cancelled_ = true;
     if (!loop().is_closed()) internal::LoopAccess::schedule(loop(), this);
@@ -227,28 +231,68 @@ void TaskBase::sleep_on_own_timer(int64_t when_ns, std::coroutine_handle<> h) {
   sleeping_ = true;
   sleep_woken_ = false;
   sleep_cancelled_ = false;
-  if (sleep_cancel_message_) [[unlikely]] sleep_cancel_message_.reset();
+  deadline_mode_ = false;
+  timer_.id_ = internal::LoopAccess::next_handle_id(loop);
+  arm_own_timer(when_ns);
+}
+
+void TaskBase::arm_own_timer(int64_t when_ns) {
+  EventLoop& loop = this->loop();
+  self_->add_ref();  // the heap's reference
+  if (timer_busy_) [[unlikely]] {
+    // Cancelled in the heap (own_timer_free): its old entry goes stale.
+    internal::LoopAccess::rearm_timer(loop, &timer_, when_ns);
+    return;
+  }
   timer_busy_ = true;
   timer_.cancelled_ = false;
-  timer_.id_ = internal::LoopAccess::next_handle_id(loop);
-  self_->add_ref();  // the heap's reference
   internal::LoopAccess::add_timer(loop, &timer_, when_ns);
 }
 
 void TaskBase::after_own_sleep() {
   if (sleep_cancelled_) [[unlikely]] {
     sleep_cancelled_ = false;
-    std::unique_ptr<std::string> msg = std::move(sleep_cancel_message_);
-    throw CancelledError(msg ? std::move(*msg) : std::string());
+    std::string msg = rare_ ? std::move(rare_->sleep_cancel_message) : std::string();
+    if (rare_) rare_->sleep_cancel_message.clear();
+    throw CancelledError(std::move(msg));
   }
+}
+
+void TaskBase::arm_deadline(int64_t when_ns) {
+  TWINLOOP_DCHECK(can_arm_deadline(), "a deadline is armed only on a free own timer");
+  deadline_mode_ = true;
+  deadline_expired_ = false;
+  // The id the timeout's call_at handle would take, at the same point.
+  timer_.id_ = internal::LoopAccess::next_handle_id(loop());
+  arm_own_timer(when_ns);
+}
+
+bool TaskBase::disarm_deadline() {
+  // Still armed: in the heap, or fired and queued but not yet run (then
+  // run() finds it cancelled and does nothing, as a cancelled handle).
+  if (deadline_mode_ && timer_busy_ && !timer_.cancelled_) {
+    if (timer_.in_heap_ && !loop().is_closed()) internal::LoopAccess::timer_cancelled(loop());
+    timer_.cancelled_ = true;
+  }
+  deadline_mode_ = false;
+  return std::exchange(deadline_expired_, false);
 }
 
 void TaskSleepTimer::run() {
   Ref<FutureBase> self = Ref<FutureBase>::adopt(task_->self_);  // the queue's reference
   TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
   task_->timer_busy_ = false;
-  if (cancelled_ || task_->sleep_woken_) return;
+  if (cancelled_) return;
   EventLoop& loop = task_->loop();
+  if (task_->deadline_mode_) [[unlikely]] {
+    // As the timeout's handle: its callback (Timeout.on_timeout) cancels
+    // the task and marks the deadline expired.
+    internal::LoopAccess::note(loop, EventKind::kCallback, id_);
+    task_->deadline_expired_ = true;
+    task_->self_->cancel();
+    return;
+  }
+  if (task_->sleep_woken_) return;
   internal::LoopAccess::note(loop, EventKind::kCallback, id_);
   // As the SleepState's set_value: the task wakes next iteration (asyncio).
   task_->sleep_woken_ = true;
@@ -261,6 +305,8 @@ void TaskSleepTimer::release_timer() {
   task_->timer_busy_ = false;
   task_->self_->release();
 }
+
+void TaskSleepTimer::release_stale_entry() { task_->self_->release(); }
 
 std::string sleep_description(int64_t when_ns) {
   return absl::StrCat("sleep() until ", absl::FormatDuration(absl::Nanoseconds(when_ns)), " on the loop clock");

@@ -59,12 +59,19 @@ class TaskBase;
 // event for event (a kCallback event when it fires, the task woken in the
 // next iteration; cancelling the sleep cancels the timer). While in the
 // heap or the ready queue it holds a reference to the task.
+//
+// The same timer also serves as the deadline of a wait_for (deadline mode,
+// TaskBase::arm_deadline): it then behaves as the timeout's call_at handle
+// (a kCallback event when it fires, and the task cancelled), so that a
+// wait_for allocates nothing either. A sleep or wait_for finding the timer
+// cancelled but still in the heap arms it again (EventLoop::rearm_timer).
 class TaskSleepTimer final : public TimerTarget {
  public:
   explicit TaskSleepTimer(TaskBase* task) : task_(task) {}
   void run() override;
   void drop() override;
   void release_timer() override;
+  void release_stale_entry() override;
 
  private:
   TaskBase* task_;
@@ -134,12 +141,22 @@ class TaskBase : public Runnable, public TaskFlags {
   // sleep(): whether the task's own timer can serve a sleep now (it is in
   // neither the timer heap nor the ready queue, and no cancel is pending,
   // which would cancel the sleep at once: the SleepState path does that).
-  bool can_sleep_on_own_timer() const { return !timer_busy_ && !must_cancel_; }
+  bool can_sleep_on_own_timer() const { return own_timer_free() && !must_cancel_; }
   // Suspends the task until `when_ns` on the loop clock, on its own timer.
   void sleep_on_own_timer(int64_t when_ns, std::coroutine_handle<> h);
   // After a sleep on the own timer: throws CancelledError if it was
   // cancelled (as the SleepState's check_result would).
   void after_own_sleep();
+  // wait_for (api/timeouts.h): whether the task's own timer can be the
+  // deadline now (free, and no expired deadline still unread).
+  bool can_arm_deadline() const { return own_timer_free() && !deadline_expired_; }
+  // Arms the own timer as a deadline at `when_ns` on the loop clock: when it
+  // fires, the task is cancelled (asyncio's Timeout.on_timeout) and the
+  // deadline marked expired.
+  void arm_deadline(int64_t when_ns);
+  // Leaves the deadline: cancels the timer if it is still armed; returns
+  // whether it expired (and forgets that it did).
+  bool disarm_deadline();
   std::string cancel_message() const { return self_->cancel_message(); }
 
   // Registry links (EventLoop keeps unfinished tasks in creation order).
@@ -178,11 +195,26 @@ class TaskBase : public Runnable, public TaskFlags {
 
   EventLoop& loop() const { return self_->loop(); }
   friend class TaskSleepTimer;
+  // The own timer can be armed: it is in neither the heap nor the ready
+  // queue, or it was cancelled in the heap (then it is re-armed).
+  bool own_timer_free() const { return !timer_busy_ || (timer_.in_heap_ && timer_.cancelled_); }
+  // Puts the own timer (already given its id) in the heap at `when_ns`.
+  void arm_own_timer(int64_t when_ns);
+  // Rarely set, allocated only then: a name given to the task, the message
+  // of a cancelled sleep.
+  struct Rare {
+    std::optional<std::string> name;
+    std::string sleep_cancel_message;
+  };
+  Rare& rare() {
+    if (!rare_) rare_ = std::make_unique<Rare>();
+    return *rare_;
+  }
 
   FutureBase* self_;
   std::coroutine_handle<> resume_point_;
   Ref<FutureBase> fut_waiter_;
-  std::unique_ptr<std::string> name_;  // null: "Task-<id>"
+  std::unique_ptr<Rare> rare_;  // null: named "Task-<id>", no message
   // What every step runs in (asyncio's Task._context): a copy of the
   // creator's context, null while empty (api/contextvars.h).
   Ref<ContextState> context_;
@@ -202,7 +234,10 @@ class TaskBase : public Runnable, public TaskFlags {
   // It was cancelled, with sleep_cancel_message_ (rare: allocated only for a
   // message).
   bool sleep_cancelled_ = false;
-  std::unique_ptr<std::string> sleep_cancel_message_;
+  // The own timer serves a wait_for's deadline (not a sleep); it fired
+  // while it did (read and cleared by disarm_deadline).
+  bool deadline_mode_ = false;
+  bool deadline_expired_ = false;
   TaskSleepTimer timer_{this};
 };
 

@@ -43,6 +43,7 @@ struct LoopAccess {
   // A timer of the heap was cancelled (the heap purges it lazily).
   static void timer_cancelled(EventLoop& loop) { ++loop.timers_cancelled_; }
   static void add_timer(EventLoop& loop, TimerTarget* t, int64_t when_ns) { loop.add_timer(t, when_ns); }
+  static void rearm_timer(EventLoop& loop, TimerTarget* t, int64_t when_ns) { loop.rearm_timer(t, when_ns); }
   static TimerHandle call_at_ns(EventLoop& loop, int64_t when_ns, absl::AnyInvocable<void()> callback) {
     return loop.call_at_ns(when_ns, std::move(callback));
   }
@@ -73,6 +74,7 @@ struct LoopAccess {
   static int64_t deadline_after_ns(const EventLoop& loop, absl::Duration delay) {
     return loop.deadline_after_ns(delay);
   }
+  static int64_t deadline_at_ns(const EventLoop& loop, int64_t local_ns) { return loop.deadline_at_ns(local_ns); }
   static void close_resource(EventLoop& loop, LoopResource* r) { loop.close_resource(r); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }
