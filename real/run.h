@@ -90,8 +90,12 @@ T run(Coro<T> main, RunOptions options = {}) {
   return ::twinloop::internal::run_main(runner, std::move(main));
 }
 
-// run(sleep(d)): sleep() returns an awaitable, not a Coro.
-inline void run(SleepAwaitable main, RunOptions options = {}) { run(std::move(main).as_coro(), options); }
+// What converts to a Coro (sleep(), wait_for(), a queue's get()) runs as it:
+// run(sleep(d)), run(wait_for(main(), d)).
+template <CoroConvertible A>
+auto run(A main, RunOptions options = {}) {
+  return run(std::move(main).as_coro(), options);
+}
 
 }  // namespace twinloop::real
 

@@ -56,7 +56,11 @@ class Simulation {
   T run(Coro<T> main) {
     return internal::run_main(runner_, std::move(main));
   }
-  void run(SleepAwaitable main) { run(std::move(main).as_coro()); }
+  // What converts to a Coro (sleep(), wait_for(), a queue's get()) runs as it.
+  template <CoroConvertible A>
+  auto run(A main) {
+    return run(std::move(main).as_coro());
+  }
 
   EventLoop& loop() { return *loop_; }
   SimBackend& backend() { return *backend_; }
@@ -140,8 +144,10 @@ T run(Coro<T> main, Options options = {}, RunStats* stats = nullptr) {
   return sim.run(std::move(main));
 }
 
-inline void run(SleepAwaitable main, Options options = {}, RunStats* stats = nullptr) {
-  run(std::move(main).as_coro(), options, stats);
+// What converts to a Coro (sleep(), wait_for(), a queue's get()) runs as it.
+template <CoroConvertible A>
+auto run(A main, Options options = {}, RunStats* stats = nullptr) {
+  return run(std::move(main).as_coro(), options, stats);
 }
 
 }  // namespace twinloop::sim

@@ -79,5 +79,88 @@ TEST(TaskAllocations, RealLoopOneBlockPerTaskAndNoneForASleep) {
   expect_one_block_per_task(on_fresh_thread([] { return real::run(count_allocations()); }));
 }
 
+// wait_for (issue 13: "a sleep, a wait_for and a gather child need no
+// allocation beyond what the task already has"). Every worker, in turn:
+//  A. waits for its future `opens` under a 10 s wait_for, which ends early
+//     (the future is set): its deadline is cancelled in the timer heap;
+//  B. sleeps 1 ms: the own timer is armed again at once, though its
+//     cancelled 10 s entry is still in the heap;
+//  C. waits for its own future under a 1 ms wait_for, which expires:
+//     TimeoutError.
+struct WaitForCounts {
+  uint64_t enter = 0;    // pool blocks taken by the workers' first steps (A)
+  uint64_t rearm = 0;    // by A's early end and the sleeps of B
+  uint64_t expire = 0;   // by C, from entering to TimeoutError
+  long timeouts = 0;     // TimeoutErrors raised by C
+  long woke_late = 0;    // B's sleeps that ended after 10 s (must be 0)
+};
+
+Coro<void> worker(Future<void> opens, Future<void> never, long& passed_a, long& passed_b, WaitForCounts& c) {
+  co_await wait_for(opens, absl::Seconds(10));
+  ++passed_a;
+  const absl::Time before_b = get_running_loop().time();
+  co_await sleep(absl::Milliseconds(1));
+  if (get_running_loop().time() - before_b >= absl::Seconds(10)) ++c.woke_late;
+  ++passed_b;
+  try {
+    co_await wait_for(never, absl::Milliseconds(1));
+  } catch (const TimeoutError&) {
+    ++c.timeouts;
+  }
+}
+
+Coro<WaitForCounts> count_wait_for_allocations() {
+  WaitForCounts c;
+  long passed_a = 0;
+  long passed_b = 0;
+  std::vector<Future<void>> opens;
+  std::vector<Future<void>> never;
+  std::vector<Task<void>> tasks;
+  opens.reserve(kTasks);
+  never.reserve(kTasks);
+  tasks.reserve(kTasks);
+  for (long i = 0; i < kTasks; ++i) {
+    opens.push_back(create_future<void>());
+    never.push_back(create_future<void>());
+  }
+  for (long i = 0; i < kTasks; ++i) tasks.push_back(create_task(worker(opens[i], never[i], passed_a, passed_b, c)));
+  uint64_t mark = internal::pool_misses();
+  co_await sleep(absl::ZeroDuration());  // every worker enters A and waits
+  c.enter = internal::pool_misses() - mark;
+  EXPECT_EQ(passed_a, 0);
+  co_await sleep(absl::Milliseconds(1));
+  EXPECT_EQ(passed_a, 0);
+  mark = internal::pool_misses();
+  for (Future<void>& f : opens) f.set_result();
+  // A ends, B sleeps and wakes (virtual time advances only while no task
+  // is ready, so this waits with a sleep of its own, not a yield).
+  while (passed_b < kTasks) co_await sleep(absl::Milliseconds(1));
+  c.rearm = internal::pool_misses() - mark;
+  mark = internal::pool_misses();
+  for (Task<void>& t : tasks) co_await t;
+  c.expire = internal::pool_misses() - mark;
+  co_return c;
+}
+
+void expect_no_wait_for_allocations(const WaitForCounts& c) {
+  EXPECT_EQ(c.enter, 0u) << "entering wait_for allocated";
+  EXPECT_EQ(c.rearm, 0u) << "leaving wait_for early, or sleeping after it, allocated";
+  EXPECT_EQ(c.expire, 0u) << "a wait_for that expires allocated";
+  EXPECT_EQ(c.timeouts, kTasks);
+  EXPECT_EQ(c.woke_late, 0);
+}
+
+TEST(TaskAllocations, SimLoopWaitForAllocatesNothing) {
+  WaitForCounts c;
+  std::thread([&] { c = sim::run(count_wait_for_allocations(), sim::Options{.seed = 1}); }).join();
+  expect_no_wait_for_allocations(c);
+}
+
+TEST(TaskAllocations, RealLoopWaitForAllocatesNothing) {
+  WaitForCounts c;
+  std::thread([&] { c = real::run(count_wait_for_allocations()); }).join();
+  expect_no_wait_for_allocations(c);
+}
+
 }  // namespace
 }  // namespace twinloop

@@ -461,6 +461,112 @@ TEST_P(WaitForConformance, CancellingWaitForCancelsTheInner) {
   }
 }
 
+// The deadline of a wait_for that ends early is gone at once: a sleep right
+// after it wakes on time, and nothing is cancelled when the old deadline
+// passes (twinloop re-arms the task's own timer, whose cancelled entry is
+// still in the timer heap: api/task.h TaskSleepTimer).
+TEST_P(WaitForConformance, AnEarlyResultLeavesNoDeadlineBehind) {
+  run([&]() -> Coro<void> {
+    EventLoop& loop = get_running_loop();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(co_await wait_for(value_after(kMs, i), 40 * kMs), i);
+    const absl::Time before = loop.time();
+    co_await sleep(2 * kMs);
+    const absl::Duration slept = loop.time() - before;
+    EXPECT_GE(slept, 2 * kMs);
+    EXPECT_LT(slept, 30 * kMs) << "the sleep waited for the cancelled deadline";
+    // Past the three old deadlines: no cancellation arrives.
+    Future<int> late = create_future<int>();
+    loop.call_later(60 * kMs, [late]() mutable { late.set_result(5); });
+    EXPECT_EQ(co_await late, 5);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+    // And a deadline armed after all that still expires, on time.
+    const absl::Time start = loop.time();
+    EXPECT_THROW(co_await wait_for(value_after(kNever, 6), 3 * kMs), TimeoutError);
+    EXPECT_GE(loop.time() - start, 3 * kMs);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
+}
+
+Coro<int> inner_wait_for_times_out() {
+  try {
+    co_await wait_for(value_after(kNever, 1), 2 * kMs);
+  } catch (const TimeoutError&) {
+    co_return 5;
+  }
+  co_return 0;
+}
+
+Coro<int> inner_wait_for_cancelled(std::string* seen) {
+  try {
+    co_await wait_for(value_after(kNever, 1), kNever);
+  } catch (const TimeoutError&) {
+    *seen = "TimeoutError";
+    throw;
+  } catch (const CancelledError&) {
+    *seen = "CancelledError";
+    throw;
+  }
+  co_return 0;
+}
+
+// Nested timeouts (CPython test_timeouts.py test_nested_timeouts and
+// test_nested_timeout_in_finally): the one whose deadline passed converts,
+// the other sees a CancelledError or nothing at all.
+TEST_P(WaitForConformance, NestedWaitForsConvertOnlyTheirOwnDeadline) {
+  run([&]() -> Coro<void> {
+    // The inner one expires first: the outer body carries on.
+    EXPECT_EQ(co_await wait_for(inner_wait_for_times_out(), 40 * kMs), 5);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+    // The outer one expires first: the inner one passes CancelledError on.
+    std::string seen;
+    EXPECT_THROW(co_await wait_for(inner_wait_for_cancelled(&seen), 2 * kMs), TimeoutError);
+    EXPECT_EQ(seen, "CancelledError");
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
+}
+
+Coro<int> catch_cancel_then_wait_again() {
+  try {
+    co_await sleep(kNever);
+  } catch (const CancelledError&) {
+  }
+  // The outer deadline has expired; this one expires too.
+  try {
+    co_await wait_for(value_after(kNever, 1), 2 * kMs);
+  } catch (const TimeoutError&) {
+    co_return 9;
+  }
+  co_return 0;
+}
+
+// A body that swallows the expiry's cancellation and then runs a wait_for of
+// its own: that one times out by itself, and the outer one returns the
+// body's value (CPython timeouts.py: no exception leaves the block, so no
+// TimeoutError), with the cancel requests all taken back.
+TEST_P(WaitForConformance, ABodyThatSwallowsTheExpiryCanWaitAgain) {
+  run([&]() -> Coro<void> {
+    EXPECT_EQ(co_await wait_for(catch_cancel_then_wait_again(), 2 * kMs), 9);
+    EXPECT_EQ(current_task()->cancelling(), 0);
+  }());
+}
+
+// wait_for converts to a Coro wherever one is taken, and runs as one.
+TEST_P(WaitForConformance, ConvertsToACoroutine) {
+  run([&]() -> Coro<void> {
+    Task<int> t = create_task(wait_for(value_after(kMs, 3), kNever));
+    Coro<int> c = wait_for(value_after(kMs, 4), kNever);
+    auto outcomes = co_await gather(return_exceptions, wait_for(value_after(kMs, 1), kNever),
+                                    wait_for(value_after(kNever, 2), kMs));
+    EXPECT_EQ(co_await t, 3);
+    EXPECT_EQ(co_await std::move(c), 4);
+    EXPECT_TRUE(std::get<0>(outcomes).ok());
+    if (std::get<0>(outcomes).ok()) EXPECT_EQ(std::get<0>(outcomes).value(), 1);
+    EXPECT_FALSE(std::get<1>(outcomes).ok());
+    if (!std::get<1>(outcomes).ok())
+      EXPECT_THROW(std::rethrow_exception(std::get<1>(outcomes).exception()), TimeoutError);
+  }());
+}
+
 // ---------------------------------------------------------------- as_completed
 
 class AsCompletedConformance : public LoopTest {};
