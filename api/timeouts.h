@@ -269,8 +269,18 @@ class [[nodiscard]] WaitFor {
   {
     return timeout_ <= absl::ZeroDuration() ? nullptr : aw_.promise_base();
   }
-  WaitFor& operator co_await() & { return *this; }
-  WaitFor& operator co_await() && { return *this; }
+  // A WaitFor is its own awaiter; awaiting goes through this only where the
+  // promise tracks the child (PromiseBase::await_transform), which needs it.
+  WaitFor& operator co_await() &
+    requires requires(const A& a) { a.promise_base(); }
+  {
+    return *this;
+  }
+  WaitFor& operator co_await() &&
+    requires requires(const A& a) { a.promise_base(); }
+  {
+    return *this;
+  }
 
   bool await_ready() {
     if (timeout_ <= absl::ZeroDuration()) {

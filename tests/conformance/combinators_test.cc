@@ -560,10 +560,13 @@ TEST_P(WaitForConformance, ConvertsToACoroutine) {
     EXPECT_EQ(co_await t, 3);
     EXPECT_EQ(co_await std::move(c), 4);
     EXPECT_TRUE(std::get<0>(outcomes).ok());
-    if (std::get<0>(outcomes).ok()) EXPECT_EQ(std::get<0>(outcomes).value(), 1);
+    if (std::get<0>(outcomes).ok()) {
+      EXPECT_EQ(std::get<0>(outcomes).value(), 1);
+    }
     EXPECT_FALSE(std::get<1>(outcomes).ok());
-    if (!std::get<1>(outcomes).ok())
+    if (!std::get<1>(outcomes).ok()) {
       EXPECT_THROW(std::rethrow_exception(std::get<1>(outcomes).exception()), TimeoutError);
+    }
   }());
 }
 
