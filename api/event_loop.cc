@@ -239,6 +239,18 @@ void EventLoop::rearm_timer(internal::TimerTarget* t, int64_t when_ns) {
   add_timer(t, when_ns);
 }
 
+void EventLoop::cancel_timer_in_heap(internal::TimerTarget* t) {
+  TWINLOOP_DCHECK(t->in_heap_ && !t->cancelled_, "a timer is cancelled in the heap once");
+  t->cancelled_ = true;
+  if (timers_.back().handle == t && timers_.back().seq == t->seq_) {
+    timers_.pop_back();
+    t->in_heap_ = false;
+    t->release_timer();
+    return;
+  }
+  ++timers_cancelled_;
+}
+
 void internal::TimerTarget::release_stale_entry() {
   TWINLOOP_CHECK(false, "only a timer that is re-armed has stale heap entries");
 }

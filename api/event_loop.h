@@ -444,6 +444,12 @@ class EventLoop : public internal::RefCounted {
   // task's own timer (api/task.h) serves the next sleep or wait_for at once
   // after a cancelled one, instead of waiting for the old deadline.
   void rearm_timer(internal::TimerTarget* t, int64_t when_ns);
+  // Cancels a timer whose live entry is in the heap: the entry goes at once
+  // if it is the heap's last one (a leaf: the heap stays a heap; the common
+  // case of a deadline armed and cancelled with no timer armed in between),
+  // else it stays until it comes up or is purged (asyncio's lazy deletion).
+  // Either way no event: a cancelled timer never fires.
+  void cancel_timer_in_heap(internal::TimerTarget* t);
   // Whether the heap entry `e` is dead: its timer was cancelled, or it is
   // a stale entry of a re-armed timer.
   struct TimerEntry;

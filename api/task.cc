@@ -271,8 +271,11 @@ bool TaskBase::disarm_deadline() {
   // Still armed: in the heap, or fired and queued but not yet run (then
   // run() finds it cancelled and does nothing, as a cancelled handle).
   if (deadline_mode_ && timer_busy_ && !timer_.cancelled_) {
-    if (timer_.in_heap_ && !loop().is_closed()) internal::LoopAccess::timer_cancelled(loop());
-    timer_.cancelled_ = true;
+    if (timer_.in_heap_ && !loop().is_closed()) {
+      internal::LoopAccess::cancel_timer_in_heap(loop(), &timer_);
+    } else {
+      timer_.cancelled_ = true;
+    }
   }
   deadline_mode_ = false;
   return std::exchange(deadline_expired_, false);

@@ -369,7 +369,6 @@ class [[nodiscard]] WaitFor {
   // Timeout.__aenter__.
   void enter() {
     EventLoop& loop = get_running_loop();
-    const absl::Time when = timeout_ == absl::InfiniteDuration() ? absl::InfiniteFuture() : loop.time() + timeout_;
     TaskBase* task;
     try {
       task = current_task_or_throw("Timeout");
@@ -377,13 +376,17 @@ class [[nodiscard]] WaitFor {
       if constexpr (requires { aw_.close(); }) aw_.close();  // refused, not forgotten
       throw;
     }
-    if (when != absl::InfiniteFuture() && when > loop.time() && task->can_arm_deadline()) [[likely]] {
+    if (timeout_ != absl::InfiniteDuration() && task->can_arm_deadline()) [[likely]] {
       task_ = task;
       cancelling_ = task->cancelling();
-      task->arm_deadline(LoopAccess::deadline_at_ns(loop, absl::ToInt64Nanoseconds(when - absl::UnixEpoch())));
+      // loop.time() + timeout on the loop clock, as call_at(when) would
+      // put it (timeout > 0: it is never already due), without absl::Time
+      // arithmetic; saturating at the end of time as call_later does.
+      task->arm_deadline(LoopAccess::deadline_after_ns(loop, timeout_));
       path_ = Path::kOwnTimer;
       return;
     }
+    const absl::Time when = timeout_ == absl::InfiniteDuration() ? absl::InfiniteFuture() : loop.time() + timeout_;
     timeout_state_ = make_ref<TimeoutState>(when);
     timeout_state_->enter();
     path_ = Path::kTimeout;

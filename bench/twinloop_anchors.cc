@@ -11,6 +11,9 @@
 //   twinloop_anchors sleepers-sim N          N tasks alive at once, each sleeping 1 ms once
 //   twinloop_anchors sleepers-real N         (issue 13's memory row): peak_rss_mib is the
 //                                            process's peak RSS (getrusage), in MiB
+//   twinloop_anchors waitfor-sim N [bare]    N x wait_for(sleep(0), 1 s) in one task
+//   twinloop_anchors waitfor-real N [bare]   (issue 13: wait_for's cost); bare: the
+//                                            sleep(0)s alone
 // Issue 3 (bench/sync_workloads.h), each also -sim:
 //   twinloop_anchors queue-pingpong-real N [unbounded|bounded|MAXSIZE]
 //                                            N hand-offs through two Queue<long>
@@ -51,7 +54,7 @@ int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s pingpong-real N | pingpong-sim N | spawn-real N [each|gather] |\n"
                "       spawn-sim N [each|gather] | vsleep-sim T I | vsleep-real T I SCALE |\n"
-               "       sleepers-{real,sim} N |\n"
+               "       sleepers-{real,sim} N | waitfor-{real,sim} N [bare] |\n"
                "       queue-pingpong-{real,sim} N [unbounded|bounded|MAXSIZE] |\n"
                "       queue-throughput-{real,sim} N MAXSIZE |\n"
                "       lock-{real,sim} TASKS ROUNDS [acquire|scoped] [yield|noyield] |\n"
@@ -111,6 +114,16 @@ int main(int argc, char** argv) {
     std::printf("RESULT tasks=%ld wall_s=%.6f ns_per_op=%.2f peak_rss_mib=%.1f bytes_per_task=%.0f check=%ld\n", n,
                 r.wall_s, r.wall_s * 1e9 / n, peak_mib, peak_mib * 1048576.0 / static_cast<double>(n), r.check);
     if (r.check != n) return fail("sleepers", r.check, n);
+  } else if (workload == "waitfor") {
+    bool bare = false;
+    if (argc >= 4) {
+      if (std::strcmp(argv[3], "bare") != 0) return usage(argv[0]);
+      bare = true;
+    }
+    twinloop_bench::WaitForResult r = twinloop_bench::wait_for_yield(loop, n, bare);
+    std::printf("RESULT wait_fors=%ld wall_s=%.6f ns_per_op=%.2f check=%ld\n", n, r.wall_s, r.wall_s * 1e9 / n,
+                r.check);
+    if (r.check != n) return fail("waitfor", r.check, n);
   } else if (workload == "vsleep" && argc >= 4) {
     const long iters = std::atol(argv[3]);
     long scale = 1;

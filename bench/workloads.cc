@@ -156,7 +156,25 @@ Coro<SleepersResult> sleepers_main(long n) {
   co_return r;
 }
 
+// ---------------------------------------------------------------- wait_for
+Coro<WaitForResult> wait_for_main(long n, bool bare) {
+  WaitForResult r;
+  const double t0 = now_s();
+  for (long i = 0; i < n; ++i) {
+    if (bare) {
+      co_await twinloop::sleep(absl::ZeroDuration());
+    } else {
+      co_await twinloop::wait_for(twinloop::sleep(absl::ZeroDuration()), absl::Seconds(1));
+    }
+    ++r.check;
+  }
+  r.wall_s = now_s() - t0;
+  co_return r;
+}
+
 }  // namespace
+
+WaitForResult wait_for_yield(Loop loop, long n, bool bare) { return run_on(loop, wait_for_main(n, bare)); }
 
 SleepersResult sleepers(Loop loop, long n) { return run_on(loop, sleepers_main(n)); }
 

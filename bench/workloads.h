@@ -73,6 +73,15 @@ struct SleepersResult {
 };
 SleepersResult sleepers(Loop loop, long n);
 
+// wait_for's own cost (issue 13): one task, n x `co_await wait_for(sleep(0),
+// 1 s)`: a deadline armed and cancelled around one yield (one loop
+// iteration). `bare`: the sleep(0)s alone, without wait_for.
+struct WaitForResult {
+  double wall_s = 0;
+  long check = 0;  // wait_fors that returned: n
+};
+WaitForResult wait_for_yield(Loop loop, long n, bool bare = false);
+
 }  // namespace twinloop_bench
 
 #endif  // TWINLOOP_BENCH_WORKLOADS_H_

@@ -44,6 +44,7 @@ struct LoopAccess {
   static void timer_cancelled(EventLoop& loop) { ++loop.timers_cancelled_; }
   static void add_timer(EventLoop& loop, TimerTarget* t, int64_t when_ns) { loop.add_timer(t, when_ns); }
   static void rearm_timer(EventLoop& loop, TimerTarget* t, int64_t when_ns) { loop.rearm_timer(t, when_ns); }
+  static void cancel_timer_in_heap(EventLoop& loop, TimerTarget* t) { loop.cancel_timer_in_heap(t); }
   static TimerHandle call_at_ns(EventLoop& loop, int64_t when_ns, absl::AnyInvocable<void()> callback) {
     return loop.call_at_ns(when_ns, std::move(callback));
   }
