@@ -52,6 +52,7 @@
 #include "twinloop/api/event_loop.h"
 #include "twinloop/api/future.h"
 #include "twinloop/api/internal/ref.h"
+#include "twinloop/api/task.h"
 
 namespace twinloop {
 
@@ -313,42 +314,102 @@ Coro<void> queue_put(Ref<QueueState<T>> s, T item) {
 }
 
 // What get() and put() return: awaited directly, an operation that need not
-// wait completes in await_ready, with no coroutine frame (asyncio's get() and
-// put() also finish without suspending then); one that must wait runs the
-// coroutine above as a child of the awaiting coroutine (so the call graph
-// shows it). Anywhere a Coro is taken (create_task, gather, wait_for, ...)
-// it becomes that coroutine, which runs only when awaited: lazy, as
-// asyncio's coroutine objects.
+// wait completes in await_ready, and one that must wait does asyncio's
+// `while self.empty(): getter = ...; await getter` (or full() for put())
+// itself, without a coroutine frame: the awaiting task waits on the waiter
+// future, and when it wakes this object (its TaskBase::WakeFilter) decides
+// whether to resume it (an item is there, or the waiter was cancelled, or
+// the queue shut down) or to wait again, at the back, with a new waiter (the
+// item it was woken for went to another task meanwhile). Event for event the
+// same as the coroutine above. The call graph still shows a `queue_get` /
+// `queue_put` frame: the awaiter holds a promise-shaped record of it.
+// Anywhere a Coro is taken (create_task, gather, wait_for, ...) it becomes
+// the coroutine above, which runs only when awaited: lazy, as asyncio's
+// coroutine objects.
 template <class Derived, class T>
-class QueueOpBase {
+class QueueOpBase : private WakeFilter {
  public:
   QueueOpBase() = default;
   QueueOpBase(const QueueOpBase&) = delete;
   QueueOpBase& operator=(const QueueOpBase&) = delete;
-  QueueOpBase(QueueOpBase&&) noexcept = default;
+  QueueOpBase(QueueOpBase&& o) noexcept : QueueOpBase() { static_cast<void>(o); }
+  ~QueueOpBase() {
+    // Destroyed while waiting (its frame destroyed by a closing loop):
+    // the task must not ask it any more.
+    if (task_ && task_->wake_filter() == this) task_->set_wake_filter(nullptr);
+  }
 
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
-    slow_.emplace(static_cast<Derived*>(this)->make_coro());
+  void await_suspend(std::coroutine_handle<P> h) {
+    QueueCore& s = derived().core();
+    if (s.is_shutdown()) throw QueueShutDown();
     if constexpr (std::is_base_of_v<PromiseBase, P>) {
       parent_ = &h.promise();
-      parent_->child_ = slow_->promise_base();
+      frame_.emplace(Derived::kFrameFunction);
+      frame_->site_.file = __FILE__;
+      frame_->site_.line = __LINE__;
+      parent_->child_ = &*frame_;
     }
-    awaiter_.emplace(slow_->operator co_await());
-    return awaiter_->await_suspend(h);
+    h_ = h;
+    wait();
   }
 
  protected:
-  T resume_slow() {
+  T resume_waited() {
     if (parent_) parent_->child_ = nullptr;
-    return awaiter_->await_resume();
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    QueueCore& s = derived().core();
+    try {
+      if (task_->pending_throw_) [[unlikely]] throw_pending_cancel(task_);
+      waiter_.state()->check_result();
+    } catch (...) {
+      s.abandon_waiter(Derived::kOp, waiter_);
+      throw;
+    }
+    // resume_now() let the task go on with the queue still empty (full):
+    // it was shut down meanwhile.
+    if (derived().blocked()) throw QueueShutDown();
+    return derived().finish();
   }
-  bool slow() const { return slow_.has_value(); }
+  bool waited() const { return task_ != nullptr; }
 
  private:
-  std::optional<Coro<T>> slow_;
-  std::optional<typename Coro<T>::Awaiter> awaiter_;
+  Derived& derived() { return *static_cast<Derived*>(this); }
+
+  // A new waiter at the back, and the task parked on it.
+  void wait() {
+    QueueCore& s = derived().core();
+    waiter_ = s.add_waiter(Derived::kOp);
+    try {
+      task_ = static_cast<TaskBase*>(suspend_on(*waiter_.state(), h_));
+    } catch (...) {
+      s.abandon_waiter(Derived::kOp, waiter_);  // not in a task: nobody waits
+      throw;
+    }
+    task_->set_wake_filter(this);
+  }
+
+  // The task woke (its step is about to resume the awaiting coroutine):
+  // the coroutine version's loop condition, evaluated where its `co_await
+  // waiter` returns.
+  bool resume_now() override {
+    if (!waiter_.done() || waiter_.cancelled()) return true;  // resume_waited raises
+    if (!derived().blocked() || derived().core().is_shutdown()) return true;
+    try {
+      wait();
+    } catch (...) {
+      error_ = std::current_exception();  // raised when the coroutine resumes
+      return true;
+    }
+    return false;
+  }
+
+  std::coroutine_handle<> h_;
+  TaskBase* task_ = nullptr;
+  Future<void> waiter_;
+  std::exception_ptr error_;
   PromiseBase* parent_ = nullptr;
+  std::optional<PromiseBase> frame_;  // what the call graph shows while it waits
 };
 
 template <class T>
@@ -357,15 +418,19 @@ class [[nodiscard]] QueueGet : public QueueOpBase<QueueGet<T>, T> {
   explicit QueueGet(Ref<QueueState<T>> s) : s_(std::move(s)) {}
   bool await_ready() const noexcept { return s_->size() != 0; }
   T await_resume() {
-    if (!this->slow()) return s_->get_nowait();
-    return this->resume_slow();
+    if (!this->waited()) return s_->get_nowait();
+    return this->resume_waited();
   }
   Coro<T> as_coro() && { return queue_get<T>(std::move(s_)); }
   operator Coro<T>() && { return std::move(*this).as_coro(); }
 
  private:
   friend class QueueOpBase<QueueGet<T>, T>;
-  Coro<T> make_coro() { return queue_get<T>(s_); }
+  static constexpr QueueCore::Op kOp = QueueCore::Op::kGet;
+  static constexpr const char* kFrameFunction = "queue_get";
+  QueueCore& core() { return *s_; }
+  bool blocked() const { return s_->size() == 0; }
+  T finish() { return s_->get_nowait(); }
   Ref<QueueState<T>> s_;
 };
 
@@ -374,20 +439,27 @@ class [[nodiscard]] QueuePut : public QueueOpBase<QueuePut<T>, void> {
  public:
   QueuePut(Ref<QueueState<T>> s, T item) : s_(std::move(s)), item_(std::move(item)) {}
   bool await_ready() {
-    if (s_->full() || s_->is_shutdown()) return false;  // the coroutine waits or raises
+    if (s_->full() || s_->is_shutdown()) return false;  // it waits or raises
     s_->put_nowait(std::move(*item_));
     item_.reset();
     return true;
   }
   void await_resume() {
-    if (this->slow()) this->resume_slow();
+    if (this->waited()) this->resume_waited();
   }
   Coro<void> as_coro() && { return queue_put<T>(std::move(s_), std::move(*item_)); }
   operator Coro<void>() && { return std::move(*this).as_coro(); }
 
  private:
   friend class QueueOpBase<QueuePut<T>, void>;
-  Coro<void> make_coro() { return queue_put<T>(s_, std::move(*item_)); }
+  static constexpr QueueCore::Op kOp = QueueCore::Op::kPut;
+  static constexpr const char* kFrameFunction = "queue_put";
+  QueueCore& core() { return *s_; }
+  bool blocked() const { return s_->full(); }
+  void finish() {
+    s_->put_nowait(std::move(*item_));
+    item_.reset();
+  }
   Ref<QueueState<T>> s_;
   std::optional<T> item_;
 };

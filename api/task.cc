@@ -1,6 +1,7 @@
 #include "twinloop/api/task.h"
 #include "twinloop/api/internal/loop_access.h"
 
+#include <cstddef>
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
@@ -110,6 +111,7 @@ void TaskBase::abandon() {
   if (self_->done()) return;
   Ref<FutureBase> keep(self_);
   fut_waiter_.reset();
+  wake_filter_ = nullptr;  // it lives in the frame
   if (root_) {
     // A crashed host's code never runs again, nor reports what it dropped
     // (a coroutine it created and never awaited).
@@ -123,6 +125,7 @@ void TaskBase::abandon() {
 
 void TaskBase::destroy_frame_at_close() {
   fut_waiter_.reset();
+  wake_filter_ = nullptr;  // it lives in the frame
   if (root_) std::exchange(root_, nullptr).destroy();
 }
 
@@ -159,6 +162,11 @@ void TaskBase::step(bool throw_cancel) {
     }
   } else {
     pending_throw_ = throw_cancel;
+  }
+  if (wake_filter_) [[unlikely]] {
+    // A throw-in resumes at once: the awaitable's resume raises it.
+    if (!throw_cancel && !wake_filter_->resume_now()) return;  // parked again
+    wake_filter_ = nullptr;
   }
   parked_ = false;
   resume_point_.resume();
@@ -281,35 +289,48 @@ bool TaskBase::disarm_deadline() {
   return std::exchange(deadline_expired_, false);
 }
 
+// The timer is TaskBase::timer_: its task is at a fixed offset from it
+// (no pointer back, 8 bytes less per task). offsetof on TaskBase, which is
+// not standard-layout, is conditionally supported; g++ and clang support it
+// for a class without virtual bases.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+TaskBase* TaskSleepTimer::task() {
+  return reinterpret_cast<TaskBase*>(reinterpret_cast<char*>(this) - offsetof(TaskBase, timer_));
+}
+#pragma GCC diagnostic pop
+
 void TaskSleepTimer::run() {
-  Ref<FutureBase> self = Ref<FutureBase>::adopt(task_->self_);  // the queue's reference
+  TaskBase* task = this->task();
+  Ref<FutureBase> self = Ref<FutureBase>::adopt(task->self_);  // the queue's reference
   TWINLOOP_DCHECK(!in_heap_, "a timer runs only once it left the timer heap");
-  task_->timer_busy_ = false;
+  task->timer_busy_ = false;
   if (cancelled_) return;
-  EventLoop& loop = task_->loop();
-  if (task_->deadline_mode_) [[unlikely]] {
+  EventLoop& loop = task->loop();
+  if (task->deadline_mode_) [[unlikely]] {
     // As the timeout's handle: its callback (Timeout.on_timeout) cancels
     // the task and marks the deadline expired.
     internal::LoopAccess::note(loop, EventKind::kCallback, id_);
-    task_->deadline_expired_ = true;
-    task_->self_->cancel();
+    task->deadline_expired_ = true;
+    task->self_->cancel();
     return;
   }
-  if (task_->sleep_woken_) return;
+  if (task->sleep_woken_) return;
   internal::LoopAccess::note(loop, EventKind::kCallback, id_);
   // As the SleepState's set_value: the task wakes next iteration (asyncio).
-  task_->sleep_woken_ = true;
-  if (!loop.is_closed()) internal::LoopAccess::schedule(loop, task_);
+  task->sleep_woken_ = true;
+  if (!loop.is_closed()) internal::LoopAccess::schedule(loop, task);
 }
 
 void TaskSleepTimer::drop() { release_timer(); }
 
 void TaskSleepTimer::release_timer() {
-  task_->timer_busy_ = false;
-  task_->self_->release();
+  TaskBase* task = this->task();
+  task->timer_busy_ = false;
+  task->self_->release();
 }
 
-void TaskSleepTimer::release_stale_entry() { task_->self_->release(); }
+void TaskSleepTimer::release_stale_entry() { task()->self_->release(); }
 
 std::string sleep_description(int64_t when_ns) {
   return absl::StrCat("sleep() until ", absl::FormatDuration(absl::Nanoseconds(when_ns)), " on the loop clock");

@@ -67,14 +67,27 @@ class TaskBase;
 // cancelled but still in the heap arms it again (EventLoop::rearm_timer).
 class TaskSleepTimer final : public TimerTarget {
  public:
-  explicit TaskSleepTimer(TaskBase* task) : task_(task) {}
   void run() override;
   void drop() override;
   void release_timer() override;
   void release_stale_entry() override;
 
  private:
-  TaskBase* task_;
+  TaskBase* task();  // the TaskBase whose timer_ this is
+};
+
+// Decides, when a task wakes, whether its coroutine resumes now: set by an
+// awaitable that waits without a coroutine frame of its own and may have to
+// wait again before its awaiter resumes (a queue's get() whose item another
+// task took meanwhile, api/queues.h). resume_now() either says yes, or parks
+// the task again (TaskBase::block_on) and says no; the task's step then ends
+// there, as the coroutine's would have ended at its next suspension.
+class WakeFilter {
+ public:
+  virtual bool resume_now() = 0;
+
+ protected:
+  ~WakeFilter() = default;
 };
 
 // The task machinery, independent of the result type.
@@ -132,6 +145,9 @@ class TaskBase : public Runnable, public TaskFlags {
 
   // Called by awaitables.
   void block_on(FutureBase& f, std::coroutine_handle<> h);
+  // The awaitable the task waits in (see WakeFilter); null to clear.
+  void set_wake_filter(WakeFilter* filter) { wake_filter_ = filter; }
+  WakeFilter* wake_filter() const { return wake_filter_; }
   // block_on's rare path, out of line so that block_on keeps a small frame.
   [[gnu::noinline]] void cancel_what_it_awaits(FutureBase& f);
   // step()'s rare paths, out of line for the same reason.
@@ -238,7 +254,9 @@ class TaskBase : public Runnable, public TaskFlags {
   // while it did (read and cleared by disarm_deadline).
   bool deadline_mode_ = false;
   bool deadline_expired_ = false;
-  TaskSleepTimer timer_{this};
+  // Asked before the coroutine resumes (see WakeFilter); null: resume.
+  WakeFilter* wake_filter_ = nullptr;
+  TaskSleepTimer timer_;
 };
 
 // "sleep() until <when> on the loop clock" (a sleep, for deadlock reports).
