@@ -153,7 +153,7 @@ void TaskBase::step_switching_context(bool throw_cancel) {
   step(throw_cancel);
 }
 
-void TaskBase::step(bool throw_cancel) {
+[[gnu::always_inline]] inline void TaskBase::step(bool throw_cancel) {
   if (!started_) [[unlikely]] {
     started_ = true;
     if (throw_cancel) {
@@ -164,9 +164,7 @@ void TaskBase::step(bool throw_cancel) {
     pending_throw_ = throw_cancel;
   }
   if (wake_filter_) [[unlikely]] {
-    // A throw-in resumes at once: the awaitable's resume raises it.
-    if (!throw_cancel && !wake_filter_->resume_now()) return;  // parked again
-    wake_filter_ = nullptr;
+    if (!ask_wake_filter(throw_cancel)) return;  // parked again
   }
   parked_ = false;
   resume_point_.resume();
@@ -176,6 +174,13 @@ void TaskBase::step(bool throw_cancel) {
     return;
   }
   if (!parked_) [[unlikely]] bad_yield();
+}
+
+bool TaskBase::ask_wake_filter(bool throw_cancel) {
+  // A throw-in resumes at once: the awaitable's resume raises it.
+  if (!throw_cancel && !wake_filter_->resume_now()) return false;
+  wake_filter_ = nullptr;
+  return true;
 }
 
 void TaskBase::cancel_before_first_step() {

@@ -1089,6 +1089,147 @@ TEST_P(QueueConformance, DestroyingTheQueueWhileATaskWaitsIsSafe) {
   }());
 }
 
+// ---------------------------------------------------------------- awaited directly
+//
+// `co_await q.get()` in a coroutine waits without a coroutine frame of its
+// own (api/queues.h QueueOpBase); `create_task(q.get())` runs the get()
+// coroutine. The cases above mostly use the second form; these run the
+// waiting paths of the first, which must behave the same.
+
+Coro<int> get_directly(Queue<int>* q) { co_return co_await q->get(); }
+Coro<void> put_directly(Queue<int>* q, int item) { co_await q->put(item); }
+
+// A getter woken for an item that another task takes before it runs waits
+// again, at the back (asyncio's `while self.empty(): ... await getter`).
+TEST_P(QueueConformance, AWokenGetterThatLostItsItemWaitsAgainAtTheBack) {
+  for (bool direct : {true, false}) {
+    run([direct]() -> Coro<void> {
+      Queue<int> q(0, "jobs");
+      Task<int> a = direct ? create_task(get_directly(&q)) : create_task(q.get());
+      co_await sleep(kZero);
+      Task<int> b = direct ? create_task(get_directly(&q)) : create_task(q.get());
+      co_await sleep(kZero);
+      q.put_nowait(1);                // wakes a
+      EXPECT_EQ(q.get_nowait(), 1);   // and takes its item before it runs
+      co_await sleep(kZero);          // a runs: empty, so it waits again, behind b
+      EXPECT_FALSE(a.done());
+      EXPECT_EQ(waiting_on(a), "<Future pending Queue.get() on 'jobs'>");
+      q.put_nowait(2);  // wakes b, now first in line
+      EXPECT_EQ(co_await b, 2);
+      EXPECT_FALSE(a.done());
+      q.put_nowait(3);
+      EXPECT_EQ(co_await a, 3);
+      EXPECT_TRUE(q.empty());
+    }());
+  }
+}
+
+TEST_P(QueueConformance, ADirectlyAwaitedGetIsInTheCallGraph) {
+  run([]() -> Coro<void> {
+    Queue<int> q(0, "jobs");
+    Task<int> getter = create_task(get_directly(&q), {.name = "getter"});
+    co_await sleep(kZero);
+    const std::string graph = format_call_graph(getter);
+    EXPECT_NE(graph.find("queue_get"), std::string::npos) << graph;
+    EXPECT_NE(graph.find("get_directly"), std::string::npos) << graph;
+    q.put_nowait(7);
+    EXPECT_EQ(co_await getter, 7);
+    // Once it returned, the coroutine awaits nothing any more.
+    EXPECT_EQ(format_call_graph(getter).find("queue_get"), std::string::npos);
+  }());
+}
+
+// test_get_cancel_drop_many_pending_readers, awaited directly.
+TEST_P(QueueConformance, ADirectlyAwaitedGetWokenThenCancelledPassesTheWakeupOn) {
+  run([]() -> Coro<void> {
+    Queue<int> q;
+    Task<int> reader1 = create_task(get_directly(&q));
+    Task<int> reader2 = create_task(get_directly(&q));
+    Task<int> reader3 = create_task(get_directly(&q));
+    co_await sleep(kZero);
+    q.put_nowait(1);
+    q.put_nowait(2);
+    reader1.cancel();
+    EXPECT_TRUE(co_await raises<CancelledError>(reader1));
+    std::vector<int> got = {co_await reader2, co_await reader3};
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<int>{1, 2}));
+    EXPECT_TRUE(q.empty());
+    EXPECT_FALSE(absl::StrContains(q.describe(), "_getters")) << q.describe();
+  }());
+}
+
+// A cancel that arrives while the getter is woken but has not run yet (the
+// task's throw-in, not the waiter's cancellation) takes nothing either.
+TEST_P(QueueConformance, ADirectlyAwaitedGetCancelledAfterItsWakeupTakesNothing) {
+  run([]() -> Coro<void> {
+    Queue<int> q;
+    Task<int> reader = create_task(get_directly(&q));
+    co_await sleep(kZero);
+    q.put_nowait(1);  // wakes the reader: its waiter future is done
+    reader.cancel();  // so this cancel is thrown in at its resume
+    EXPECT_TRUE(co_await raises<CancelledError>(reader));
+    EXPECT_EQ(q.qsize(), 1u);
+    EXPECT_EQ(q.get_nowait(), 1);
+  }());
+}
+
+TEST_P(QueueConformance, ADirectlyAwaitedGetRaisesQueueShutDown) {
+  run([]() -> Coro<void> {
+    Queue<int> q;
+    Task<int> reader = create_task(get_directly(&q));
+    co_await sleep(kZero);
+    q.shutdown();
+    EXPECT_TRUE(co_await raises<QueueShutDown>(reader));
+    // Woken by a put, then the queue shut down and was drained before it ran.
+    Queue<int> r;
+    Task<int> late = create_task(get_directly(&r));
+    co_await sleep(kZero);
+    r.put_nowait(1);
+    r.shutdown(/*immediate=*/true);
+    EXPECT_TRUE(co_await raises<QueueShutDown>(late));
+  }());
+}
+
+// test_put_cancel_drop with a second writer, awaited directly.
+TEST_P(QueueConformance, ADirectlyAwaitedPutWokenThenCancelledPassesTheWakeupOn) {
+  run([]() -> Coro<void> {
+    Queue<int> q(1);
+    q.put_nowait(0);
+    Task<void> writer1 = create_task(put_directly(&q, 1));
+    Task<void> writer2 = create_task(put_directly(&q, 2));
+    co_await sleep(kZero);
+    EXPECT_EQ(q.get_nowait(), 0);  // wakes writer1
+    writer1.cancel();
+    EXPECT_TRUE(co_await raises<CancelledError>(writer1));
+    co_await writer2;
+    EXPECT_EQ(q.get_nowait(), 2);
+    EXPECT_TRUE(q.empty());
+  }());
+}
+
+// A loop that closes while a task waits in a directly awaited get():
+// the task's frame (which holds the awaiter) is destroyed with it.
+TEST_P(QueueConformance, AClosingLoopDestroysADirectlyAwaitedGet) {
+  std::weak_ptr<int> token_seen;
+  {
+    EventLoopRef loop = new_loop();
+    auto q = std::make_shared<Queue<int>>(0, "left");
+    loop->run_until_complete([](std::shared_ptr<Queue<int>> q, std::weak_ptr<int>* seen) -> Coro<void> {
+      auto token = std::make_shared<int>(1);
+      *seen = token;
+      Task<void> waiter = create_task([](std::shared_ptr<Queue<int>> q, std::shared_ptr<int> token) -> Coro<void> {
+        const int got = co_await q->get();
+        *token = got;
+      }(q, std::move(token)));
+      co_await sleep(kZero);
+      EXPECT_FALSE(waiter.done());
+    }(q, &token_seen));
+    loop->close();
+  }
+  EXPECT_TRUE(token_seen.expired()) << "the waiting task's frame outlived its closed loop";
+}
+
 TWINLOOP_INSTANTIATE_ON_BOTH_LOOPS(QueueConformance);
 
 // ---------------------------------------------------------------- simulated loop only
