@@ -105,20 +105,26 @@ std::string_view coroutine_function_name(const char* function);
 // A Coro that never becomes a task (an awaited one: lock.acquire()) frees
 // its block with its frame; it pays the room in bytes only (the block is
 // pooled), not in time.
-struct alignas(16) FrameHeader {
+//
+// The frame must start 16-aligned (the block does); the header is 8 bytes
+// and the room ends where the header then has to start, so the room takes
+// what padding there is (a TaskState<void> fills its 232 bytes exactly:
+// 240 bytes in front of the frame, where a 16-byte header took 256).
+struct alignas(8) FrameHeader {
   uint32_t block_bytes;     // the whole block, for the task state's free
   bool task_lives = false;  // a task state lives in the room: it frees the block
 };
+static_assert(sizeof(FrameHeader) == 8);
 // The room for a TaskState<T>: ValueHolder<T> (the future part) plus
 // TaskBase (api/task.h checks that this is enough for every T).
 inline constexpr size_t kTaskBaseBytes = 160;
 template <class T>
-constexpr size_t task_room_bytes() {
-  return (sizeof(ValueHolder<T>) + kTaskBaseBytes + 15) / 16 * 16;
+constexpr size_t frame_offset() {
+  return (sizeof(ValueHolder<T>) + kTaskBaseBytes + sizeof(FrameHeader) + 15) / 16 * 16;
 }
 template <class T>
-constexpr size_t frame_offset() {
-  return task_room_bytes<T>() + sizeof(FrameHeader);
+constexpr size_t task_room_bytes() {
+  return frame_offset<T>() - sizeof(FrameHeader);
 }
 inline FrameHeader* frame_header(void* frame) { return static_cast<FrameHeader*>(frame) - 1; }
 // A promise's allocation functions, keyed by the room's size alone. They are

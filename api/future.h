@@ -295,6 +295,23 @@ class ValueHolder : public FutureBase {
   std::optional<Stored<T>> value_;
 };
 
+// A void future stores nothing (8 bytes less per task: api/coro.h's room).
+template <>
+class ValueHolder<void> : public FutureBase {
+ public:
+  using FutureBase::FutureBase;
+
+  template <class U>
+  void set_value(U&&) {
+    if (done()) [[unlikely]] throw_invalid_state();
+    mark_finished();
+  }
+  std::monostate& value() { return nothing_; }
+
+ private:
+  static inline std::monostate nothing_{};  // empty: nothing to share
+};
+
 // A task's flags (TaskBase, api/task.h, derives from this), here so that an
 // awaiter's resume check inlines where TaskBase is not known: did a cancel()
 // ask to throw CancelledError in at this suspension point (pending_throw_)?

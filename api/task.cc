@@ -451,33 +451,36 @@ std::string SleepState::describe() const { return sleep_description(when_ns_); }
 }  // namespace internal
 
 void SleepAwaitable::await_suspend(std::coroutine_handle<> h) {
-  task_ = internal::current_task_or_throw("sleep()");
-  if (delay_ <= absl::ZeroDuration()) {
-    task_->yield_now(h);
+  internal::TaskBase* task = internal::current_task_or_throw("sleep()");
+  const absl::Duration delay = delay_;
+  task_bits_ = reinterpret_cast<uintptr_t>(task);  // delay_ is gone from here
+  if (delay <= absl::ZeroDuration()) {
+    task->yield_now(h);
     return;
   }
-  EventLoop& loop = task_->future().loop();
-  if (delay_ != absl::InfiniteDuration() && task_->can_sleep_on_own_timer()) [[likely]] {
-    own_timer_ = true;
-    task_->sleep_on_own_timer(internal::LoopAccess::deadline_after_ns(loop, delay_), h);
+  EventLoop& loop = task->future().loop();
+  if (delay != absl::InfiniteDuration() && task->can_sleep_on_own_timer()) [[likely]] {
+    task_bits_ |= kOwnTimer;
+    task->sleep_on_own_timer(internal::LoopAccess::deadline_after_ns(loop, delay), h);
     return;
   }
-  if (delay_ == absl::InfiniteDuration()) {
+  if (delay == absl::InfiniteDuration()) {
     state_ = internal::make_ref<internal::ValueHolder<void>>(loop);  // until cancelled
   } else {
     auto* s = new internal::SleepState(loop);
     state_ = internal::Ref<internal::FutureBase>(s);
     s->id_ = internal::LoopAccess::next_handle_id(loop);
     s->add_ref();  // the heap's reference
-    internal::LoopAccess::add_timer(loop, s, internal::LoopAccess::deadline_after_ns(loop, delay_));
+    internal::LoopAccess::add_timer(loop, s, internal::LoopAccess::deadline_after_ns(loop, delay));
   }
-  task_->block_on(*state_, h);
+  task->block_on(*state_, h);
 }
 
 void SleepAwaitable::await_resume() {
-  internal::after_resume(task_);
-  if (own_timer_) {
-    task_->after_own_sleep();
+  internal::TaskBase* task = this->task();
+  internal::after_resume(task);
+  if (task_bits_ & kOwnTimer) {
+    task->after_own_sleep();
     return;
   }
   if (state_) state_->check_result();

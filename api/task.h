@@ -554,11 +554,20 @@ class [[nodiscard]] SleepAwaitable {
   operator Coro<void>() && { return std::move(*this).as_coro(); }
 
  private:
-  absl::Duration delay_;
-  internal::TaskBase* task_ = nullptr;
+  static constexpr uintptr_t kOwnTimer = 1;  // TaskBase is aligned: bit 0 is free
+  internal::TaskBase* task() const { return reinterpret_cast<internal::TaskBase*>(task_bits_ & ~kOwnTimer); }
+
+  // 24 bytes, not 40: it lives in the frame of every coroutine that sleeps
+  // (issue 13, bytes per task). The delay is read only until the suspension,
+  // which then stores the task in its place.
+  union {
+    absl::Duration delay_;  // until await_suspend
+    uintptr_t task_bits_;   // from await_suspend: the task, | kOwnTimer on its own timer (no state_)
+  };
   internal::Ref<internal::FutureBase> state_;
-  bool own_timer_ = false;  // the task's own timer (no state_)
 };
+static_assert(std::is_trivially_destructible_v<absl::Duration> && std::is_trivially_copyable_v<absl::Duration>,
+              "SleepAwaitable keeps its delay in a union");
 
 // Suspends the current task for `delay` (asyncio.sleep). A delay <= 0
 // yields for exactly one loop iteration (callbacks scheduled before it run
