@@ -1151,7 +1151,11 @@ TEST_P(QueueConformance, ADirectlyAwaitedGetWokenThenCancelledPassesTheWakeupOn)
     q.put_nowait(2);
     reader1.cancel();
     EXPECT_TRUE(co_await raises<CancelledError>(reader1));
-    std::vector<int> got = {co_await reader2, co_await reader3};
+    // Named first: co_await inside a braced list is one of g++ 12's traps
+    // (docs/design.md, "Compilers").
+    const int got2 = co_await reader2;
+    const int got3 = co_await reader3;
+    std::vector<int> got = {got2, got3};
     std::sort(got.begin(), got.end());
     EXPECT_EQ(got, (std::vector<int>{1, 2}));
     EXPECT_TRUE(q.empty());
