@@ -47,7 +47,10 @@ std::optional<StrategyKind> parse_strategy(std::string_view name) {
   return std::nullopt;
 }
 
-StrategyKind portfolio_strategy(uint64_t seed) { return static_cast<StrategyKind>(seed % 4); }
+StrategyKind portfolio_strategy(uint64_t seed, bool chains_named) {
+  const auto kind = static_cast<StrategyKind>(seed % 4);
+  return kind == StrategyKind::kPct && chains_named ? StrategyKind::kPctcp : kind;
+}
 
 StrategyOptions strategy_options(StrategyKind kind, const Pilot& pilot, uint32_t depth) {
   StrategyOptions s;

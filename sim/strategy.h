@@ -36,7 +36,13 @@
 //            schedules a task in proportion to its remaining events. Its
 //            non-default values are pct's (the upper half in half the runs).
 //   portfolio  per seed: uniform, pct, pctcp, urw, round robin (seed % 4), as
-//            Coyote's portfolio rotates its strategies per iteration.
+//            Coyote's portfolio rotates its strategies per iteration; when
+//            the pilot run saw chains (a networked test), pctcp in pct's
+//            place: pctcp's sources are pct's tasks except that a network
+//            draw's source is its connection, and over the planted bugs it
+//            was as good or better than pct on every networked one
+//            (docs/exploration.md). Without chains pctcp runs as pct: the
+//            rotation is then the same as before.
 //
 // The pilot run (k, the sources and their draw counts) is the run in which
 // every draw answers 0: it does not depend on the seed range, so a seed runs
@@ -61,8 +67,9 @@ enum class StrategyKind : uint8_t { kUniform = 0, kPct = 1, kPctcp = 2, kUrw = 3
 // "uniform", "pct", "pctcp", "urw", "portfolio".
 std::string_view strategy_name(StrategyKind kind);
 std::optional<StrategyKind> parse_strategy(std::string_view name);
-// The strategy the portfolio gives `seed`: uniform, pct, pctcp, urw by seed % 4.
-StrategyKind portfolio_strategy(uint64_t seed);
+// The strategy the portfolio gives `seed`: uniform, pct, pctcp, urw by seed
+// % 4, pctcp for pct when the pilot run saw chains (`chains_named`).
+StrategyKind portfolio_strategy(uint64_t seed, bool chains_named);
 
 // What the pilot run measured (its draws, per source).
 struct Pilot {

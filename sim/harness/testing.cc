@@ -849,7 +849,8 @@ const StrategyPlan*& strategy_plan() {
 
 // The strategy options seed `seed` runs under.
 StrategyOptions strategy_for_seed(const StrategyPlan& plan, uint64_t seed) {
-  const StrategyKind kind = plan.kind == StrategyKind::kPortfolio ? portfolio_strategy(seed) : plan.kind;
+  const StrategyKind kind =
+      plan.kind == StrategyKind::kPortfolio ? portfolio_strategy(seed, plan.pilot.chains_named) : plan.kind;
   return strategy_options(kind, plan.pilot);
 }
 
@@ -1698,9 +1699,14 @@ void run_sim_test(const char* name_c, Options options, Body body, int part, int 
                                     plan.pilot.chains_named ? absl::StrCat(", ", plan.pilot.source_draws.size(), " chains") : "",
                                     ")");
     if (c.strategy == StrategyKind::kPortfolio) {
-      absl::StrAppend(&line, "; seed % 4 = 0 uniform, 1 pct, 2 pctcp, 3 urw");
-      for (StrategyKind k : {StrategyKind::kPct, StrategyKind::kPctcp}) {
-        absl::StrAppend(&line, "\n  ", describe_strategy(strategy_options(k, plan.pilot)));
+      if (plan.pilot.chains_named) {
+        absl::StrAppend(&line, "; seed % 4 = 0 uniform, 1 and 2 pctcp (chains: pctcp in pct's place), 3 urw");
+        absl::StrAppend(&line, "\n  ", describe_strategy(strategy_options(StrategyKind::kPctcp, plan.pilot)));
+      } else {
+        absl::StrAppend(&line, "; seed % 4 = 0 uniform, 1 pct, 2 pctcp, 3 urw");
+        for (StrategyKind k : {StrategyKind::kPct, StrategyKind::kPctcp}) {
+          absl::StrAppend(&line, "\n  ", describe_strategy(strategy_options(k, plan.pilot)));
+        }
       }
     } else {
       absl::StrAppend(&line, "\n  ", describe_strategy(strategy_options(c.strategy, plan.pilot)));

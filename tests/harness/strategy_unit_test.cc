@@ -27,6 +27,17 @@ StrategyOptions pct_over(int sources, uint64_t draws_each, StrategyKind kind = S
   return strategy_options(kind, pilot);
 }
 
+// The portfolio rotates uniform, pct, pctcp, urw by seed; a networked test
+// (chains named in the pilot run) gets pctcp in pct's place.
+TEST(StrategyUnit, ThePortfolioPutsPctcpInPctsPlaceWhenThereAreChains) {
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    const StrategyKind plain = portfolio_strategy(seed, false);
+    const StrategyKind chains = portfolio_strategy(seed, true);
+    EXPECT_EQ(plain, static_cast<StrategyKind>(seed % 4)) << "seed " << seed;
+    EXPECT_EQ(chains, seed % 4 == 1 ? StrategyKind::kPctcp : plain) << "seed " << seed;
+  }
+}
+
 TEST(StrategyUnit, PctRunsMoreThanOneSourceFastInSomeRuns) {
   // Three sources; the first draw of each, before any change point can
   // fall (k is large). With only the highest source fast (h = 1), no run
