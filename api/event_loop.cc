@@ -492,14 +492,7 @@ void EventLoop::close_now() {
     threadsafe_.clear();
   }
   while (!ready_.empty()) ready_.pop()->drop();
-  for (TimerEntry& e : timers_) {
-    if (e.seq != e.handle->seq_) {
-      e.handle->release_stale_entry();
-      continue;
-    }
-    e.handle->in_heap_ = false;
-    e.handle->release_timer();
-  }
+  for (TimerEntry& e : timers_) release_dead(e);  // every entry's reference goes now
   timers_.clear();
   timers_cancelled_ = 0;
   // Unfinished tasks are destroyed, in creation order, with their frames.

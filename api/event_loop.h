@@ -454,7 +454,8 @@ class EventLoop : public internal::RefCounted {
   // a stale entry of a re-armed timer.
   struct TimerEntry;
   static bool dead(const TimerEntry& e);
-  // Drops the heap's reference of a dead entry just taken out of the heap.
+  // Drops the reference a heap entry holds, taken out of the heap (dead,
+  // or any entry when the loop closes): a stale entry's, or the timer's.
   static void release_dead(const TimerEntry& e);
   // Runs until `future` is done (run_until_complete without the result).
   void run_until_done(internal::FutureBase& future);

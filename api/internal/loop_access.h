@@ -75,7 +75,6 @@ struct LoopAccess {
   static int64_t deadline_after_ns(const EventLoop& loop, absl::Duration delay) {
     return loop.deadline_after_ns(delay);
   }
-  static int64_t deadline_at_ns(const EventLoop& loop, int64_t local_ns) { return loop.deadline_at_ns(local_ns); }
   static void close_resource(EventLoop& loop, LoopResource* r) { loop.close_resource(r); }
   static size_t ready_count(const EventLoop& loop) { return loop.ready_.size(); }
   static size_t timer_count(const EventLoop& loop) { return loop.timers_.size() - loop.timers_cancelled_; }
