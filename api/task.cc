@@ -57,8 +57,7 @@ bool TaskBase::cancel_task(std::string msg) {
     } else if (rare_) {
       rare_->sleep_cancel_message.clear();
     }
-    if (timer_.in_heap_ && !timer_.cancelled_) internal::LoopAccess::timer_cancelled(loop());
-    timer_.cancelled_ = true;
+    if (!timer_.cancelled_) cancel_own_timer();
     if (!loop().is_closed()) internal::LoopAccess::schedule(loop(), this);
     return true;
   }
@@ -262,12 +261,18 @@ void TaskBase::arm_own_timer(int64_t when_ns) {
   internal::LoopAccess::add_timer(loop, &timer_, when_ns);
 }
 
+void TaskBase::cancel_own_timer() {
+  if (timer_.in_heap_ && !loop().is_closed()) {
+    internal::LoopAccess::cancel_timer_in_heap(loop(), &timer_);
+  } else {
+    timer_.cancelled_ = true;
+  }
+}
+
 void TaskBase::after_own_sleep() {
   if (sleep_cancelled_) [[unlikely]] {
     sleep_cancelled_ = false;
-    std::string msg = rare_ ? std::move(rare_->sleep_cancel_message) : std::string();
-    if (rare_) rare_->sleep_cancel_message.clear();
-    throw CancelledError(std::move(msg));
+    throw CancelledError(rare_ ? std::exchange(rare_->sleep_cancel_message, std::string()) : std::string());
   }
 }
 
@@ -283,13 +288,7 @@ void TaskBase::arm_deadline(int64_t when_ns) {
 bool TaskBase::disarm_deadline() {
   // Still armed: in the heap, or fired and queued but not yet run (then
   // run() finds it cancelled and does nothing, as a cancelled handle).
-  if (deadline_mode_ && timer_busy_ && !timer_.cancelled_) {
-    if (timer_.in_heap_ && !loop().is_closed()) {
-      internal::LoopAccess::cancel_timer_in_heap(loop(), &timer_);
-    } else {
-      timer_.cancelled_ = true;
-    }
-  }
+  if (deadline_mode_ && timer_busy_ && !timer_.cancelled_) cancel_own_timer();
   deadline_mode_ = false;
   return std::exchange(deadline_expired_, false);
 }

@@ -220,6 +220,9 @@ class TaskBase : public Runnable, public TaskFlags {
   bool own_timer_free() const { return !timer_busy_ || (timer_.in_heap_ && timer_.cancelled_); }
   // Puts the own timer (already given its id) in the heap at `when_ns`.
   void arm_own_timer(int64_t when_ns);
+  // Cancels the own timer, armed and not cancelled yet (in the heap, or
+  // fired and queued: run() then does nothing), without an event.
+  void cancel_own_timer();
   // Rarely set, allocated only then: a name given to the task, the message
   // of a cancelled sleep.
   struct Rare {
@@ -251,8 +254,8 @@ class TaskBase : public Runnable, public TaskFlags {
   //    (timer_busy_); the task waits on it (sleeping_, from the sleep until
   //    the next step); the sleep is over (sleep_woken_: the timer fired or
   //    the sleep was cancelled; the SleepState future's done()).
-  // It was cancelled, with sleep_cancel_message_ (rare: allocated only for a
-  // message).
+  // The sleep on the own timer was cancelled (its message, if any, in
+  // rare_->sleep_cancel_message).
   bool sleep_cancelled_ = false;
   // The own timer serves a wait_for's deadline (not a sleep); it fired
   // while it did (read and cleared by disarm_deadline).
