@@ -332,7 +332,8 @@ class QueueOpBase : private WakeFilter {
   QueueOpBase() = default;
   QueueOpBase(const QueueOpBase&) = delete;
   QueueOpBase& operator=(const QueueOpBase&) = delete;
-  QueueOpBase(QueueOpBase&& o) noexcept : QueueOpBase() { static_cast<void>(o); }
+  // Moved only before it is awaited (into a Coro, a WaitFor): nothing to move.
+  QueueOpBase(QueueOpBase&&) noexcept {}
   ~QueueOpBase() {
     // Destroyed while waiting (its frame destroyed by a closing loop):
     // the task must not ask it any more.
@@ -360,7 +361,7 @@ class QueueOpBase : private WakeFilter {
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     QueueCore& s = derived().core();
     try {
-      if (task_->pending_throw_) [[unlikely]] throw_pending_cancel(task_);
+      after_resume(task_);
       waiter_.state()->check_result();
     } catch (...) {
       s.abandon_waiter(Derived::kOp, waiter_);

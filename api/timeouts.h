@@ -184,9 +184,6 @@ namespace internal {
 // Cancels `f` and waits until it is done, without being cancellable through
 // `f` itself (asyncio's _cancel_and_wait).
 Coro<void> cancel_and_wait(Ref<FutureBase> f);
-}  // namespace internal
-
-namespace internal {
 
 // wait_for with a timeout <= 0 (asyncio 3.12's first branch): `aw` is
 // cancelled at once without being started, unless it is already done.
