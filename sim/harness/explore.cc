@@ -100,6 +100,9 @@ BranchResult explore_branches(const BranchOptions& options, const ExploreRunner&
       step.prefix_decisions = p.decisions.size();
       forced = &p.decisions;
     }
+    // Its length, kept: `forced` points into `prefixes`, which the prefixes
+    // kept below may reallocate.
+    const size_t forced_size = forced->size();
     result.runs.push_back(step);
     digest = fnv_word(fnv_word(fnv_word(digest, step.seed), static_cast<uint64_t>(step.prefix)), step.prefix_decisions);
     const ExploreRun r = run(step.seed, *forced, false);
@@ -126,7 +129,7 @@ BranchResult explore_branches(const BranchOptions& options, const ExploreRunner&
       // than 1 in kRareRuns runs, and every prefix kept for it has run dry:
       // a rare state is built on whenever it is found again.
       auto it = rare.find(feature);
-      if (it == rare.end() || at <= forced->size()) continue;
+      if (it == rare.end() || at <= forced_size) continue;
       ++it->second.found;
       if (it->second.found * kRareRuns > i + 1) continue;
       bool dry = true;
@@ -145,7 +148,7 @@ BranchResult explore_branches(const BranchOptions& options, const ExploreRunner&
       keep.emplace_back(d + 1, low_energy);  // the new value included
     }
     for (auto [length, energy] : keep) {
-      length = std::max(length, forced->size());
+      length = std::max(length, forced_size);
       // Nothing left to draw after it: its children would all be this run.
       if (length >= r.decisions.size()) continue;
       std::vector<Decision> prefix(r.decisions.begin(), r.decisions.begin() + static_cast<std::ptrdiff_t>(length));
