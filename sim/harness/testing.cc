@@ -92,7 +92,7 @@ constexpr Knob kKnobs[] = {
 constexpr const char* kOtherVariables[] = {
     "TWINLOOP_RC_REPLAY",   // sim/harness/rc_simulation.h: replay a schedule under RapidCheck
     "TWINLOOP_PROBE_LOG",   // tests/harness/shard_probe_test.cc
-    "TWINLOOP_SKIP_TSAN",   // ./twinloop test
+    "TWINLOOP_SKIP_TSAN", "TWINLOOP_SKIP_ASAN",  // ./twinloop test
     "TWINLOOP_SKIP_CROSS", "TWINLOOP_SKIP_GCC",  // ./twinloop test
     "TWINLOOP_SKIP_BAZEL_CONSUMER", "TWINLOOP_SKIP_CMAKE",  // ./twinloop test (docs/building.md)
     "TWINLOOP_ANCHORS",     // bench/compare.sh, bench/compare.py

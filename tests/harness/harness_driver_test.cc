@@ -251,7 +251,7 @@ TEST(Flags, UnknownEnvironmentVariablesAreErrorsNamingTheClosest) {
   EXPECT_THAT(p.r.output, HasSubstr("did you mean TWINLOOP_SEEDS?"));
   // Every variable the project uses is known (TWINLOOP_PROBE_LOG too).
   Probe known = probe("--twinloop_seeds=2",
-                      "TWINLOOP_RC_REPLAY=x TWINLOOP_SKIP_TSAN=1 TWINLOOP_SKIP_CROSS=1 TWINLOOP_ANCHORS=x "
+                      "TWINLOOP_RC_REPLAY=x TWINLOOP_SKIP_TSAN=1 TWINLOOP_SKIP_ASAN=1 TWINLOOP_SKIP_CROSS=1 TWINLOOP_ANCHORS=x "
                       "TWINLOOP_DEBUG=1");
   EXPECT_EQ(known.r.exit_code, 0) << known.r.output;
   EXPECT_EQ(known.seeds.size(), 2u);
