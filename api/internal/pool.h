@@ -4,7 +4,7 @@
 // and the next allocation of that class takes it back, so a hand-off or a
 // sleep costs no malloc/free pair once the loop is warm.
 //
-//  - Size classes of 16 bytes up to kMaxPooledBytes; larger blocks go to
+//  - Size classes of 8 bytes up to kMaxPooledBytes; larger blocks go to
 //    ::operator new directly.
 //  - Each list keeps at most kMaxPooledBlocks blocks; beyond that, blocks go
 //    back to ::operator delete, so a spike (a million tasks) does not pin its
@@ -24,7 +24,7 @@ namespace twinloop::internal {
 
 constexpr size_t kMaxPooledBytes = 1024;
 constexpr size_t kMaxPooledBlocks = 4096;
-constexpr size_t kPoolGranule = 16;
+constexpr size_t kPoolGranule = 8;
 constexpr size_t kPoolClasses = kMaxPooledBytes / kPoolGranule;
 
 #if defined(__SANITIZE_ADDRESS__)
