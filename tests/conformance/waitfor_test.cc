@@ -9,7 +9,9 @@
 // CPython's delays (0.1 s, 0.2 s, 10 s) are scaled to kT = 10 ms; "10 s" is
 // kNever. Python's try/finally becomes a guard object, and an await in an
 // except clause (not allowed in C++) an await after the try.
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -64,7 +66,11 @@ TEST_P(WaitForCpython, CancelledWaitForWaitsForAnInnerThatIgnoresIt) {
     Task<void> waiting = create_task(wait_for(slow_task_run(2 * kT, &exited), 4 * kT));
     co_await sleep(absl::ZeroDuration());
     waiting.cancel();
-    co_await wait(std::vector<Task<void>>{waiting});
+    // Named first: a braced list inside a co_await does not compile with
+    // g++ 12 (docs/design.md, "Compilers").
+    std::vector<Task<void>> tasks;
+    tasks.push_back(waiting);
+    co_await wait(std::move(tasks));
     EXPECT_TRUE(waiting.done());
     EXPECT_TRUE(exited);
   }());
