@@ -345,19 +345,6 @@ class WaitForConformance : public LoopTest {};
 
 Coro<void> await_future(Future<void> f) { co_await f; }
 
-Coro<void> clean_up_slowly_on_cancel(bool* done) {
-  bool cancelled = false;
-  try {
-    co_await sleep(kNever);
-  } catch (const CancelledError&) {
-    cancelled = true;
-  }
-  if (cancelled) {
-    co_await sleep(2 * kMs);  // cleanup that takes a while
-    *done = true;
-    throw CancelledError();
-  }
-}
 
 // CPython test_waitfor.py test_wait_for_waits_for_task_cancellation
 // (bpo-32751): on timeout the inner task is cancelled AND awaited: it has
@@ -365,7 +352,7 @@ Coro<void> clean_up_slowly_on_cancel(bool* done) {
 TEST_P(WaitForConformance, TimeoutCancelsAndAwaitsTheInnerTask) {
   run([&]() -> Coro<void> {
     bool cleanup_done = false;
-    Task<void> inner = create_task(clean_up_slowly_on_cancel(&cleanup_done));
+    Task<void> inner = create_task(clean_up_slowly_on_cancel(2 * kMs, &cleanup_done));
     bool timed_out = false;
     try {
       co_await wait_for(inner, 5 * kMs);

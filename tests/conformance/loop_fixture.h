@@ -180,6 +180,25 @@ inline Coro<void> sleep_noting_cancel(absl::Duration delay, bool* cancelled) {
   }
 }
 
+// Sleeps until cancelled, then takes `cleanup` to clean up before raising
+// CancelledError again (Python's `except CancelledError: await ...; raise`;
+// C++ allows no co_await in a handler, so it comes after the try). *done is
+// set when the clean-up is over.
+inline Coro<void> clean_up_slowly_on_cancel(absl::Duration cleanup, bool* done) {
+  bool cancelled = false;
+  try {
+    co_await sleep(kNever);
+  } catch (const CancelledError&) {
+    cancelled = true;
+  }
+  if (cancelled) {
+    co_await sleep(cleanup);
+    *done = true;
+    throw CancelledError();
+  }
+  *done = true;
+}
+
 // Records what the loop's exception handler receives. install() must run
 // inside the test coroutine (it sets the handler of the running loop).
 struct Reports {

@@ -169,23 +169,8 @@ TEST_P(WaitForCpython, AFutureSetBeforeTheDeadlineGivesItsResult) {
   }());
 }
 
-Coro<void> clean_up_slowly_then_reraise(bool* task_done) {
-  bool cancelled = false;
-  try {
-    co_await sleep(kNever);
-  } catch (const CancelledError&) {
-    cancelled = true;
-  }
-  if (cancelled) {
-    co_await sleep(kEpsilon);
-    *task_done = true;
-    throw CancelledError();
-  }
-  *task_done = true;
-}
-
 Coro<void> wait_for_inner_with_zero_timeout(bool* task_done) {
-  Task<void> inner = create_task(clean_up_slowly_then_reraise(task_done));
+  Task<void> inner = create_task(clean_up_slowly_on_cancel(kEpsilon, task_done));
   co_await sleep(kEpsilon);
   co_await wait_for(inner, absl::ZeroDuration());
 }
