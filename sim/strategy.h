@@ -19,15 +19,17 @@
 //            (uniform over [1, n), or over [n/2, n) in half the runs: slow
 //            is then slow, as a timeout needs); at d-1 change points on the draw counter
 //            (drawn uniformly over [0, k)) the drawing task drops below every
-//            other priority. h is 1 (PCT's one running thread) in half the
-//            runs, else uniform over [2, sources - 1]: a bug that needs two
-//            parties fast and a third slow needs h = 2. Bound printed:
-//            1/(2 * n * k^(d-1)) (the h = 1 half of PCT's 1/(n * k^(d-1))).
+//            other priority. h is, a third of the runs each: 1 (PCT's one
+//            running thread); sources - 1 (every source fast but one: a
+//            message that must be overtaken needs its one connection slow);
+//            uniform over [2, sources - 1] (a bug that needs two parties fast
+//            and a third slow needs h = 2). Bound printed:
+//            1/(3 * n * k^(d-1)) (the h = 1 third of PCT's 1/(n * k^(d-1))).
 //   pctcp    PCTCP (Ozkan et al., OOPSLA 2018): as pct over chains: a
 //            network draw's chain is its connection (both directions: a
 //            request and its reply are one chain), any other draw's is its
 //            task; when no draw names a chain it runs as pct over tasks and
-//            says so. Bound printed: 1/(2 * w^2 * k^(d-1)).
+//            says so. Bound printed: 1/(3 * w^2 * k^(d-1)).
 //   urw      URW (Zhao et al., ASPLOS 2025) adapted: a draw of a source with r
 //            remaining draws (its count in the pilot run minus those made so
 //            far, at least 1), when every source together has R remaining,

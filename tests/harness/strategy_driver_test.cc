@@ -104,7 +104,7 @@ TEST(Strategies, EachGivesTheSameRunForTheSameSeedAndPctPrintsItsBound) {
   Result r = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_seeds=2 --twinloop_strategy=pct");
   const std::string k = first_match(r.output, "pilot run: ([0-9]+) draws from 3 tasks");
   ASSERT_FALSE(k.empty()) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("pct d=3 k=", k, " sources=3: a bug of depth 3 is found with probability >= 1/(2*3*",
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("pct d=3 k=", k, " sources=3: a bug of depth 3 is found with probability >= 1/(3*3*",
                                                k, "^2)")));
   Result cp = run("--gtest_filter=Strategies.LogsItsSchedule --twinloop_seeds=2 --twinloop_strategy=pctcp");
   EXPECT_THAT(cp.output, HasSubstr("no draw site names a host or connection, so it ran as pct over tasks"));

@@ -1,6 +1,7 @@
 // sim/strategy.h's Strategy and draw_source, directly: the pieces the
 // strategy measurements of docs/exploration.md rest on.
-//  - pct runs the h highest-priority sources fast, h > 1 in some runs;
+//  - pct runs the h highest-priority sources fast, h > 1 in some runs, and
+//    every source but one in a third of the runs;
 //  - in half the runs the non-default values come from the upper half;
 //  - a ChainScope makes a draw's source its chain (pctcp, urw) while pct
 //    keeps the drawing task.
@@ -52,9 +53,27 @@ TEST(StrategyUnit, PctRunsMoreThanOneSourceFastInSomeRuns) {
     for (uint64_t src = 1; src <= 3; ++src) zeros += s.value(choices, mix64(src), src, kN, src - 1) == 0;
     two_fast += zeros == 2;
   }
-  // h = 2 in about half the runs (n = 3: h is 1 or 2).
-  EXPECT_GT(two_fast, kRuns / 4) << two_fast;
-  EXPECT_LT(two_fast, 3 * kRuns / 4) << two_fast;
+  // h = 2 in about two thirds of the runs (n = 3: h is 1, or 2 both as
+  // "2 .. n - 1" and as "all but one").
+  EXPECT_GT(two_fast, kRuns / 2) << two_fast;
+  EXPECT_LT(two_fast, 5 * kRuns / 6) << two_fast;
+}
+
+TEST(StrategyUnit, PctRunsEverySourceButOneFastInAThirdOfTheRuns) {
+  // Six sources: "all but one" is h = 5, a third of the runs, plus the
+  // quarter of the "2 .. 5" third that draws 5: 5/12 of the runs. Without
+  // the all-but-one shape it would be 1/8.
+  int one_slow = 0;
+  constexpr int kRuns = 600;
+  for (uint64_t seed = 0; seed < kRuns; ++seed) {
+    Strategy s(pct_over(6, 1'000'000), seed);
+    const ChoiceSource choices(seed);
+    int zeros = 0;
+    for (uint64_t src = 1; src <= 6; ++src) zeros += s.value(choices, mix64(src), src, kN, src - 1) == 0;
+    one_slow += zeros == 5;
+  }
+  EXPECT_GT(one_slow, kRuns / 3) << one_slow;
+  EXPECT_LT(one_slow, kRuns / 2) << one_slow;
 }
 
 TEST(StrategyUnit, InHalfTheRunsNonDefaultValuesAreFromTheUpperHalf) {
