@@ -179,7 +179,11 @@ uint64_t& SimBackend::counter(Counters& c, uint64_t slot) {
 
 uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   if (n <= 1) return 0;
-  const uint64_t site_hash = text_hash(site);
+  // The timer tie is the hottest site (one draw per tied timer): its hash is
+  // computed once. A view at its constant text's own address is that text;
+  // any other view, even of an equal text, is hashed (the same hash).
+  const bool tie = site.data() == draw_sites::kTimerTie.data() && site.size() == draw_sites::kTimerTie.size();
+  const uint64_t site_hash = tie ? timer_tie_hash_ : text_hash(site);
   const uint64_t slot = slot_key(context, site_hash);
   const uint64_t occurrence = counter(occurrences_, slot)++;
   const uint64_t key = draw_key(slot, occurrence);
@@ -211,8 +215,7 @@ uint64_t SimBackend::draw(uint64_t context, std::string_view site, uint64_t n) {
   return value;
 }
 
-::twinloop::internal::ProbeEntry& SimBackend::draw_probe(uint64_t site_hash, std::string_view site) {
-  if (last_draw_probe_ != nullptr && last_draw_probe_hash_ == site_hash) return *last_draw_probe_;
+::twinloop::internal::ProbeEntry& SimBackend::draw_probe_slow(uint64_t site_hash, std::string_view site) {
   ::twinloop::internal::ProbeEntry*& e = draw_probes_[site_hash];
   if (e == nullptr) {
     e = &::twinloop::internal::probe_entry(ProbeKind::kSometimes,
