@@ -274,10 +274,8 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   std::vector<uint64_t> event_contexts_;
   std::vector<uint64_t> event_decisions_;
   std::map<std::string, BuggifySite, std::less<>> buggify_;
-  // The built-in probes' entries, by the text_hash of the draw site or of
-  // the probe's name (lookups only, never iterated), and the last draw
-  // site's (draws come in runs of one site).
-  // The built-in probe of a draw site (one per site), the last one cached.
+  // The built-in probe of a draw site (one per site): the last site's inline
+  // (draws come in runs of one site), the others looked up.
   ::twinloop::internal::ProbeEntry& draw_probe(uint64_t site_hash, std::string_view site) {
     if (last_draw_probe_ != nullptr && last_draw_probe_hash_ == site_hash) return *last_draw_probe_;
     return draw_probe_slow(site_hash, site);
@@ -285,6 +283,9 @@ class SimBackend final : public LoopBackend, public internal::StepObserver {
   ::twinloop::internal::ProbeEntry& draw_probe_slow(uint64_t site_hash, std::string_view site);
   // text_hash(draw_sites::kTimerTie), computed once.
   const uint64_t timer_tie_hash_ = text_hash(draw_sites::kTimerTie);
+  // The built-in probes' entries, by the text_hash of the draw site or of
+  // the probe's name (lookups only, never iterated), and the last draw
+  // site's.
   absl::flat_hash_map<uint64_t, ::twinloop::internal::ProbeEntry*> draw_probes_;
   absl::flat_hash_map<uint64_t, ::twinloop::internal::ProbeEntry*> named_probes_;
   uint64_t last_draw_probe_hash_ = 0;
