@@ -39,20 +39,25 @@ TEST(StrategyUnit, ThePortfolioPutsPctcpInPctsPlaceWhenThereAreChains) {
   }
 }
 
+// How many of `sources` pct sources answer 0 (run fast) in the run of
+// `seed`: the first draw of each, before any change point can fall (k is
+// large).
+int fast_sources(int sources, uint64_t seed) {
+  Strategy s(pct_over(sources, 1'000'000), seed);
+  const ChoiceSource choices(seed);
+  int zeros = 0;
+  for (uint64_t src = 1; src <= static_cast<uint64_t>(sources); ++src) {
+    zeros += s.value(choices, mix64(src), src, kN, src - 1) == 0;
+  }
+  return zeros;
+}
+
 TEST(StrategyUnit, PctRunsMoreThanOneSourceFastInSomeRuns) {
-  // Three sources; the first draw of each, before any change point can
-  // fall (k is large). With only the highest source fast (h = 1), no run
-  // has two sources answering 0.
+  // Three sources. With only the highest source fast (h = 1), no run has
+  // two sources answering 0.
   int two_fast = 0;
   constexpr int kRuns = 400;
-  for (uint64_t seed = 0; seed < kRuns; ++seed) {
-    const StrategyOptions o = pct_over(3, 1'000'000);
-    Strategy s(o, seed);
-    const ChoiceSource choices(seed);
-    int zeros = 0;
-    for (uint64_t src = 1; src <= 3; ++src) zeros += s.value(choices, mix64(src), src, kN, src - 1) == 0;
-    two_fast += zeros == 2;
-  }
+  for (uint64_t seed = 0; seed < kRuns; ++seed) two_fast += fast_sources(3, seed) == 2;
   // h = 2 in about two thirds of the runs (n = 3: h is 1, or 2 both as
   // "2 .. n - 1" and as "all but one").
   EXPECT_GT(two_fast, kRuns / 2) << two_fast;
@@ -65,13 +70,7 @@ TEST(StrategyUnit, PctRunsEverySourceButOneFastInAThirdOfTheRuns) {
   // the all-but-one shape it would be 1/8.
   int one_slow = 0;
   constexpr int kRuns = 600;
-  for (uint64_t seed = 0; seed < kRuns; ++seed) {
-    Strategy s(pct_over(6, 1'000'000), seed);
-    const ChoiceSource choices(seed);
-    int zeros = 0;
-    for (uint64_t src = 1; src <= 6; ++src) zeros += s.value(choices, mix64(src), src, kN, src - 1) == 0;
-    one_slow += zeros == 5;
-  }
+  for (uint64_t seed = 0; seed < kRuns; ++seed) one_slow += fast_sources(6, seed) == 5;
   EXPECT_GT(one_slow, kRuns / 3) << one_slow;
   EXPECT_LT(one_slow, kRuns / 2) << one_slow;
 }
