@@ -33,7 +33,6 @@ TEST(Pool, FreedBlockIsReusedBySameSizeClass) {
 // and blocks stay 16-byte aligned, as malloc gives them out.
 TEST(Pool, BlocksAreAlignedForAnyObject) {
   static_assert(kPoolGranule == 8);
-  std::vector<void*> blocks;
   for (size_t bytes = 1; bytes <= 200; ++bytes) {
     void* p = pool_allocate(bytes);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % alignof(std::max_align_t), 0u) << bytes;
